@@ -1,0 +1,58 @@
+# Two commands on a fresh machine: `make run` (the echo server) and `make test` (every test).
+# Each creates .venv itself and installs what it needs from the project's own files.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test setup build lint types unit unit-compiled unit-pure compliance compliance-all bench clean
+
+run: setup
+	$(PY) -m wsio serve
+
+test: setup lint types unit compliance
+
+# The virtual environment with wsio installed editable (compiled in place) and the
+# test peers and tools from pyproject's `dev` extra.
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel cython
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Recompile the engine after editing one of its modules.
+build: setup
+	$(PY) setup.py --quiet build_ext --inplace
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench examples compliance fuzzing
+	$(VENV)/bin/ruff format --check src tests bench examples compliance fuzzing
+
+types: setup
+	$(VENV)/bin/mypy
+
+unit: unit-compiled unit-pure
+
+unit-compiled: build
+	$(PY) -m pytest -q -p no:cacheprovider
+
+unit-pure: setup
+	WSIO_PURE=1 $(PY) -m pytest -q -p no:cacheprovider
+
+compliance: setup
+	bash compliance/setup.sh
+	$(PY) -m compliance.run --ci
+
+compliance-all: setup
+	bash compliance/setup.sh
+	$(PY) -m compliance.run --all
+
+bench: build
+	$(PY) -m bench
+
+clean:
+	rm -rf build $(VENV) src/*.egg-info
+	find src -name '*.so' -delete -o -name '*.c' -delete

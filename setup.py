@@ -1,0 +1,70 @@
+"""Build the compiled engine from its Python source with Cython, when a compiler is present.
+
+Every module listed in COMPILED_MODULES is ordinary Python that also runs uncompiled: if
+Cython or a C compiler is missing (or WSIO_NO_EXTENSIONS=1), the package installs pure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+# Hot modules, compiled in pure-Python mode (types in the .pxd beside each file).
+COMPILED_MODULES = [
+    "wsio._engine.mask",
+    "wsio._engine.utf8",
+]
+
+
+class OptionalBuildExt(build_ext):
+    """Compile what can be compiled; a failed compile leaves the pure module in place."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # no compiler at all
+            print(f"wsio: building the compiled engine failed ({exc}); installing pure Python",
+                  file=sys.stderr)
+
+    def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            print(f"wsio: compiling {ext.name} failed ({exc}); it stays pure Python",
+                  file=sys.stderr)
+
+
+def extensions() -> list:  # type: ignore[type-arg]
+    if os.environ.get("WSIO_NO_EXTENSIONS") == "1":
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        return []
+    from setuptools import Extension
+
+    exts = [
+        Extension(
+            name,
+            [os.path.join("src", *name.split(".")) + ".py"],
+            extra_compile_args=["-O3"],
+        )
+        for name in COMPILED_MODULES
+    ]
+    return cythonize(
+        exts,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+        quiet=True,
+    )
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
