@@ -16,6 +16,7 @@ from setuptools.command.build_ext import build_ext
 COMPILED_MODULES = [
     "wsio._engine.mask",
     "wsio._engine.utf8",
+    "wsio._engine.framing",
 ]
 
 
@@ -26,15 +27,18 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:  # no compiler at all
-            print(f"wsio: building the compiled engine failed ({exc}); installing pure Python",
-                  file=sys.stderr)
+            print(
+                f"wsio: building the compiled engine failed ({exc}); installing pure Python",
+                file=sys.stderr,
+            )
 
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
         try:
             super().build_extension(ext)
         except Exception as exc:
-            print(f"wsio: compiling {ext.name} failed ({exc}); it stays pure Python",
-                  file=sys.stderr)
+            print(
+                f"wsio: compiling {ext.name} failed ({exc}); it stays pure Python", file=sys.stderr
+            )
 
 
 def extensions() -> list:  # type: ignore[type-arg]

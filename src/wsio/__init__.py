@@ -9,9 +9,27 @@ connections for threads in :mod:`wsio.sync` and for asyncio in :mod:`wsio.aio`.
 from __future__ import annotations
 
 from wsio._engine import COMPILED
+from wsio._engine.limits import (
+    DEFAULT_MAX_FRAGMENTS,
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+)
 from wsio.exceptions import *  # noqa: F403
 from wsio.exceptions import __all__ as _exceptions_all
+from wsio.frameio import *  # noqa: F403
+from wsio.frameio import __all__ as _frameio_all
+from wsio.frames import *  # noqa: F403
+from wsio.frames import __all__ as _frames_all
 
 __version__ = "0.1.0"
 
-__all__ = ["COMPILED", "__version__", *_exceptions_all]
+__all__ = [
+    "COMPILED",
+    "__version__",
+    "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_FRAGMENTS",
+    *_frames_all,
+    *_frameio_all,
+    *_exceptions_all,
+]

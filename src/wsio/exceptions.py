@@ -18,14 +18,14 @@ The tree::
     │   ├── InvalidResponseError      client side: the response broke RFC 6455 §4.1
     │   │   ├── InvalidStatusError    ... status is not 101 (.status, .reason, .headers, .body)
     │   │   ├── InvalidUpgradeError   ... Upgrade is not "websocket"
-    │   │   ├── InvalidConnectionError... Connection has no "upgrade" token
+    │   │   ├── InvalidConnectionError  ... Connection lacks "upgrade"
     │   │   ├── InvalidAcceptError    ... Sec-WebSocket-Accept is wrong or missing
     │   │   ├── UnexpectedSubprotocolError ... a subprotocol that was not offered
     │   │   ├── UnexpectedExtensionError   ... an extension that was not offered
     │   │   └── MalformedResponseError     ... the response head does not parse or is too big
     │   └── HandshakeTimeoutError     connect + TLS + handshake took too long (a TimeoutError)
     ├── LocalProtocolError            the caller asked for something the RFC forbids (a ValueError)
-    └── ConcurrencyError              two threads or tasks used one connection at once (a RuntimeError)
+    └── ConcurrencyError              two threads or tasks used a connection at once (RuntimeError)
 
 Errors the peer causes are distinct from errors the caller causes: a
 :class:`ProtocolError` always comes from received bytes and carries the close code that
