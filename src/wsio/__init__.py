@@ -20,6 +20,8 @@ from wsio.frameio import *  # noqa: F403
 from wsio.frameio import __all__ as _frameio_all
 from wsio.frames import *  # noqa: F403
 from wsio.frames import __all__ as _frames_all
+from wsio.handshake import *  # noqa: F403
+from wsio.handshake import __all__ as _handshake_all
 
 __version__ = "0.1.0"
 
@@ -32,4 +34,5 @@ __all__ = [
     *_frames_all,
     *_frameio_all,
     *_exceptions_all,
+    *_handshake_all,
 ]

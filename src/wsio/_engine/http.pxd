@@ -8,6 +8,7 @@ cdef class HeadParser:
     cdef Py_ssize_t _max_headers
     cdef Py_ssize_t _max_size
     cdef Py_ssize_t _filled
+    cdef public Py_ssize_t consumed
     cdef Py_ssize_t _line
     cdef Py_ssize_t _scan
     cdef int _state

@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import re
 
+from wsio._engine.limits import DEFAULT_MAX_HEAD_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_LINE
+
 try:
     import cython
 except ImportError:  # pure mode without Cython installed
@@ -67,9 +69,8 @@ __all__ = [
     "TooManyHeadersError",
 ]
 
-DEFAULT_MAX_LINE = 8192
-DEFAULT_MAX_HEADERS = 128
-DEFAULT_MAX_SIZE = 16384
+#: The head size limit (``max_size``): wsio's one default for every handshake layer.
+DEFAULT_MAX_SIZE = DEFAULT_MAX_HEAD_SIZE
 
 # RFC 7230 §3.2.6: token = 1*tchar
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -155,6 +156,9 @@ class HeadParser:
     def reset(self) -> None:
         """Forget the head parsed so far, to parse another in the same buffer."""
         self._filled = 0
+        #: Free for a caller that peeks: how many buffered bytes it has consumed from its
+        #: stream so far. The parser itself never reads it.
+        self.consumed = 0
         self._line = 0
         self._scan = 0
         self._state = _START
