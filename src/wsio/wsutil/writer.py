@@ -1,0 +1,214 @@
+"""Writer: a message written as a byte stream, sent as frames, one write per frame."""
+
+from __future__ import annotations
+
+from wsio._engine.framing import (
+    MAX_CONTROL_PAYLOAD,
+    MAX_HEADER_SIZE,
+    STATE_CLIENT_SIDE,
+    Frame,
+    Header,
+    encode_header_into,
+    header_size,
+)
+from wsio._engine.mask import cipher, mask_into
+from wsio.exceptions import LocalProtocolError
+from wsio.frameio import Sink, write_all, write_frame
+from wsio.frames import OpCode, State, new_mask
+from wsio.wsutil.extension import SendExtension
+
+__all__ = ["DEFAULT_WRITE_BUFFER", "ControlWriter", "Writer"]
+
+#: Payload bytes a Writer buffers before it sends a fragment.
+DEFAULT_WRITE_BUFFER = 4096
+
+_CONTINUATION = int(OpCode.CONTINUATION)
+
+
+class Writer:
+    """Buffers what is written and sends it as frames of opcode ``op`` on ``dest``.
+
+    The buffer keeps room for the largest header in front of the payload, so each
+    frame leaves in one write. When the buffer fills, its content goes out as a
+    non-final fragment (unless ``fragmenting`` is off: then the buffer grows);
+    :meth:`flush` sends the final frame. On the client side each frame is masked
+    with a fresh key, in the buffer. Extensions set RSV bits through ``set_bits``.
+    """
+
+    def __init__(
+        self,
+        dest: Sink,
+        state: State | int,
+        op: OpCode | int,
+        *,
+        buffer_size: int = DEFAULT_WRITE_BUFFER,
+        fragmenting: bool = True,
+    ) -> None:
+        if buffer_size < 1:
+            raise ValueError("buffer_size must be positive")
+        self._buffer = bytearray(MAX_HEADER_SIZE + buffer_size)
+        self._view = memoryview(self._buffer)
+        self._extensions: list[SendExtension] = []
+        self.reset(dest, state, op)
+        self.fragmenting = fragmenting
+
+    # Configuration.
+
+    def reset(self, dest: Sink, state: State | int, op: OpCode | int) -> None:
+        """Start a new message of opcode ``op`` on ``dest``; extensions are cleared."""
+        self.dest = dest
+        self.state = State(state)
+        self._extensions = []
+        self.fragmenting = True
+        self.reset_op(op)
+
+    def reset_op(self, op: OpCode | int) -> None:
+        """Start a new message of opcode ``op``; destination and extensions are kept."""
+        self.op = int(op)
+        self._n = 0  # payload bytes buffered
+        self._fragments = 0  # frames of this message already sent
+        self._dirty = False  # something was written since the reset
+
+    def set_extensions(self, *extensions: SendExtension) -> None:
+        """Extensions whose ``set_bits`` is applied to every frame header sent."""
+        self._extensions = list(extensions)
+
+    def disable_flush(self) -> None:
+        """Never send a fragment: grow the buffer instead (for peers that can't reassemble)."""
+        self.fragmenting = False
+
+    @property
+    def size(self) -> int:
+        """The payload capacity of the buffer."""
+        return len(self._buffer) - MAX_HEADER_SIZE
+
+    @property
+    def buffered(self) -> int:
+        """Payload bytes in the buffer, not yet sent."""
+        return self._n
+
+    @property
+    def available(self) -> int:
+        """Payload bytes the buffer can take before it is sent or grows."""
+        return self.size - self._n
+
+    def grow(self, n: int) -> None:
+        """Make room for at least ``n`` more payload bytes (the buffer at least doubles)."""
+        if n <= self.available:
+            return
+        capacity = max(2 * self.size, self._n + n)
+        buffer = bytearray(MAX_HEADER_SIZE + capacity)
+        buffer[: MAX_HEADER_SIZE + self._n] = self._view[: MAX_HEADER_SIZE + self._n]
+        self._buffer = buffer
+        self._view = memoryview(buffer)
+
+    # Writing.
+
+    def writable(self) -> bool:
+        """Always True: a Writer is a writable binary stream."""
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Add ``data`` to the message; full buffers go out as fragments. Returns len(data)."""
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        total = len(view)
+        self._dirty = True
+        while len(view) > self.available:
+            if not self.fragmenting:
+                self.grow(len(view))
+                break
+            if self._n == 0:
+                # Nothing buffered: send the data itself as a fragment, without copying
+                # it into the buffer (servers) or into the buffer masked (clients).
+                self.write_through(view)
+                return total
+            take = self.available
+            start = MAX_HEADER_SIZE + self._n
+            self._view[start : start + take] = view[:take]
+            self._n += take
+            view = view[take:]
+            self.flush_fragment()
+        start = MAX_HEADER_SIZE + self._n
+        self._view[start : start + len(view)] = view
+        self._n += len(view)
+        return total
+
+    def write_through(self, data: bytes | bytearray | memoryview) -> int:
+        """Send the buffer, then ``data`` as a non-final fragment of its own."""
+        if self._n:
+            self.flush_fragment()
+        self._dirty = True
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        self._send_frame(fin=False, payload=view)
+        return len(view)
+
+    def flush_fragment(self) -> None:
+        """Send what is buffered as a non-final fragment (nothing if the buffer is empty)."""
+        if self._n:
+            self._send_buffer(fin=False)
+
+    def flush(self) -> None:
+        """Send what is buffered as the final frame of the message, then start a new one.
+
+        Does nothing if nothing was written since the last flush or reset; sends an
+        empty final frame if fragments went out and the buffer is empty.
+        """
+        if not self._dirty and not self._fragments:
+            return
+        self._send_buffer(fin=True)
+        self._fragments = 0
+        self._dirty = False
+
+    # Private.
+
+    def _header(self, fin: bool, length: int) -> Header:
+        opcode = self.op if self._fragments == 0 else _CONTINUATION
+        client = bool(self.state & STATE_CLIENT_SIDE)
+        header = Header(fin, 0, opcode, client, new_mask() if client else None, length)
+        for extension in self._extensions:
+            header = extension.set_bits(header)
+        return header
+
+    def _send_buffer(self, fin: bool) -> None:
+        n = self._n
+        header = self._header(fin, n)
+        start = MAX_HEADER_SIZE - header_size(header)
+        encode_header_into(self._view, start, header)
+        payload = self._view[MAX_HEADER_SIZE : MAX_HEADER_SIZE + n]
+        if header.masked:
+            cipher(payload, header.mask)  # type: ignore[arg-type]
+        self._n = 0
+        self._fragments += 1
+        write_all(self.dest, self._view[start : MAX_HEADER_SIZE + n])
+
+    def _send_frame(self, fin: bool, payload: memoryview) -> None:
+        header = self._header(fin, len(payload))
+        self._fragments += 1
+        if header.masked:
+            # RFC 6455 §5.3: the client masks; the caller's data stays as it was.
+            masked = bytearray(header_size(header) + len(payload))
+            size = encode_header_into(masked, 0, header)
+            mask_into(memoryview(masked)[size:], payload, header.mask)  # type: ignore[arg-type]
+            write_all(self.dest, masked)
+        else:
+            write_frame(self.dest, Frame(header, payload))
+
+
+class ControlWriter:
+    """Buffers a control frame's payload (at most 125 bytes in all) and sends it on flush."""
+
+    def __init__(self, dest: Sink, state: State | int, op: OpCode | int) -> None:
+        if not int(op) & 0x8:
+            raise LocalProtocolError(f"opcode {int(op):#x} is not a control opcode")
+        self._writer = Writer(dest, state, op, buffer_size=MAX_CONTROL_PAYLOAD, fragmenting=False)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Add ``data`` to the payload; :class:`LocalProtocolError` past 125 bytes in all."""
+        if len(data) > self._writer.available:
+            raise LocalProtocolError("control frame payload over 125 bytes")
+        return self._writer.write(data)
+
+    def flush(self) -> None:
+        """Send the control frame (empty if nothing was written)."""
+        self._writer._dirty = True
+        self._writer.flush()
