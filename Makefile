@@ -28,8 +28,8 @@ build: setup
 	$(PY) setup.py --quiet build_ext --inplace
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench examples compliance fuzzing
-	$(VENV)/bin/ruff format --check src tests bench examples compliance fuzzing
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
 
 types: setup
 	$(VENV)/bin/mypy
