@@ -14,6 +14,8 @@ from wsio._engine.limits import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
 )
+from wsio.conn import Conn
+from wsio.dial import Dialer, dial
 from wsio.exceptions import *  # noqa: F403
 from wsio.exceptions import __all__ as _exceptions_all
 from wsio.frameio import *  # noqa: F403
@@ -26,6 +28,9 @@ from wsio.handshake import __all__ as _handshake_all
 __version__ = "0.1.0"
 
 __all__ = [
+    "Conn",
+    "Dialer",
+    "dial",
     "COMPILED",
     "__version__",
     "DEFAULT_MAX_FRAME_SIZE",
