@@ -1,0 +1,53 @@
+"""The wsio servers and clients that the Autobahn|Testsuite runs against.
+
+``python -m compliance.run --ci`` runs the targets marked ``ci=True`` (CI and
+``make test``); ``--all`` runs every one (``make compliance-all``); ``--target NAME``
+runs one. Between them, the ``ci=True`` targets must cover every case group against at
+least one server and one client of each API (blocking and asyncio, with and without
+compression); see compliance/README.md for the timings that budget allows.
+
+The shape of an entry (``compliance/model.py`` documents every field)::
+
+    SERVERS = [
+        ServerTarget(
+            name="sync-echo",  # the agent name in the reports: letters, digits, _ . -
+            command=["{python}", "examples/echo_server.py", "--host", "{host}", "--port", "{port}"],
+            ci=True,
+            exclude_cases=COMPRESSION_CASES,  # groups 1-10 only: no permessage-deflate
+        ),
+        ServerTarget(
+            name="sync-echo-deflate",
+            command=["{python}", "examples/wsflate_echo.py", "--port", "{port}"],
+            ci=True,
+            cases=COMPRESSION_CASES,  # groups 12-13 only
+        ),
+        ServerTarget(
+            name="sync-echo-pure",  # the same server on the uncompiled engine
+            command=["{python}", "examples/echo_server.py", "--port", "{port}"],
+            ci=False,
+            exclude_cases=COMPRESSION_CASES,
+            env={"WSIO_PURE": "1"},
+        ),
+    ]
+    CLIENTS = [
+        ClientTarget(
+            name="sync-client",
+            command=["{python}", "examples/autobahn_client.py", "{url}", "{agent}"],
+            ci=True,
+        ),
+    ]
+
+A server listens on ``{host}:{port}`` and echoes every message; a client speaks the
+suite's getCaseCount / runCase / updateReports protocol against ``{url}``.
+"""
+
+from __future__ import annotations
+
+from compliance.model import COMPRESSION_CASES, ClientTarget, ServerTarget
+
+__all__ = ["CLIENTS", "COMPRESSION_CASES", "SERVERS"]
+
+# None yet: the echo server examples and the wsio client are being built.
+SERVERS: list[ServerTarget] = []
+
+CLIENTS: list[ClientTarget] = []
