@@ -51,6 +51,8 @@ DEFAULT_MEM_LEVEL: Final = 8
 # Compressed input handed to zlib per call: a call that stops at its output limit copies
 # what it did not consume (``unconsumed_tail``), so bounding the input bounds the copy.
 _INPUT_CHUNK: Final = 65536
+# Decompressed bytes asked of zlib per call when reading a whole message.
+_OUTPUT_CHUNK: Final = 65536
 # Pooled compressors kept per configuration; more in use at once are made and dropped.
 _POOL_LIMIT: Final = 16
 
@@ -321,7 +323,10 @@ class Decompressor:
                 continue
             else:
                 break
-            want = self._budget + 1 if n < 0 else min(n, self._budget + 1)
+            # Never more than one byte past the budget: a bomb stops at the limit. A
+            # whole-message read goes in bounded chunks so that the limit, not twice it
+            # (zlib's output blocks joined at the end of a call), bounds the memory.
+            want = min(_OUTPUT_CHUNK if n < 0 else n, self._budget + 1)
             if obj.eof:
                 # RFC 7692 §7.2.3.4: a peer may end a message with a BFINAL block ("Using
                 # a DEFLATE Block with BFINAL Set to 1"); what follows it in the message

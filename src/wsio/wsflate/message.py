@@ -63,12 +63,14 @@ class MessageState:
     every RSV1 a protocol error, for a connection without permessage-deflate.
     """
 
-    __slots__ = ("compressed", "negotiated")
+    __slots__ = ("compressed", "negotiated", "opcode")
 
     def __init__(self, *, negotiated: bool = True) -> None:
         self.negotiated = negotiated
         #: The message being read or written is (to be) compressed.
         self.compressed = False
+        #: The opcode of the message last started by :meth:`unset_bits` (text or binary).
+        self.opcode = 0
 
     def is_compressed(self) -> bool:
         """True if the message last started by :meth:`unset_bits` is compressed."""
@@ -84,9 +86,11 @@ class MessageState:
         Raises ProtocolError (1002) for RSV1 on a control or continuation frame, or at
         all when compression was not negotiated.
         """
+        opcode = header.opcode
         if not header.rsv & RSV1:
-            if header.opcode == _TEXT or header.opcode == _BINARY:
+            if opcode in (_TEXT, _BINARY):
                 self.compressed = False
+                self.opcode = opcode
             return header
         # RFC 7692 §6: "the "Per-Message Compressed" bit ... is set only if a PMCE is
         # negotiated" and RFC 6455 §5.2: "If a nonzero value is received and none of the
@@ -98,6 +102,7 @@ class MessageState:
         # RFC 7692 §6: "Per-Message Compressed ... the "Per-Message Compressed" bit of
         # the first frame of the message is set" and the rest of the message follows it.
         self.compressed = True
+        self.opcode = opcode
         header.rsv &= ~RSV1
         return header
 

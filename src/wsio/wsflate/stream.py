@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from wsio._engine.limits import DEFAULT_MAX_MESSAGE_SIZE
+from wsio._engine.utf8 import Utf8Validator
+from wsio.exceptions import InvalidUTF8Error
 from wsio.wsflate.codec import (
     DEFAULT_LEVEL,
     DEFAULT_MEM_LEVEL,
@@ -28,6 +30,7 @@ from wsio.wsflate.parameters import DEFAULT_PARAMETERS, Parameters
 
 __all__ = ["Reader", "Writer"]
 
+_TEXT = 0x1
 # How much compressed payload the Reader asks its source for at a time.
 _READ_CHUNK = 65536
 
@@ -52,10 +55,13 @@ class Reader:
     ``max_message_size`` caps each message after decompression (PayloadTooBigError,
     1009); corrupt data raises CompressionError (1002). With ``state`` (the
     :class:`MessageState` of the wsutil reader), a message sent uncompressed is passed
-    through. ``factory`` returns a raw-inflate object in place of ``zlib.decompressobj``.
+    through, and the decompressed text of a compressed text message is checked to be
+    UTF-8 when ``check_utf8`` (InvalidUTF8Error, 1007): the wsutil reader can only check
+    the bytes on the wire. ``factory`` returns a raw-inflate object in place of
+    ``zlib.decompressobj``.
     """
 
-    __slots__ = ("_eof", "_inflater", "source", "state")
+    __slots__ = ("_eof", "_inflater", "_utf8", "_validator", "check_utf8", "source", "state")
 
     def __init__(
         self,
@@ -65,6 +71,7 @@ class Reader:
         client: bool = False,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         state: MessageState | None = None,
+        check_utf8: bool = True,
         factory: Callable[[], DecompressObject] | None = None,
     ) -> None:
         # RFC 7692 §7.1.2.1/§7.1.2.2: a client inflates with the server's window and the
@@ -78,8 +85,10 @@ class Reader:
         )
         self.source = source
         self.state = state
-        self._eof = False
-        self._inflater.start_message()
+        self.check_utf8 = check_utf8
+        self._validator = Utf8Validator()
+        self._utf8: Utf8Validator | None = None
+        self.reset()
 
     @property
     def decompressor(self) -> Decompressor:
@@ -92,6 +101,12 @@ class Reader:
             self.source = source
         self._eof = False
         self._inflater.start_message()
+        self._utf8 = None
+        state = self.state
+        if self.check_utf8 and state is not None and state.opcode == _TEXT:
+            # RFC 6455 §8.1: text is UTF-8 — the decompressed bytes, RFC 7692 §6.
+            self._validator.reset()
+            self._utf8 = self._validator
 
     def readable(self) -> bool:
         """True: this is a readable stream."""
@@ -111,16 +126,21 @@ class Reader:
                 self._eof = True
             return bytes(data)
         inflater = self._inflater
+        utf8 = self._utf8
         chunks: list[bytes] = []
         while True:
             out = inflater.read(n)
             if out:
+                if utf8 is not None and not utf8.feed(out):
+                    raise InvalidUTF8Error("text message is not valid UTF-8")
                 if n >= 0:
                     return out
                 chunks.append(out)
                 continue
             if inflater.done:
                 self._eof = True
+                if utf8 is not None and not utf8.feed(b"", final=True):
+                    raise InvalidUTF8Error("text message ends inside a UTF-8 character")
                 break
             data = source.read(_READ_CHUNK)
             if data:
