@@ -121,10 +121,14 @@ class Reader:
             raise ValueError("Reader has no source: reset(source) first")
         state = self.state
         if state is not None and not state.compressed:
-            data = source.read(n)
-            if not data:
-                self._eof = True
-            return bytes(data)
+            # RFC 7692 §6: "An endpoint MAY send a message uncompressed" (RSV1 clear).
+            parts: list[bytes] = []
+            while data := source.read(n):
+                if n >= 0:
+                    return bytes(data)
+                parts.append(bytes(data))
+            self._eof = True
+            return b"".join(parts)
         inflater = self._inflater
         utf8 = self._utf8
         chunks: list[bytes] = []
