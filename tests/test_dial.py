@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import importlib.util
 import os
 import re
 import select
@@ -1520,3 +1521,39 @@ def test_headers_from_an_iterator_are_kept() -> None:
             conn.close()
     for request in server.requests:
         assert b"\r\nX-One: 1\r\nX-Two: 2\r\n" in request
+
+
+# == the example ============================================================================
+
+
+def load_example(name: str) -> Any:
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_dial_client(capsys: pytest.CaptureFixture[str]) -> None:
+    example = load_example("dial_client")
+    with websockets_sync_server(subprotocols=["chat"], compression=None) as (port, seen):
+        url = f"ws://127.0.0.1:{port}/room"
+        code = example.main(
+            [url, "-p", "chat", "-H", "Origin: https://a.test", "--debug", "hi", "there"]
+        )
+    assert code == 0
+    out, err = capsys.readouterr()
+    assert out == "hi\nthere\n"
+    assert "> GET /room HTTP/1.1" in err
+    assert "< HTTP/1.1 101 Switching Protocols" in err
+    assert seen.header("Origin") == "https://a.test"
+    assert seen.subprotocol == "chat"
+
+
+def test_example_dial_client_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    example = load_example("dial_client")
+    with aiohttp_server() as (port, _):
+        code = example.main([f"ws://127.0.0.1:{port}/forbidden", "hi"])
+    assert code == 1
+    assert "refused: 403 Forbidden: b'go away'" in capsys.readouterr().err

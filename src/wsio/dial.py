@@ -557,8 +557,9 @@ def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+@functools.lru_cache(maxsize=256)
 def _parse_url(url: str, unix_path: str | None) -> _Target:
-    """Split a ws/wss/ws+unix/wss+unix URL into what the Dialer needs."""
+    """Split a ws/wss/ws+unix/wss+unix URL into what the Dialer needs (cached: immutable)."""
     try:
         parts = urllib.parse.urlsplit(url)
         scheme = parts.scheme.lower()
@@ -629,6 +630,7 @@ def _parse_proxy(url: str, origin: str = "") -> _Proxy:
     return _Proxy(parts.hostname, 80 if port is None else port, authorization)
 
 
+@functools.lru_cache(maxsize=256)
 def _is_loopback(host: str) -> bool:
     host = host.lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
