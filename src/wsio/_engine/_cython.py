@@ -24,4 +24,4 @@ def _directive(*_args: object, **_kwargs: object) -> Callable[[_F], _F]:
 
 
 cfunc = ccall = inline = final = cclass = _identity
-locals = returns = exceptval = boundscheck = wraparound = cdivision = _directive  # noqa: A001
+locals = returns = exceptval = boundscheck = wraparound = cdivision = _directive
