@@ -29,6 +29,8 @@ this by inflating with an 8-bit window.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from wsio._engine.httphead import Option
 from wsio.exceptions import UnexpectedExtensionError
 from wsio.wsflate.parameters import (
@@ -157,6 +159,30 @@ class Extension:
         Raises UnexpectedExtensionError for a response that breaks RFC 7692 §7.1 or that
         this client's offer did not allow; the handshake has then failed.
         """
+        return self._accept(option, (self.parameters,))
+
+    def accept_extensions(
+        self, offered: Sequence[Option], accepted: list[Option]
+    ) -> Sequence[Option] | None:
+        """The Dialer's ``accept_extensions`` hook: check the permessage-deflate answer.
+
+        Each ``permessage-deflate`` option in ``offered`` counts as an offer (the server
+        answers one of them); the agreement is kept for :meth:`accepted`. Returns None:
+        the accepted list stands. Raises UnexpectedExtensionError.
+        """
+        offers: list[Parameters] = []
+        for option in offered:
+            if option.name.lower() == EXTENSION_NAME:
+                try:
+                    offers.append(Parameters.parse(option))
+                except ValueError as exc:
+                    raise UnexpectedExtensionError(f"our own offer is invalid: {exc}") from None
+        for option in accepted:
+            if option.name.lower() == EXTENSION_NAME:
+                self._accept(option, offers or (self.parameters,))
+        return None
+
+    def _accept(self, option: Option, offers: Sequence[Parameters]) -> Parameters:
         if option.name.lower() != EXTENSION_NAME:
             raise UnexpectedExtensionError(f"the server accepted {option.name!r}, not offered")
         if self._accepted is not None:
@@ -174,61 +200,70 @@ class Extension:
             response = Parameters.parse(option, response=True)
         except ValueError as exc:
             raise UnexpectedExtensionError(f"bad {EXTENSION_NAME} response: {exc}") from None
-        offered = self.parameters
+        # The server answers one of the offers: the first that allows the response.
+        error: UnexpectedExtensionError | None = None
+        for offered in offers:
+            try:
+                agreed = _agree(offered, response)
+            except UnexpectedExtensionError as exc:
+                error = error or exc
+                continue
+            self._accepted = agreed
+            return agreed
+        assert error is not None
+        raise error
 
-        # RFC 7692 §7.1.1.1: the server accepts server_no_context_takeover "by including
-        # the "server_no_context_takeover" extension parameter in the corresponding
-        # extension negotiation response".
-        if offered.server_no_context_takeover and not response.server_no_context_takeover:
-            raise UnexpectedExtensionError(
-                f"{EXTENSION_NAME}: server_no_context_takeover was requested, not granted"
-            )
-        # RFC 7692 §7.1.2.1: the server accepts "by including the
-        # "server_max_window_bits" extension parameter ... with the same or smaller
-        # value as the offer".
-        if offered.server_max_window_bits is not None and (
-            response.server_max_window_bits is None
-            or response.server_max_window_bits > offered.server_max_window_bits
-        ):
-            raise UnexpectedExtensionError(
-                f"{EXTENSION_NAME}: server_max_window_bits={offered.server_max_window_bits}"
-                f" was requested, got {response.server_max_window_bits}"
-            )
-        # RFC 7692 §7.1.2.2: "If a received extension negotiation offer doesn't have the
-        # "client_max_window_bits" extension parameter, the corresponding extension
-        # negotiation response to the offer MUST NOT include [it]", and a value in the
-        # response is "equal to or smaller than the received value".
-        client_bits = response.client_max_window_bits
-        if client_bits is not None:
-            if offered.client_max_window_bits is None:
-                raise UnexpectedExtensionError(
-                    f"{EXTENSION_NAME}: client_max_window_bits in the response was not offered"
-                )
-            if offered.client_max_window_bits is not True and int(client_bits) > int(
-                offered.client_max_window_bits
-            ):
-                raise UnexpectedExtensionError(
-                    f"{EXTENSION_NAME}: client_max_window_bits={client_bits} is more than"
-                    f" the {offered.client_max_window_bits} offered"
-                )
-        elif (
-            offered.client_max_window_bits is not None
-            and offered.client_max_window_bits is not True
-        ):
-            # RFC 7692 §7.1.2.2: with a value in the offer, "the client is not going to
-            # use an LZ77 sliding window size greater than the size specified by the
-            # value in the extension negotiation offer", whatever the response says.
-            client_bits = offered.client_max_window_bits
 
-        agreed = Parameters(
-            server_no_context_takeover=response.server_no_context_takeover,
-            # RFC 7692 §7.1.1.2: with the hint in the offer "the client is not going to
-            # use context takeover" even if the response does not say it.
-            client_no_context_takeover=(
-                response.client_no_context_takeover or offered.client_no_context_takeover
-            ),
-            server_max_window_bits=response.server_max_window_bits,
-            client_max_window_bits=client_bits,
+def _agree(offered: Parameters, response: Parameters) -> Parameters:
+    """The agreement a response to ``offered`` makes, or UnexpectedExtensionError."""
+    # RFC 7692 §7.1.1.1: the server accepts server_no_context_takeover "by including
+    # the "server_no_context_takeover" extension parameter in the corresponding
+    # extension negotiation response".
+    if offered.server_no_context_takeover and not response.server_no_context_takeover:
+        raise UnexpectedExtensionError(
+            f"{EXTENSION_NAME}: server_no_context_takeover was requested, not granted"
         )
-        self._accepted = agreed
-        return agreed
+    # RFC 7692 §7.1.2.1: the server accepts "by including the
+    # "server_max_window_bits" extension parameter ... with the same or smaller
+    # value as the offer".
+    if offered.server_max_window_bits is not None and (
+        response.server_max_window_bits is None
+        or response.server_max_window_bits > offered.server_max_window_bits
+    ):
+        raise UnexpectedExtensionError(
+            f"{EXTENSION_NAME}: server_max_window_bits={offered.server_max_window_bits}"
+            f" was requested, got {response.server_max_window_bits}"
+        )
+    # RFC 7692 §7.1.2.2: "If a received extension negotiation offer doesn't have the
+    # "client_max_window_bits" extension parameter, the corresponding extension
+    # negotiation response to the offer MUST NOT include [it]", and a value in the
+    # response is "equal to or smaller than the received value".
+    client_bits = response.client_max_window_bits
+    if client_bits is not None:
+        if offered.client_max_window_bits is None:
+            raise UnexpectedExtensionError(
+                f"{EXTENSION_NAME}: client_max_window_bits in the response was not offered"
+            )
+        if offered.client_max_window_bits is not True and int(client_bits) > int(
+            offered.client_max_window_bits
+        ):
+            raise UnexpectedExtensionError(
+                f"{EXTENSION_NAME}: client_max_window_bits={client_bits} is more than"
+                f" the {offered.client_max_window_bits} offered"
+            )
+    elif offered.client_max_window_bits is not None and offered.client_max_window_bits is not True:
+        # RFC 7692 §7.1.2.2: with a value in the offer, "the client is not going to
+        # use an LZ77 sliding window size greater than the size specified by the
+        # value in the extension negotiation offer", whatever the response says.
+        client_bits = offered.client_max_window_bits
+
+    return Parameters(
+        server_no_context_takeover=response.server_no_context_takeover,
+        # RFC 7692 §7.1.1.2: with the hint in the offer "the client is not going to
+        # use context takeover" even if the response does not say it.
+        client_no_context_takeover=(
+            response.client_no_context_takeover or offered.client_no_context_takeover
+        ),
+        server_max_window_bits=response.server_max_window_bits,
+        client_max_window_bits=client_bits,
+    )
