@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import re
@@ -32,6 +33,7 @@ import websockets.sync.server
 from aiohttp import web
 
 import wsio
+from wsio import wsflate
 from wsio._engine.httphead import Option, accept_key, is_valid_key
 from wsio._engine.mask import cipher
 from wsio.conn import Conn
@@ -638,6 +640,22 @@ def test_accept_extensions_hook_sees_offer_and_answer() -> None:
     assert handshake.extensions == [Option("permessage-deflate", (("checked", None),))]
 
 
+@pytest.mark.parametrize("server", ["websockets", "aiohttp"])
+def test_wsflate_plugs_into_the_dialer(server: str) -> None:
+    extension = wsflate.Extension()
+    dialer = Dialer(extensions=[extension.offer()], accept_extensions=extension.accept_extensions)
+    serve = (
+        websockets_sync_server(compression="deflate")
+        if server == "websockets"
+        else (aiohttp_server())
+    )
+    with serve as (port, _):
+        conn, handshake = dialer.dial(f"ws://127.0.0.1:{port}/ws")
+        conn.close()
+    assert [option.name for option in handshake.extensions] == ["permessage-deflate"]
+    assert extension.accepted() is not None
+
+
 def test_accept_extensions_hook_can_refuse() -> None:
     def refuse(offered: Any, accepted: list[Option]) -> None:
         raise UnexpectedExtensionError("parameters not acceptable")
@@ -767,6 +785,24 @@ def test_debug_hooks_see_raw_bytes() -> None:
     assert requests == server.requests
     # The response head only: the frame behind it is not part of it.
     assert responses == [response_101(server.requests[0], "X-A: 1\r\n")]
+
+
+def test_debug_dialer() -> None:
+    requests: list[bytes] = []
+    responses: list[bytes] = []
+    base = Dialer(subprotocols=["chat"], headers={"Origin": "https://a.test"})
+    debug = wsio.DebugDialer(
+        base, on_request=requests.append, on_response=lambda raw: responses.append(bytes(raw))
+    )
+    with raw_server(reply(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno!")) as server:
+        with pytest.raises(InvalidStatusError):
+            debug.dial(server.url)
+        with pytest.raises(InvalidStatusError):
+            debug.upgrade(socket.create_connection(("127.0.0.1", server.port)), server.url)
+    assert requests == server.requests
+    assert b"Origin: https://a.test\r\n" in requests[0]
+    assert responses == [b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno!"] * 2
+    assert base.on_request_bytes is None  # the Dialer given is not changed
 
 
 def test_on_header_sees_other_headers_only() -> None:
@@ -1516,8 +1552,8 @@ def test_raw_header_lines() -> None:
 def test_headers_from_an_iterator_are_kept() -> None:
     dialer = Dialer(headers=iter([("X-One", "1"), ("X-Two", b"2")]))
     with raw_server(ok_then_echo()) as server:
-        for _ in range(2):
-            conn, _ = dialer.dial(server.url)
+        for each in (dialer, dialer, dataclasses.replace(dialer, timeout=5)):
+            conn, _ = each.dial(server.url)
             conn.close()
     for request in server.requests:
         assert b"\r\nX-One: 1\r\nX-Two: 2\r\n" in request

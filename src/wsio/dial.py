@@ -49,7 +49,7 @@ import ssl as ssl_module
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from wsio._engine.http import HeadError, ResponseParser
@@ -84,7 +84,7 @@ from wsio.exceptions import (
 )
 from wsio.handshake import Handshake, HeadersLike, encode_headers
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "Dialer", "dial"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "DebugDialer", "Dialer", "dial"]
 
 #: The most bytes of a non-101 response's body kept in InvalidStatusError.body.
 DEFAULT_MAX_BODY_SIZE = 65536
@@ -187,6 +187,9 @@ class Dialer:
         # sequences are frozen so that the Dialer stays what it was when it was checked.
         object.__setattr__(self, "subprotocols", tuple(self.subprotocols))
         object.__setattr__(self, "extensions", tuple(self.extensions))
+        headers = self.headers
+        if headers is not None and not isinstance(headers, (Mapping, str, bytes)):
+            object.__setattr__(self, "headers", tuple(headers))
         for protocol in self.subprotocols:
             if not is_token(protocol):
                 raise LocalProtocolError(f"subprotocol is not a token: {protocol!r}")
@@ -510,6 +513,35 @@ class Dialer:
         except (OSError, HandshakeTimeoutError):
             pass  # the status is the error to report; a partial body is fine
         return bytes(body)
+
+
+class DebugDialer:
+    """A :class:`Dialer` that shows the raw handshake bytes (gobwas/ws ``DebugDialer``).
+
+    ``on_request(raw)`` gets the request head as sent; ``on_response(raw)`` the response
+    head as received (with the body read for a non-101), valid until it returns.
+    """
+
+    def __init__(
+        self,
+        dialer: Dialer | None = None,
+        *,
+        on_request: Callable[[bytes], object] | None = None,
+        on_response: Callable[[memoryview], object] | None = None,
+    ) -> None:
+        self.dialer = dataclasses.replace(
+            dialer if dialer is not None else Dialer(),
+            on_request_bytes=on_request,
+            on_response_bytes=on_response,
+        )
+
+    def dial(self, url: str, *, sock: socket.socket | None = None) -> tuple[Conn, Handshake]:
+        """:meth:`Dialer.dial`, calling the debug hooks with the raw bytes."""
+        return self.dialer.dial(url, sock=sock)
+
+    def upgrade(self, sock: SocketLike, url: str) -> tuple[Conn, Handshake]:
+        """:meth:`Dialer.upgrade`, calling the debug hooks with the raw bytes."""
+        return self.dialer.upgrade(sock, url)
 
 
 def dial(url: str, *, sock: socket.socket | None = None, **options: Any) -> tuple[Conn, Handshake]:
