@@ -52,6 +52,9 @@ REPORTS = HERE / "reports"
 RESULTS = HERE / "RESULTS.md"
 HOST = "127.0.0.1"
 KEEP_RUNS = 5  # report folders kept under compliance/reports/
+# Seconds kept back from the run's --timeout for wstest to write its reports after the
+# peers under test are stopped (about 10 s for 500 cases on this machine).
+REPORT_GRACE = 60.0
 
 GROUP_NAMES = {
     "1": "Framing",
@@ -225,9 +228,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _listening_ports() -> set[int] | None:
-    """Ports in LISTEN state per /proc/net/tcp*, or None where /proc is not there."""
-    ports: set[int] = set()
+def _tcp_table() -> list[tuple[int, str]] | None:
+    """(local port, state) of every TCP socket per /proc/net/tcp*, or None without /proc."""
+    table: list[tuple[int, str]] = []
     found = False
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -237,9 +240,27 @@ def _listening_ports() -> set[int] | None:
         found = True
         for line in lines:
             fields = line.split()
-            if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports if found else None
+            if len(fields) > 3:
+                table.append((int(fields[1].rsplit(":", 1)[1], 16), fields[3]))
+    return table if found else None
+
+
+_LISTEN = "0A"
+# ESTABLISHED, SYN_RECV, CLOSE_WAIT: a connection the server side still holds open
+# (TIME_WAIT and FIN_WAIT are what a server that closed properly leaves behind).
+_HELD = frozenset({"01", "03", "08"})
+
+
+def _listening_ports() -> set[int] | None:
+    table = _tcp_table()
+    return None if table is None else {port for port, state in table if state == _LISTEN}
+
+
+def busy_ports(ports: Iterable[int]) -> set[int]:
+    """Which of ``ports`` (servers' listening ports) hold an open connection right now."""
+    wanted = set(ports)
+    table = _tcp_table() or []
+    return {port for port, state in table if port in wanted and state in _HELD}
 
 
 def _is_listening(port: int) -> bool:
@@ -449,6 +470,65 @@ def _write_spec(outdir: Path, spec: dict[str, Any]) -> Path:
 # Server targets: wstest --mode fuzzingclient
 
 
+def _watch_servers(
+    ctx: Context,
+    wstest: Wstest,
+    started: Sequence[tuple[ServerTarget, subprocess.Popen[bytes], int, Path]],
+    results: dict[str, TargetResult],
+) -> tuple[str, set[str]]:
+    """Wait for a fuzzingclient run; return why wstest had to be killed ("" if it was not)
+    and the agents whose servers were killed.
+
+    A server that stops making progress is killed: wstest then fails the hanging case,
+    finds that server's port closed for its remaining cases, moves on to the next server
+    and still writes the reports for everybody. When the run's time is up, all servers
+    are stopped the same way, so that the cases already run are still graded.
+    """
+    procs = {t.name: proc for t, proc, _, _ in started}
+    agent_of_port = {port: t.name for t, _, port, _ in started}
+    killed: set[str] = set()
+    wrap_up_until: float | None = None  # servers all stopped: wstest is writing reports
+
+    def kill(agent: str, why: str) -> None:
+        killed.add(agent)
+        stop(procs[agent], grace=1.0)
+        results[agent].errors.append(why)
+        print(f"  {agent}: {why}", flush=True)
+
+    while wstest.proc.poll() is None:
+        time.sleep(0.2)
+        if wrap_up_until is not None:
+            if time.monotonic() > wrap_up_until or ctx.remaining() <= 0:
+                return "wstest did not finish after its servers were stopped: killed", killed
+            continue
+        if ctx.remaining() <= REPORT_GRACE:
+            for agent in procs:
+                if agent not in killed:
+                    kill(agent, "the run's --timeout ran out: servers stopped")
+            wrap_up_until = time.monotonic() + REPORT_GRACE
+            continue
+        if wstest.idle() < ctx.stall:
+            continue
+        # No output from wstest for a whole stall period: find the server under test
+        # (the one holding a connection open; else the agent wstest named last).
+        busy = [agent_of_port[p] for p in busy_ports(agent_of_port)]
+        with wstest.lock:
+            current = wstest.current
+        culprit = busy[0] if len(busy) == 1 else None
+        if culprit is None and current and (not busy or current[1] in busy):
+            culprit = current[1]
+        where = f" (last case started: {current[0]} for {current[1]})" if current else ""
+        if culprit and culprit not in killed:
+            kill(culprit, f"no progress for {ctx.stall:g} s{where}: server killed")
+            wstest.touch()
+        else:
+            for agent in procs:
+                if agent not in killed:
+                    kill(agent, f"wstest made no progress for {ctx.stall:g} s: servers stopped")
+            wrap_up_until = time.monotonic() + REPORT_GRACE
+    return "", killed
+
+
 def run_servers(
     ctx: Context, targets: Sequence[ServerTarget], cases: list[str], label: str
 ) -> dict[str, TargetResult]:
@@ -496,34 +576,7 @@ def run_servers(
             log=outdir / "wstest.log",
             echo=True,
         )
-        by_agent = {t.name: (proc, log) for t, proc, _, log in started}
-        killed: set[str] = set()
-        problem = ""
-        while wstest.proc.poll() is None:
-            time.sleep(0.2)
-            if ctx.remaining() <= 0:
-                problem = "the run's --timeout ran out: wstest killed"
-                break
-            if wstest.idle() < ctx.stall:
-                continue
-            with wstest.lock:
-                current = wstest.current
-            # No output for a whole stall period. Killing the server under test ends the
-            # hanging case (wstest then skips that server's remaining cases and still
-            # writes its reports for everybody); if wstest stays stuck, it goes too.
-            if current and current[1] in by_agent and current[1] not in killed:
-                case, agent = current
-                killed.add(agent)
-                stop(by_agent[agent][0])
-                results[agent].errors.append(
-                    f"no progress for {ctx.stall:g} s in case {case}: server killed, "
-                    "its remaining cases are missing"
-                )
-                print(f"  {agent}: stalled in case {case}; server killed", flush=True)
-                wstest.touch()
-            else:
-                problem = f"wstest made no progress for {ctx.stall:g} s: killed"
-                break
+        problem, killed = _watch_servers(ctx, wstest, started, results)
         code = wstest.finish()
         if problem:
             print(f"  {problem}", flush=True)
@@ -567,8 +620,9 @@ def update_reports(port: int, agent: str, timeout: float) -> str | None:
             received = b""
             # The suite writes the reports, then sends a close frame and drops the
             # connection when no close comes back: reading to EOF waits for all of it.
-            while chunk := sock.recv(65536):
-                received += chunk
+            with suppress(ConnectionResetError):  # wstest aborts rather than closes
+                while chunk := sock.recv(65536):
+                    received += chunk
     except OSError as exc:
         return f"updateReports failed: {exc}"
     if not received.startswith(b"HTTP/1.1 101"):
@@ -616,17 +670,18 @@ def run_client(ctx: Context, target: ClientTarget, cases: list[str]) -> TargetRe
         wstest.touch()
         while client.poll() is None:
             time.sleep(0.2)
-            if ctx.remaining() <= 0:
-                result.errors.append("the run's --timeout ran out: client killed")
-                break
-            if wstest.idle() >= ctx.stall:
+            why = ""
+            if ctx.remaining() <= REPORT_GRACE:
+                why = "the run's --timeout ran out: client killed"
+            elif wstest.idle() >= ctx.stall:
                 with wstest.lock:
                     current = wstest.current
-                where = f" in case {current[0]}" if current else ""
-                result.errors.append(f"no progress for {ctx.stall:g} s{where}: client killed")
-                break
-            if wstest.proc.poll() is not None:
-                result.errors.append(f"fuzzingserver exited with code {wstest.proc.returncode}")
+                where = f" (last case started: {current[0]})" if current else ""
+                why = f"no progress for {ctx.stall:g} s{where}: client killed"
+            elif wstest.proc.poll() is not None:
+                why = f"fuzzingserver exited with code {wstest.proc.returncode}"
+            if why:
+                result.errors.append(why)
                 break
         code = stop(client)
         if code != 0 and not result.errors:
@@ -636,13 +691,13 @@ def run_client(ctx: Context, target: ClientTarget, cases: list[str]) -> TargetRe
         # A client that died or was killed never asked for the reports: ask for them
         # so that the cases it did run are graded (and the rest show as MISSING).
         with wstest.lock:
-            have_reports = wstest.reports_after_last_case
-        if not have_reports and wstest.proc.poll() is None:
-            error = update_reports(port, target.name, timeout=min(120.0, ctx.stall))
+            ran_cases, have_reports = wstest.started, wstest.reports_after_last_case
+        if ran_cases and not have_reports and wstest.proc.poll() is None:
+            error = update_reports(port, target.name, timeout=REPORT_GRACE)
             if error:
                 result.errors.append(error)
         result.cases = read_index(outdir).get(target.name, {})
-        if not result.cases and wstest.started:
+        if not result.cases and ran_cases:
             result.errors.append(
                 f"no results under agent {target.name!r}: the client must use the "
                 "{agent} value in runCase and updateReports"
@@ -792,17 +847,21 @@ def summary(results: Sequence[TargetResult], title: str, ctx: Context, elapsed: 
         for error in r.errors:
             out += ["", "Error: " + error.splitlines()[0]]
             out += error.splitlines()[1:]
-        failing = r.failing()
-        if failing:
+        graded = [f for f in r.failing() if f.behavior != MISSING]
+        missing = [f.case for f in r.failing() if f.behavior == MISSING]
+        if graded or missing:
             out += ["", "Failing cases:", ""]
-            for f in failing[:40]:
+            for f in graded[:40]:
                 out.append(
                     f"- {f.case}: {f.behavior} / {f.close}"
                     + (f", close code {f.code}" if f.code is not None else "")
                     + (f" ({Path(f.report).name})" if f.report else "")
                 )
-            if len(failing) > 40:
-                out.append(f"- ... and {len(failing) - 40} more")
+            if len(graded) > 40:
+                out.append(f"- ... and {len(graded) - 40} more")
+            if missing:
+                shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+                out.append(f"- {len(missing)} MISSING: {shown}")
         if r.flaky:
             flips = ", ".join(f"{case} ({first} first)" for case, first in r.flaky)
             out += ["", f"Flaky (passed when run again): {flips}"]
