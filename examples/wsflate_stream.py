@@ -1,0 +1,136 @@
+"""A compressed echo server on wsutil streams: the second wsflate example of gobwas/ws.
+
+Each message is decompressed by a :class:`wsflate.Reader` reading from a
+``wsutil.Reader`` and compressed again by a :class:`wsflate.Writer` writing into a
+``wsutil.Writer``, without holding the message whole; a :class:`wsflate.MessageState`
+moves RSV1 between the frames and the streams. The Reader and Writer are made from the
+parameters agreed with each client, so with context takeover (``--takeover``) they keep
+their window across messages::
+
+    python examples/wsflate_stream.py --port 8080 [--takeover]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import socket
+import threading
+
+import wsio
+from wsio import wsflate, wsutil
+from wsio.handshake import Upgrader
+
+log = logging.getLogger("wsflate_stream")
+
+
+def echo(conn: wsio.Conn, params: wsflate.Parameters, max_message_size: int) -> None:
+    """Echo every message on ``conn`` until the closing handshake or a protocol error."""
+    state = wsio.State.SERVER_SIDE | wsio.State.EXTENDED
+    controls = wsutil.ControlHandler(conn, state)
+    # Declare the compression message state: it tells whether a received message is
+    # compressed and sets RSV1 on the frames written (a receive and a send extension).
+    msg = wsflate.MessageState()
+    # wsutil checks UTF-8 on the wire; a compressed text message is checked after
+    # inflating, by the wsflate.Reader.
+    rd = wsutil.Reader(
+        conn,
+        state,
+        extensions=[msg],
+        on_intermediate=controls.handle,
+        check_utf8=False,
+        max_message_size=max_message_size,
+    )
+    wr = wsutil.Writer(conn, state, wsio.OpCode.TEXT)
+    wr.set_extensions(msg)
+    # None as the source and destination: they are given by reset() for each message.
+    fr = wsflate.Reader(None, parameters=params, state=msg, max_message_size=max_message_size)
+    fw = wsflate.Writer(None, parameters=params, state=msg, level=9)
+    utf8 = wsutil.UTF8Reader(rd)
+    try:
+        while True:
+            h = rd.next_frame()
+            if wsio.is_control(h.opcode):
+                controls.handle(h, rd.read())  # raises ClosedError after a Close
+                continue
+            # Reset the writer to echo the same opcode, and both flate streams for the
+            # new message; echo it compressed only if it came compressed.
+            wr.reset_op(h.opcode)
+            compressed = msg.is_compressed()
+            fr.reset(rd)
+            fw.reset(wr, compress=compressed)
+            if compressed:
+                shutil.copyfileobj(fr, fw)
+            elif h.opcode == wsio.OpCode.TEXT:
+                utf8.reset(rd)
+                shutil.copyfileobj(utf8, fw)
+                if not utf8.valid:
+                    raise wsio.InvalidUTF8Error("text message is not valid UTF-8")
+            else:
+                shutil.copyfileobj(rd, fw)
+            # Flush what remains in the flate writer into the frame writer, then send the
+            # final frame.
+            fw.close()
+            wr.flush()
+    except wsio.ProtocolError as err:
+        if not controls.close_sent:
+            wsutil.write_close(conn, state, err.close_code)
+        raise
+
+
+def run_conn(conn: wsio.Conn, params: wsflate.Parameters, max_message_size: int) -> None:
+    """Serve one connection and close it, whatever happens."""
+    try:
+        echo(conn, params, max_message_size)
+    except (wsio.WebSocketError, OSError) as err:
+        log.info("closed: %r", err)
+    finally:
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until interrupted; print the address once listening."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--max-message-size", type=int, default=wsio.DEFAULT_MAX_MESSAGE_SIZE)
+    parser.add_argument(
+        "--takeover",
+        action="store_true",
+        help="keep the compression context across messages (more memory, better ratio)",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="log every connection")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+
+    config = wsflate.Parameters() if args.takeover else wsflate.DEFAULT_PARAMETERS
+    e = wsflate.Extension(parameters=config)
+    u = Upgrader(negotiate=e.negotiate)
+    with socket.create_server((args.host, args.port)) as ln:
+        host, port = ln.getsockname()[:2]
+        print(f"listening on {host}:{port}", flush=True)
+        while True:
+            try:
+                sock, addr = ln.accept()
+            except KeyboardInterrupt:
+                return
+            e.reset()
+            try:
+                conn, _ = u.upgrade_conn(sock)
+            except (wsio.HandshakeError, OSError) as err:
+                log.info("%s: upgrade error: %s", addr, err)
+                sock.close()
+                continue
+            params = e.accepted()
+            if params is None:
+                log.info("%s: didn't negotiate compression", addr)
+                conn.close()
+                continue
+            threading.Thread(
+                target=run_conn, args=(conn, params, args.max_message_size), daemon=True
+            ).start()
+
+
+if __name__ == "__main__":
+    main()
