@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import tracemalloc
 import zlib
 
@@ -380,3 +381,24 @@ def test_small_bomb_in_one_kib(gigabyte_bomb: bytes) -> None:
             total += len(chunk)
             assert len(chunk) <= 4096
     assert total <= 65536
+
+
+def test_pooled_compression_from_many_threads() -> None:
+    # The pool is shared by every connection of the process, whatever the thread.
+    results: list[bool] = []
+    messages = [os.urandom(64) * (i + 1) for i in range(40)]
+
+    def work() -> None:
+        ok = True
+        for message in messages:
+            compressor = Compressor(no_context_takeover=True)
+            for _ in range(3):
+                ok = ok and decompress(compressor.compress_message(message)) == message
+        results.append(ok)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [True] * 8

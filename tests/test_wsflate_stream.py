@@ -332,3 +332,23 @@ def test_compressed_text_checked_after_inflating(pair: tuple[socket.socket, sock
     with pytest.raises(InvalidUTF8Error) as info:
         inflate.read()
     assert info.value.close_code == 1007
+
+
+def test_default_parameters_hold_nothing_between_messages() -> None:
+    # Without context takeover an idle connection keeps no zlib state: the compressor
+    # went back to the pool, the decompressor was dropped (bench/compression.py
+    # measures the memory).
+    sink = Sink()
+    writer = Writer(sink)
+    writer.write(b"Hello" * 100)
+    writer.close()
+    reader = Reader(Pieces(bytes(sink.data)))
+    assert reader.read() == b"Hello" * 100
+    assert writer.compressor._obj is None
+    assert reader.decompressor._obj is None
+    # With takeover both keep their window for the next message.
+    params = Parameters()
+    writer = Writer(Sink(), parameters=params)
+    writer.write(b"Hello")
+    writer.close()
+    assert writer.compressor._obj is not None
