@@ -47,7 +47,59 @@ from compliance.model import COMPRESSION_CASES, ClientTarget, ServerTarget
 
 __all__ = ["CLIENTS", "COMPRESSION_CASES", "SERVERS"]
 
-# None yet: the echo server examples and the wsio client are being built.
-SERVERS: list[ServerTarget] = []
 
-CLIENTS: list[ClientTarget] = []
+def _example(script: str, *extra: str) -> list[str]:
+    return ["{python}", f"examples/{script}", "--host", "{host}", "--port", "{port}", *extra]
+
+
+# Groups 1-10 (no permessage-deflate: the compression examples come with wsflate).
+SERVERS: list[ServerTarget] = [
+    ServerTarget(
+        name="echo-high-level",
+        command=_example("echo_high_level.py"),
+        ci=True,
+        exclude_cases=COMPRESSION_CASES,
+        description="http.server + upgrade_http + read_client_data/write_server_message",
+    ),
+    ServerTarget(
+        name="echo-low-level",
+        command=_example("echo_low_level.py"),
+        ci=True,
+        exclude_cases=COMPRESSION_CASES,
+        description="Reader/Writer + shutil.copyfileobj + ControlHandler",
+    ),
+    ServerTarget(
+        name="echo-high-level-pure",
+        command=_example("echo_high_level.py"),
+        ci=False,
+        exclude_cases=COMPRESSION_CASES,
+        env={"WSIO_PURE": "1"},
+        description="echo-high-level on the uncompiled engine",
+    ),
+    ServerTarget(
+        name="echo-low-level-pure",
+        command=_example("echo_low_level.py"),
+        ci=False,
+        exclude_cases=COMPRESSION_CASES,
+        env={"WSIO_PURE": "1"},
+        description="echo-low-level on the uncompiled engine",
+    ),
+]
+
+CLIENTS: list[ClientTarget] = [
+    ClientTarget(
+        name="autobahn-client",
+        command=["{python}", "examples/autobahn_client.py", "{url}", "{agent}"],
+        ci=True,
+        exclude_cases=COMPRESSION_CASES,
+        description="Dialer + Reader/Writer + ControlHandler, client side",
+    ),
+    ClientTarget(
+        name="autobahn-client-pure",
+        command=["{python}", "examples/autobahn_client.py", "{url}", "{agent}"],
+        ci=False,
+        exclude_cases=COMPRESSION_CASES,
+        env={"WSIO_PURE": "1"},
+        description="autobahn-client on the uncompiled engine",
+    ),
+]

@@ -1,0 +1,105 @@
+"""The raw-frame echo server: frame headers and payloads on a plain socket, no wsutil.
+
+The twin of gobwas/ws's "low-level example without wsutil": accept a TCP connection,
+run the opening handshake on it with :func:`wsio.upgrade`, then read each frame's
+header, read exactly its payload, unmask it, and write the frame back unmasked. Every
+frame goes back as it came, fragments and all; a ping goes back as a pong and a Close
+frame is echoed before the connection is closed.
+
+It checks each header against RFC 6455 §5 (``wsio.check_header``) and answers a bad one
+with close code 1002, but it does not check UTF-8 or close codes and keeps no limit on
+message sizes: that is what :mod:`wsio.wsutil` adds (see echo_low_level.py)::
+
+    python examples/echo_raw_frames.py --port 8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import threading
+
+import wsio
+
+log = logging.getLogger("echo_raw_frames")
+
+
+def echo(conn: socket.socket, max_frame_size: int) -> None:
+    """Echo frames on an upgraded ``conn`` until a Close frame or end of stream."""
+    state = wsio.State.SERVER_SIDE
+    while True:
+        header = wsio.read_header(conn)
+        try:
+            wsio.check_header(header, state)
+        except wsio.ProtocolError:
+            conn.sendall(wsio.COMPILED_CLOSE_PROTOCOL_ERROR)
+            raise
+        if header.length > max_frame_size:
+            conn.sendall(wsio.COMPILED_CLOSE_MESSAGE_TOO_BIG)
+            raise wsio.PayloadTooBigError(f"frame of {header.length} bytes")
+        if not wsio.is_control(header.opcode):
+            # Track whether a fragmented message is open, for check_header's §5.4 rules.
+            state = state & ~wsio.State.FRAGMENTED if header.fin else state | wsio.State.FRAGMENTED
+        payload = bytearray(header.length)
+        if wsio.read_exactly_into(conn, memoryview(payload)) < header.length:
+            raise wsio.UnexpectedEOFError("end of stream in a frame payload")
+        if header.masked:
+            wsio.cipher(payload, header.mask, 0)
+        # RFC 6455 §5.1: "A server MUST NOT mask any frames that it sends to the client."
+        reply = header.replace(masked=False, mask=None)
+        if header.opcode == wsio.OpCode.PING:
+            # RFC 6455 §5.5.2: the Pong carries the Ping's "Application data".
+            reply.opcode = wsio.OpCode.PONG
+        if header.opcode != wsio.OpCode.PONG:  # an unsolicited pong needs no answer
+            wsio.write_header(conn, reply)
+            conn.sendall(payload)
+        if header.opcode == wsio.OpCode.CLOSE:
+            return
+
+
+def handle(conn: socket.socket, address: tuple[str, int], max_frame_size: int) -> None:
+    """Upgrade one accepted connection and echo on it; always close it."""
+    with conn:
+        try:
+            handshake = wsio.upgrade(conn)
+        except (wsio.HandshakeError, OSError) as err:
+            log.info("%s: upgrade refused: %s", address[0], err)
+            return
+        log.info("%s: connected %s", address[0], handshake)
+        try:
+            echo(conn, max_frame_size)
+            log.info("%s: closed", address[0])
+        except (wsio.WebSocketError, OSError) as err:
+            log.info("%s: dropped: %r", address[0], err)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until interrupted; print the address once listening."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--max-frame-size",
+        type=int,
+        default=wsio.DEFAULT_MAX_FRAME_SIZE,
+        help="close with 1009 above this many bytes in a frame (default %(default)s)",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="log every connection")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    with socket.create_server((args.host, args.port)) as listener:
+        host, port = listener.getsockname()[:2]
+        print(f"listening on {host}:{port}", flush=True)
+        try:
+            while True:
+                conn, address = listener.accept()
+                threading.Thread(
+                    target=handle, args=(conn, address, args.max_frame_size), daemon=True
+                ).start()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
