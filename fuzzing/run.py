@@ -11,7 +11,7 @@ import sys
 
 def main() -> None:
     """Fuzz the target named by the first argument until libFuzzer stops."""
-    import atheris  # type: ignore[import-not-found]
+    import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     with atheris.instrument_imports():
         from fuzzing.targets import TARGETS
