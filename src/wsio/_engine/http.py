@@ -53,7 +53,7 @@ from wsio._engine.limits import DEFAULT_MAX_HEAD_SIZE, DEFAULT_MAX_HEADERS, DEFA
 try:
     import cython
 except ImportError:  # pure mode without Cython installed
-    from wsio._engine import _cython as cython
+    from wsio._engine import _cython as cython  # type: ignore[no-redef]
 
 __all__ = [
     "DEFAULT_MAX_HEADERS",
