@@ -108,7 +108,9 @@ class Compressor:
         "_factory",
         "_flushed",
         "_key",
+        "_mode",
         "_obj",
+        "_pooled",
         "_wrote",
         "no_context_takeover",
         "window_bits",
@@ -132,6 +134,12 @@ class Compressor:
         # (see wsio.wsflate.extension).
         self._key: _PoolKey = (level, max(window_bits, 9), mem_level)
         self._factory = factory
+        # RFC 7692 §7.1.1.1: with server_no_context_takeover "the server MUST start
+        # compressing each new message with an empty LZ77 sliding window" (the client
+        # likewise, §7.1.1.2): a full flush ends a message like a sync flush and also
+        # empties the window, so the object can serve another connection next.
+        self._mode = zlib.Z_FULL_FLUSH if no_context_takeover else zlib.Z_SYNC_FLUSH
+        self._pooled = no_context_takeover and factory is None
         self._obj: CompressObject | None = None
         # The message so far ends with a sync flush whose 4-byte tail was held back.
         self._flushed = False
@@ -181,13 +189,9 @@ class Compressor:
         # block with no compression (the "BTYPE" bits are set to 00), append an empty
         # DEFLATE block with no compression to the tail end. 3. Remove 4 octets (that
         # are 0x00 0x00 0xff 0xff) from the tail end."
-        # A sync flush ends with exactly that empty block. Without context takeover a
-        # full flush does the same and also empties the window: RFC 7692 §7.1.1.1, with
-        # server_no_context_takeover "the server MUST start compressing each new
-        # message with an empty LZ77 sliding window" (likewise the client, §7.1.1.2).
+        # A sync (or full) flush ends with exactly that empty block.
         obj = self._obj
-        mode = zlib.Z_FULL_FLUSH if self.no_context_takeover else zlib.Z_SYNC_FLUSH
-        out = obj.flush(mode) if obj is not None else b""
+        out = obj.flush(self._mode) if obj is not None else b""
         if out:
             if out[-4:] != SYNC_TAIL:  # pragma: no cover - a broken compressor factory
                 raise RuntimeError("the compressor's flush did not end with 00 00 ff ff")
@@ -198,18 +202,34 @@ class Compressor:
         else:
             result = _EMPTY_MESSAGE
         self._flushed = self._wrote = False
-        if self.no_context_takeover and self._factory is None and obj is not None:
-            self._obj = None
-            pooled = _pool.setdefault(self._key, [])
-            if len(pooled) < _POOL_LIMIT:
-                pooled.append(obj)
+        if self._pooled and obj is not None:
+            self._release(obj)
         return result
+
+    def _release(self, obj: CompressObject) -> None:
+        self._obj = None
+        pooled = _pool.setdefault(self._key, [])
+        if len(pooled) < _POOL_LIMIT:
+            pooled.append(obj)
 
     def compress_message(self, data: BytesLike) -> bytes:
         """The compressed payload of a whole message (RFC 7692 §7.2.1)."""
-        head = self.compress(data)
-        tail = self.finish()
-        return head + tail if head else tail
+        if self._flushed or self._wrote:  # a message is under way: this ends it
+            head = self.compress(data)
+            tail = self.finish()
+            return head + tail if head else tail
+        # The common case in two zlib calls (see finish() for the RFC's steps).
+        obj = self._obj
+        if obj is None:
+            obj = self._object()
+        out = obj.compress(data)
+        last = obj.flush(self._mode)
+        if self._pooled:
+            self._release(obj)
+        if last:
+            return b"".join((out, memoryview(last)[:-4])) if out else last[:-4]
+        # No input since the last flush and nothing pending: the empty message.
+        return out or _EMPTY_MESSAGE
 
     def reset(self) -> None:
         """Drop the compression context; the next message starts with an empty window."""
@@ -375,19 +395,22 @@ class Decompressor:
 
     def decompress_message(self, payload: BytesLike) -> bytes:
         """The decompressed payload of a whole compressed message, within the limit."""
-        self.start_message()
         if len(payload) > _SMALL_INPUT:
+            self.start_message()
             self.feed(payload)
             self.feed_eof()
             return self.read(-1)
         # Small payloads (most messages): one zlib call on the payload and the tail.
         # Copying a small payload costs less than a second call.
+        self._input = None
+        self._eof_pending = self._more = self._tail_fed = self.done = False
+        self._budget = budget = self._limit()
         obj = self._obj
         if obj is None:
             obj = self._obj = (
                 self._factory() if self._factory else zlib.decompressobj(-self.window_bits)
             )
-        want = min(_OUTPUT_CHUNK, self._budget + 1)
+        want = _OUTPUT_CHUNK if budget >= _OUTPUT_CHUNK else budget + 1
         try:
             # RFC 7692 §7.2.2: "Append 4 octets of 0x00 0x00 0xff 0xff to the tail end of
             # the payload of the message. Decompress the resulting data using DEFLATE."
@@ -397,8 +420,11 @@ class Decompressor:
             raise CompressionError("the compressed message does not inflate") from exc
         if len(out) < want:
             # zlib took all the input and gave all the output it had.
-            self._budget -= len(out)
-            self._end_message()
+            self._budget = budget - len(out)
+            if self.no_context_takeover or obj.eof:
+                self._end_message()
+            else:
+                self.done = True
             return out
         # A large output: go on in bounded chunks from where zlib stopped.
         if len(out) > self._budget:
