@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from wsio._engine.http import HeadError, RequestParser
 from wsio._engine.httphead import (
+    ABSENT,
     HeaderSyntaxError,
     Option,
     accept_key,
@@ -50,6 +51,7 @@ from wsio._engine.httphead import (
     is_valid_key,
     parse_options,
     parse_tokens,
+    scan_cookies,
 )
 from wsio._engine.limits import DEFAULT_MAX_HEAD_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_LINE
 from wsio.conn import Conn
@@ -69,7 +71,6 @@ __all__ = [
     "DebugUpgrader",
     "Handshake",
     "HeadersLike",
-    "Option",
     "Upgrader",
     "build_rejection",
     "build_response",
@@ -78,6 +79,17 @@ __all__ = [
     "upgrade",
     "upgrade_conn",
     "upgrade_http",
+    # gobwas/httphead's part, for hooks: header values in, options and cookies out.
+    "ABSENT",
+    "HeaderSyntaxError",
+    "Option",
+    "accept_key",
+    "format_options",
+    "has_token",
+    "is_valid_key",
+    "parse_options",
+    "parse_tokens",
+    "scan_cookies",
 ]
 
 #: Bytes asked of the socket per read while the request head arrives.
