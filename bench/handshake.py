@@ -299,9 +299,11 @@ def main(argv: list[str] | None = None) -> None:
         "| server | handshakes/s | vs websockets |",
         "| --- | ---: | ---: |",
     ]
-    for name in ("wsio (compiled)", "wsio (pure)", "websockets ServerProtocol"):
-        if name in pair:
-            lines.append(f"| {name} | {pair[name]:,.0f} | {_ratio(pair[name], base)} |")
+    lines.extend(
+        f"| {name} | {pair[name]:,.0f} | {_ratio(pair[name], base)} |"
+        for name in ("wsio (compiled)", "wsio (pure)", "websockets ServerProtocol")
+        if name in pair
+    )
 
     lines += [
         "",
