@@ -405,22 +405,19 @@ class Dialer:
         # header field contains a value that is not an ASCII case-insensitive match for
         # the value "websocket", the client MUST _Fail the WebSocket Connection_."
         if len(upgrade) != 1 or bytes(upgrade[0]).strip(b" \t").lower() != b"websocket":
-            shown = [bytes(v) for v in upgrade]
-            raise InvalidUpgradeError(f"Upgrade is {shown or 'missing'}, not websocket")
+            raise InvalidUpgradeError(f"Upgrade is {_shown(upgrade)}, not websocket")
         # "If the response lacks a |Connection| header field or the |Connection| header
         # field doesn't contain a token that is an ASCII case-insensitive match for the
         # value "Upgrade", the client MUST _Fail the WebSocket Connection_."
         if not any(has_token(value, "upgrade") for value in connection):
-            shown = [bytes(v) for v in connection]
-            raise InvalidConnectionError(f"Connection is {shown or 'missing'}, without upgrade")
+            raise InvalidConnectionError(f"Connection is {_shown(connection)}, without upgrade")
         # "If the response lacks a |Sec-WebSocket-Accept| header field or the
         # |Sec-WebSocket-Accept| contains a value other than the base64-encoded SHA-1 of
         # the concatenation of the |Sec-WebSocket-Key| (as a string, not base64-decoded)
         # with the string "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" but ignoring any leading
         # and trailing whitespace, the client MUST _Fail the WebSocket Connection_."
         if len(accept) != 1 or bytes(accept[0]) != accept_key(key).encode("ascii"):
-            shown = [bytes(v) for v in accept]
-            raise InvalidAcceptError(f"Sec-WebSocket-Accept is {shown or 'missing'}")
+            raise InvalidAcceptError(f"Sec-WebSocket-Accept is {_shown(accept)}")
         # "If the response includes a |Sec-WebSocket-Extensions| header field and this
         # header field indicates the use of an extension that was not present in the
         # client's handshake (the server has indicated an extension not requested by the
@@ -434,7 +431,7 @@ class Dialer:
         offered = {option.name.lower() for option in self.extensions}
         for option in accepted:
             if option.name.lower() not in offered:
-                raise UnexpectedExtensionError(f"server accepted {option.name!r}, not offered")
+                raise UnexpectedExtensionError(f"server accepted {option.name[:64]!r}, not offered")
         if self.accept_extensions is not None:
             replaced = self.accept_extensions(self.extensions, accepted)
             if replaced is not None:
@@ -447,9 +444,8 @@ class Dialer:
         if protocols:
             chosen = bytes(protocols[0]).decode("latin-1")
             if len(protocols) != 1 or chosen not in self.subprotocols:
-                shown = [bytes(v) for v in protocols]
                 raise UnexpectedSubprotocolError(
-                    f"server chose {shown}, offered {list(self.subprotocols)}"
+                    f"server chose {_shown(protocols)}, offered {list(self.subprotocols)}"
                 )
             subprotocol = chosen
         return Handshake(subprotocol=subprotocol, extensions=accepted)
@@ -704,6 +700,14 @@ def _encode_headers(headers: HeadersLike | None) -> bytes:
             hint = f"; use {own}" if own else ""
             raise LocalProtocolError(f"the Dialer writes {name} itself{hint}")
     return raw
+
+
+def _shown(values: list[memoryview]) -> str:
+    """Header values for an error message: at most 3, each cut to 64 bytes."""
+    if not values:
+        return "missing"
+    shown = [bytes(value[:64]) for value in values[:3]]
+    return repr(shown) + (f" (+{len(values) - 3} more)" if len(values) > 3 else "")
 
 
 def _header_list(parser: ResponseParser) -> list[tuple[str, str]]:
