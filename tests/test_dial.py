@@ -552,9 +552,14 @@ def test_tls_hostname_is_checked(server_ssl: ssl.SSLContext, client_ssl: ssl.SSL
         dial(f"wss://127.0.0.1:{port}/", ssl=client_ssl, server_hostname="other.test")
 
 
+# websockets picks by the server's preference: the first of its own list that was offered.
 @pytest.mark.parametrize(
     ("offered", "chosen"),
-    [(["superchat", "chat"], "chat"), (["chat"], "chat"), (["chat", "superchat"], "superchat")],
+    [
+        (["superchat", "chat"], "superchat"),
+        (["chat"], "chat"),
+        (["chat", "superchat"], "superchat"),
+    ],
 )
 def test_subprotocol_chosen_by_websockets(offered: list[str], chosen: str) -> None:
     with websockets_sync_server(subprotocols=["superchat", "chat"], compression=None) as (
@@ -564,10 +569,18 @@ def test_subprotocol_chosen_by_websockets(offered: list[str], chosen: str) -> No
         conn, handshake = dial(f"ws://127.0.0.1:{port}/", subprotocols=offered)
         with conn:
             assert_echo(conn)
-    assert handshake.subprotocol == seen.subprotocol
+    assert handshake.subprotocol == chosen == seen.subprotocol
     assert seen.header("Sec-WebSocket-Protocol") == ", ".join(offered)
-    assert handshake.subprotocol in offered
-    del chosen  # which one websockets prefers is its business; it must be one offered
+
+
+def test_subprotocol_required_by_websockets() -> None:
+    with (
+        websockets_sync_server(subprotocols=["chat"], compression=None) as (port, _),
+        pytest.raises(InvalidStatusError) as info,
+    ):
+        dial(f"ws://127.0.0.1:{port}/", subprotocols=["other"])
+    assert info.value.status == 400
+    assert b"subprotocol" in info.value.body
 
 
 def test_subprotocol_none_chosen() -> None:
