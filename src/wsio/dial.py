@@ -24,7 +24,8 @@ proxy from the environment: ``wss_proxy``/``ws_proxy`` first, then ``https_proxy
 (``localhost``, 127.0.0.0/8, ::1) and Unix sockets never use an environment proxy.
 ``proxy="http://user:pass@host:port"`` uses that proxy for every host;
 ``proxy=None`` (or False) uses none. Only ``http://`` proxies speaking CONNECT are
-supported.
+supported; a refusal raises :class:`~wsio.InvalidStatusError` whose message names the
+proxy (407 when it wants credentials: put them in the proxy URL).
 
 Timeouts: one ``timeout`` covers connecting, the proxy exchange, TLS and the opening
 handshake; each step gets the time that is left, and running out raises
@@ -157,7 +158,8 @@ class Dialer:
     unix_path: str | None = None
     """Connect to this Unix socket instead of the URL's host and port."""
     create_connection: Callable[[tuple[str, int], float | None], socket.socket] | None = None
-    """Opens the TCP connection, like ``socket.create_connection(address, timeout)``."""
+    """Opens TCP connections like ``socket.create_connection(address, timeout)`` (to the
+    proxy when there is one)."""
     wrap_socket: Callable[[socket.socket], SocketLike] | None = None
     """Called with the connected (TLS) socket before the handshake; returns what to use."""
     on_header: Callable[[memoryview, memoryview], object] | None = None
