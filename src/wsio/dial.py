@@ -22,7 +22,7 @@ proxy from the environment: ``wss_proxy``/``ws_proxy`` first, then ``https_proxy
 (RFC 6455 §4.1 prefers an HTTPS proxy for both schemes), then ``http_proxy`` for
 ``ws://``, then ``all_proxy``; ``no_proxy`` is honoured, and loopback hosts
 (``localhost``, 127.0.0.0/8, ::1) and Unix sockets never use an environment proxy.
-``proxy="http://user:pass@host:port"`` uses that proxy for every host;
+``proxy="http://user:pass@host:port"`` uses that proxy for every TCP host (never for Unix sockets);
 ``proxy=None`` (or False) uses none. Only ``http://`` proxies speaking CONNECT are
 supported; a refusal raises :class:`~wsio.InvalidStatusError` whose message names the
 proxy (407 when it wants credentials: put them in the proxy URL).
