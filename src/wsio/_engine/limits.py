@@ -12,7 +12,7 @@ DEFAULT_MAX_MESSAGE_SIZE = 16 * 2**20
 #: Largest single frame, as declared in its header.
 DEFAULT_MAX_FRAME_SIZE = 16 * 2**20
 #: Most frames in one fragmented message (each costs bookkeeping beyond its bytes).
-DEFAULT_MAX_FRAGMENTS = 65536
+DEFAULT_MAX_FRAGMENTS = 131072
 #: Longest request, status or header line in the opening handshake.
 DEFAULT_MAX_LINE = 8192
 #: Most header lines in the opening handshake.

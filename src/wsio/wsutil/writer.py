@@ -50,6 +50,7 @@ class Writer:
         self._view = memoryview(self._buffer)
         self._extensions: list[SendExtension] = []
         self.reset(dest, state, op)
+        self._dirty = False  # a new Writer's flush() sends nothing until written to
         self.fragmenting = fragmenting
 
     # Configuration.
@@ -67,7 +68,9 @@ class Writer:
         self.op = int(op)
         self._n = 0  # payload bytes buffered
         self._fragments = 0  # frames of this message already sent
-        self._dirty = False  # something was written since the reset
+        # A message begun by a reset is sent by flush() even if nothing is written:
+        # copyfileobj(reader, writer) never calls write() for an empty message.
+        self._dirty = True
 
     def set_extensions(self, *extensions: SendExtension) -> None:
         """Extensions whose ``set_bits`` is applied to every frame header sent."""
@@ -150,8 +153,8 @@ class Writer:
     def flush(self) -> None:
         """Send what is buffered as the final frame of the message, then start a new one.
 
-        Does nothing if nothing was written since the last flush or reset; sends an
-        empty final frame if fragments went out and the buffer is empty.
+        Does nothing on a new Writer or after a flush until something is written; after
+        a reset it sends the message even if empty (an empty final frame).
         """
         if not self._dirty and not self._fragments:
             return
