@@ -10,17 +10,26 @@ Three ways in, one set of checks:
   that parse HTTP themselves.
 
 Every refusal is answered on the wire first and then raised to the caller as
-:class:`~wsio.RejectConnectionError` with its ``status``: 505 (HTTP major version not 1,
-or below 1.1), 405 (not GET; with ``Allow: GET``), 400 (a missing or bad Host, Upgrade,
-Connection or Sec-WebSocket-Key, a missing Sec-WebSocket-Version, a duplicated
-Sec-WebSocket-Key or -Version, malformed Sec-WebSocket-Protocol or -Extensions, malformed
-HTTP), 426 (a version other than 13; with ``Sec-WebSocket-Version: 13``), 414 (request
-line over ``max_line``), 431 (a header line over ``max_line``, more than
-``max_headers`` headers, or a head over ``max_head_size``). A hook that raises
-RejectConnectionError answers with its status, reason (the text/plain body) and headers;
-any other exception from a hook answers 500 with a generic body and is chained as the
-``__cause__`` of the RejectConnectionError raised. No exception text other than a
-rejection's own reason ever reaches the peer.
+:class:`~wsio.RejectConnectionError` with its ``status``:
+
+=====  ==============================================================================
+505    HTTP major version not 1, or below 1.1
+405    not GET (with ``Allow: GET``)
+400    a missing or bad Host, Upgrade, Connection or Sec-WebSocket-Key; a missing
+       Sec-WebSocket-Version; a duplicated Host, Sec-WebSocket-Key or -Version;
+       malformed Sec-WebSocket-Protocol or -Extensions; a request body (announced by
+       Transfer-Encoding or a non-zero Content-Length); malformed HTTP (obs-fold,
+       control characters, whitespace before a colon, ...)
+426    a Sec-WebSocket-Version other than 13 (with ``Sec-WebSocket-Version: 13``)
+414    a request line over ``max_line``
+431    a header line over ``max_line``, more than ``max_headers`` headers, or a head
+       over ``max_head_size``
+=====  ==============================================================================
+
+A hook that raises RejectConnectionError answers with its status, reason (the
+text/plain body) and headers; any other exception from a hook answers 500 with a
+generic body and is chained as the ``__cause__`` of the RejectConnectionError raised.
+No exception text other than a rejection's own reason ever reaches the peer.
 
 Timeouts belong to the caller: set one on the socket (or pass ``timeout=`` to the
 Upgrader, which sets and restores it) so that a silent or dripping peer cannot hold a
@@ -231,6 +240,17 @@ def build_rejection(
 # The built-in refusals, raised inside the checks and answered by the caller.
 _VERSION_13 = (("Sec-WebSocket-Version", "13"),)
 _ALLOW_GET = (("Allow", "GET"),)
+
+
+# Names checked by the Upgrader itself (lower case prefixes; the rest go to on_header).
+_OWN_PREFIXES = (
+    b"sec-websocket-",
+    b"host",
+    b"upgrade",
+    b"connection",
+    b"content-length",
+    b"transfer-encoding",
+)
 
 
 class _HookFailed(Exception):
@@ -565,9 +585,10 @@ class Upgrader:
         protocols: list[bytes] = []
         extensions: list[bytes] = []
         on_header = self.on_header
+        names = parser.lower_names() if parser is not None else [h[0].lower() for h in headers]
         for i in range(count):
-            name = parser.lower_name(i) if parser is not None else headers[i][0].lower()
-            if not name.startswith((b"sec-websocket-", b"host", b"upgrade", b"connection")):
+            name = names[i]
+            if not name.startswith(_OWN_PREFIXES):
                 if on_header is not None:
                     _call_header(on_header, parser, headers, i, views)
                 continue
@@ -604,6 +625,14 @@ class Upgrader:
                 if ws_version is not None:
                     raise _reject("more than one Sec-WebSocket-Version header")
                 ws_version = value
+            elif name == b"content-length" or name == b"transfer-encoding":
+                # RFC 7230 §3.3: these announce a request body, and what follows this
+                # head is the WebSocket stream: a body would be read as frames (or the
+                # frames as a body by a proxy in front). No body, then.
+                if name == b"transfer-encoding" or value.strip(b" \t") != b"0":
+                    raise _reject("the upgrade request must not have a body")
+                if on_header is not None:
+                    _call_header(on_header, parser, headers, i, views)
             elif name == b"sec-websocket-protocol":
                 protocols.append(value)
             elif name == b"sec-websocket-extensions":

@@ -55,6 +55,12 @@ try:
 except ImportError:  # pure mode without Cython installed
     from wsio._engine import _cython as cython  # type: ignore[no-redef]
 
+if cython.compiled:
+    from cython.cimports.cpython.bytearray import (  # type: ignore[import-untyped]
+        PyByteArray_AS_STRING,
+    )
+    from cython.cimports.cpython.bytes import PyBytes_AS_STRING  # type: ignore[import-untyped]
+
 __all__ = [
     "DEFAULT_MAX_HEADERS",
     "DEFAULT_MAX_LINE",
@@ -81,6 +87,9 @@ _TARGET_BAD = re.compile(rb"[\x00-\x20\x7f]")
 # RFC 7230 §2.6: HTTP-version = HTTP-name "/" DIGIT "." DIGIT. More digits are read
 # (a peer saying HTTP/42.1092 gets 505, not 400), but at most four each.
 _VERSION = re.compile(rb"HTTP/([0-9]{1,4})\.([0-9]{1,4})")
+
+# The same set as a 256-byte table (1 for a tchar), for the compiled loop.
+_TCHAR_TABLE = bytes(1 if _TOKEN.fullmatch(bytes([i])) is not None else 0 for i in range(256))
 
 _START: int = 0
 _FIELDS: int = 1
@@ -302,22 +311,47 @@ class HeadParser:
             raise MalformedHeadError("obs-fold or leading whitespace in a header line")
         if len(self._spans) >= 4 * self._max_headers:
             raise TooManyHeadersError(f"more than {self._max_headers} header fields")
-        colon: cython.Py_ssize_t = buf.find(b":", start, end)
-        if colon <= start:
-            raise MalformedHeadError(f"malformed header line {_shown(bytes(buf[start:end]))}")
         # RFC 7230 §3.2: header-field = field-name ":" OWS field-value OWS
-        if _TOKEN.fullmatch(buf, start, colon) is None:
-            raise MalformedHeadError(f"bad header name {_shown(bytes(buf[start:colon]))}")
-        vstart: cython.Py_ssize_t = colon + 1
-        vend: cython.Py_ssize_t = end
-        while vstart < vend and (buf[vstart] == 32 or buf[vstart] == 9):
-            vstart += 1
-        while vend > vstart and (buf[vend - 1] == 32 or buf[vend - 1] == 9):
-            vend -= 1
-        if _CTL.search(buf, vstart, vend) is not None:
-            raise MalformedHeadError(
-                f"control character in the value of {_shown(bytes(buf[start:colon]))}"
-            )
+        colon: cython.Py_ssize_t
+        vstart: cython.Py_ssize_t
+        vend: cython.Py_ssize_t
+        if cython.compiled:
+            # One pass over the bytes with a table lookup each, instead of the regexes.
+            data = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(buf))
+            table = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_TCHAR_TABLE))
+            c: cython.uchar
+            colon = start
+            while colon < end and table[data[colon]]:
+                colon += 1
+            if colon in (start, end) or data[colon] != 58:
+                raise MalformedHeadError(f"malformed header line {_shown(bytes(buf[start:end]))}")
+            vstart = colon + 1
+            vend = end
+            while vstart < vend and (data[vstart] == 32 or data[vstart] == 9):
+                vstart += 1
+            while vend > vstart and (data[vend - 1] == 32 or data[vend - 1] == 9):
+                vend -= 1
+            i: cython.Py_ssize_t
+            for i in range(vstart, vend):
+                c = data[i]
+                if (c < 32 and c != 9) or c == 127:
+                    raise MalformedHeadError(
+                        f"control character in the value of {_shown(bytes(buf[start:colon]))}"
+                    )
+        else:
+            colon = buf.find(b":", start, end)
+            if colon <= start or _TOKEN.fullmatch(buf, start, colon) is None:
+                raise MalformedHeadError(f"malformed header line {_shown(bytes(buf[start:end]))}")
+            vstart = colon + 1
+            vend = end
+            while vstart < vend and (buf[vstart] == 32 or buf[vstart] == 9):
+                vstart += 1
+            while vend > vstart and (buf[vend - 1] == 32 or buf[vend - 1] == 9):
+                vend -= 1
+            if _CTL.search(buf, vstart, vend) is not None:
+                raise MalformedHeadError(
+                    f"control character in the value of {_shown(bytes(buf[start:colon]))}"
+                )
         self._spans.extend((start, colon, vstart, vend))
         return 0
 
@@ -346,6 +380,15 @@ class HeadParser:
         """Header ``i``'s name in lower case (a new ``bytes``)."""
         spans = self._spans
         return bytes(self.buffer[spans[4 * i] : spans[4 * i + 1]]).lower()
+
+    def lower_names(self) -> list[bytes]:
+        """Every header's name in lower case, in order (new ``bytes``; one lowering pass)."""
+        spans = self._spans
+        if not spans:
+            return []
+        first = spans[0]
+        low = bytes(self.buffer[first : spans[len(spans) - 1]]).lower()
+        return [low[spans[k] - first : spans[k + 1] - first] for k in range(0, len(spans), 4)]
 
     def value_bytes(self, i: int) -> bytes:
         """Header ``i``'s value as a new ``bytes``."""
