@@ -6,9 +6,10 @@ header, read exactly its payload, unmask it, and write the frame back unmasked. 
 frame goes back as it came, fragments and all; a ping goes back as a pong and a Close
 frame is echoed before the connection is closed.
 
-It checks each header against RFC 6455 §5 (``wsio.check_header``) and answers a bad one
-with close code 1002, but it does not check UTF-8 or close codes and keeps no limit on
-message sizes: that is what :mod:`wsio.wsutil` adds (see echo_low_level.py)::
+It checks each header against RFC 6455 §5 (``wsio.check_header``) and the code and reason
+of a Close frame, and answers a bad one with close code 1002 (1007 for a reason that is
+not UTF-8). It does not check that text messages are UTF-8, and its only limit is on the
+size of one frame: :mod:`wsio.wsutil` adds those (see echo_low_level.py)::
 
     python examples/echo_raw_frames.py --port 8080
 """
@@ -51,6 +52,8 @@ def echo(conn: socket.socket, max_frame_size: int) -> None:
         if header.opcode == wsio.OpCode.PING:
             # RFC 6455 §5.5.2: the Pong carries the Ping's "Application data".
             reply.opcode = wsio.OpCode.PONG
+        if header.opcode == wsio.OpCode.CLOSE:
+            check_close(conn, payload)
         if header.opcode != wsio.OpCode.PONG:  # an unsolicited pong needs no answer
             wsio.write_header(conn, reply)
             conn.sendall(payload)
@@ -58,9 +61,29 @@ def echo(conn: socket.socket, max_frame_size: int) -> None:
             return
 
 
+def check_close(conn: socket.socket, payload: bytearray) -> None:
+    """Answer a Close frame whose code or reason is invalid with 1002 (or 1007), and raise.
+
+    RFC 6455 §7.4.1: codes 1005 and 1006 "MUST NOT be set as a status code in a Close
+    control frame by an endpoint"; §5.5.1: the reason is UTF-8.
+    """
+    try:
+        code, reason = wsio.parse_close_frame_data(payload)
+        wsio.check_close_frame_data(code, reason)
+    except wsio.ProtocolError as err:
+        conn.sendall(
+            wsio.compile_frame(wsio.new_close_frame(wsio.close_frame_body(err.close_code)))
+        )
+        raise
+
+
 def handle(conn: socket.socket, address: tuple[str, int], max_frame_size: int) -> None:
     """Upgrade one accepted connection and echo on it; always close it."""
     with conn:
+        # Each frame goes out as two writes (header, then payload): without TCP_NODELAY
+        # Nagle's algorithm holds the second until the peer's delayed ACK, some 40 ms
+        # (Go, the seed's language, sets TCP_NODELAY on every TCP connection).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             handshake = wsio.upgrade(conn)
         except (wsio.HandshakeError, OSError) as err:

@@ -222,7 +222,7 @@ def test_websocket_client_messages_ping_and_close(
         ws.shutdown()
 
 
-@pytest.mark.parametrize("script", CHECKING)
+@pytest.mark.parametrize("script", ALL_ECHO)
 def test_websocket_client_invalid_close_code_is_answered_with_1002(
     serve: Callable[..., Server], script: str
 ) -> None:
@@ -237,7 +237,7 @@ def test_websocket_client_invalid_close_code_is_answered_with_1002(
         ws.shutdown()
 
 
-@pytest.mark.parametrize("script", [*CHECKING, "echo_raw_frames.py"])
+@pytest.mark.parametrize("script", ALL_ECHO)
 def test_websocket_client_reserved_bit_is_closed_with_1002(
     serve: Callable[..., Server], script: str
 ) -> None:
