@@ -799,7 +799,8 @@ def upgrade_http(
     returns a :class:`wsio.Conn` that first serves the bytes http.server had already
     buffered in ``handler.rfile``. The handler is marked ``close_connection``: when
     ``do_GET`` returns, http.server closes the connection instead of reading another
-    request. A refusal is answered and raised as RejectConnectionError.
+    request. The request is logged with ``handler.log_request`` like any other. A
+    refusal is answered and raised as RejectConnectionError.
     """
     upgrader = upgrader or _DEFAULT_UPGRADER
     handler.close_connection = True
@@ -813,10 +814,12 @@ def upgrade_http(
             version=version,
         )
     except RejectConnectionError as exc:
+        handler.log_request(exc.status)
         handler.wfile.flush()
         _send(sock, build_rejection(exc.status, exc.reason, exc.headers))
         raise
     ahead = _drain_buffered(handler, sock)
+    handler.log_request(101)
     handler.wfile.flush()
     _send(sock, accepted.response)
     return Conn(sock, ahead), accepted.handshake
