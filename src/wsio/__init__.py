@@ -15,7 +15,7 @@ from wsio._engine.limits import (
     DEFAULT_MAX_MESSAGE_SIZE,
 )
 from wsio.conn import Conn
-from wsio.dial import DebugDialer, Dialer, dial
+from wsio.dialer import DebugDialer, Dialer, dial
 from wsio.exceptions import *  # noqa: F403
 from wsio.exceptions import __all__ as _exceptions_all
 from wsio.frameio import *  # noqa: F403

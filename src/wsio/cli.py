@@ -35,7 +35,7 @@ from typing import TextIO
 from wsio._engine.framing import Header
 from wsio._engine.limits import DEFAULT_MAX_MESSAGE_SIZE
 from wsio.conn import Conn
-from wsio.dial import Dialer
+from wsio.dialer import Dialer
 from wsio.exceptions import (
     ConnectionClosed,
     ConnectionEOFError,

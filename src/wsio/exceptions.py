@@ -23,6 +23,8 @@ The tree::
     │   │   ├── UnexpectedSubprotocolError ... a subprotocol that was not offered
     │   │   ├── UnexpectedExtensionError   ... an extension that was not offered
     │   │   └── MalformedResponseError     ... the response head does not parse or is too big
+    │   ├── ProxyError                the HTTP proxy refused the CONNECT tunnel (.status)
+    │   ├── IncompleteHandshakeError  the connection ended mid-handshake (an UnexpectedEOFError)
     │   └── HandshakeTimeoutError     connect + TLS + handshake took too long (a TimeoutError)
     ├── LocalProtocolError            the caller asked for something the RFC forbids (a ValueError)
     └── ConcurrencyError              two threads or tasks used a connection at once (RuntimeError)
@@ -58,6 +60,8 @@ __all__ = [
     "UnexpectedSubprotocolError",
     "UnexpectedExtensionError",
     "MalformedResponseError",
+    "ProxyError",
+    "IncompleteHandshakeError",
     "HandshakeTimeoutError",
     "LocalProtocolError",
     "ConcurrencyError",
@@ -243,6 +247,19 @@ class UnexpectedExtensionError(InvalidResponseError):
 
 class MalformedResponseError(InvalidResponseError):
     """The response head is not valid HTTP/1.1, or is larger than the limits allow."""
+
+
+class ProxyError(HandshakeError):
+    """The HTTP proxy answered the CONNECT request with ``status`` instead of 2xx."""
+
+    def __init__(self, message: str, *, status: int, headers: HeaderPairs | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers: list[tuple[str, str]] = list(headers or ())
+
+
+class IncompleteHandshakeError(HandshakeError, UnexpectedEOFError):
+    """The connection ended before the opening handshake was complete."""
 
 
 class HandshakeTimeoutError(HandshakeError, TimeoutError):

@@ -1,4 +1,4 @@
-"""wsio.dial / wsio.Dialer against real servers on loopback, and a table of bad responses.
+"""wsio.dialer: dial() and Dialer against real servers on loopback, and a table of bad responses.
 
 Real peers: websockets (sync and asyncio servers), aiohttp's web server. The bad responses
 come from a raw-socket server written here, which answers each request with whatever
@@ -37,7 +37,7 @@ from wsio import wsflate
 from wsio._engine.httphead import Option, accept_key, is_valid_key
 from wsio._engine.mask import cipher
 from wsio.conn import Conn
-from wsio.dial import Dialer, dial
+from wsio.dialer import Dialer, dial
 from wsio.exceptions import (
     HandshakeTimeoutError,
     InvalidAcceptError,
@@ -1049,8 +1049,12 @@ BAD_RESPONSES = [
     bad("line too long", MalformedResponseError, with_101("X-A: " + "a" * 9000 + "\r\n")),
     bad("head too large", MalformedResponseError, with_101(("X: " + "a" * 1000 + "\r\n") * 100)),
     # The end of the stream before the head ends.
-    bad("closed mid-head", UnexpectedEOFError, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: w"),
-    bad("closed at once", UnexpectedEOFError, b""),
+    bad(
+        "closed mid-head",
+        wsio.IncompleteHandshakeError,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: w",
+    ),
+    bad("closed at once", wsio.IncompleteHandshakeError, b""),
 ]
 
 
@@ -1067,9 +1071,8 @@ def test_bad_response(
             dial(server.url, **options)
         # The socket is closed on every error: the server sees the end of the stream.
         assert server.closed.wait(10)
-    # An early end of stream is an UnexpectedEOFError (a ConnectionEOFError), the rest
-    # are HandshakeErrors.
-    assert isinstance(info.value, (wsio.HandshakeError, UnexpectedEOFError))
+    # Every failure is a HandshakeError; an early end of stream is also an EOFError.
+    assert isinstance(info.value, wsio.HandshakeError)
 
 
 def test_status_error_details() -> None:
@@ -1378,11 +1381,10 @@ def test_proxy_407_is_a_clear_error() -> None:
     with (
         websockets_sync_server(compression=None) as (port, _),
         connect_proxy(("127.0.0.1", port), credentials="a:b") as proxy,
-        pytest.raises(InvalidStatusError) as info,
+        pytest.raises(wsio.ProxyError) as info,
     ):
         dial("ws://example.test/", proxy=proxy.url)
     assert info.value.status == 407
-    assert info.value.body == b"proxy authentication required"
     assert ("Proxy-Authenticate", 'Basic realm="test"') in info.value.headers
     assert str(info.value) == (
         f"proxy 127.0.0.1:{proxy.port} answered 407 Proxy Authentication Required"

@@ -24,8 +24,8 @@ proxy from the environment: ``wss_proxy``/``ws_proxy`` first, then ``https_proxy
 (``localhost``, 127.0.0.0/8, ::1) and Unix sockets never use an environment proxy.
 ``proxy="http://user:pass@host:port"`` uses that proxy for every TCP host (never for Unix sockets);
 ``proxy=None`` (or False) uses none. Only ``http://`` proxies speaking CONNECT are
-supported; a refusal raises :class:`~wsio.InvalidStatusError` whose message names the
-proxy (407 when it wants credentials: put them in the proxy URL).
+supported; a refusal raises :class:`~wsio.ProxyError` with the proxy's status (407 when
+it wants credentials: put them in the proxy URL).
 
 Timeouts: one ``timeout`` covers connecting, the proxy exchange, TLS and the opening
 handshake; each step gets the time that is left, and running out raises
@@ -73,13 +73,14 @@ from wsio._engine.limits import (
 from wsio.conn import Conn, SocketLike
 from wsio.exceptions import (
     HandshakeTimeoutError,
+    IncompleteHandshakeError,
     InvalidAcceptError,
     InvalidConnectionError,
     InvalidStatusError,
     InvalidUpgradeError,
     LocalProtocolError,
     MalformedResponseError,
-    UnexpectedEOFError,
+    ProxyError,
     UnexpectedExtensionError,
     UnexpectedSubprotocolError,
 )
@@ -305,11 +306,12 @@ class Dialer:
         # all inbound proxies) will switch to tunnel mode immediately after the response
         # header section".
         if not 200 <= status < 300:
-            body = self._read_body(sock, parser, deadline)
             reason = bytes(parser.reason).decode("latin-1")
-            error = InvalidStatusError(status, reason, _header_list(parser), body)
-            error.args = (f"proxy {proxy.address} answered {status} {reason}".rstrip(),)
-            raise error
+            raise ProxyError(
+                f"proxy {proxy.address} answered {status} {reason}".rstrip(),
+                status=status,
+                headers=_header_list(parser),
+            )
         if parser.filled > parser.end:
             # Nothing can come from the server before the client speaks (a TLS ClientHello
             # or the upgrade request), so these bytes are the proxy's mistake.
@@ -476,7 +478,7 @@ class Dialer:
                 sock.settimeout(_remaining(deadline))
                 count = _timed(sock.recv_into, parser.free())
                 if count == 0:
-                    raise UnexpectedEOFError(
+                    raise IncompleteHandshakeError(
                         f"the connection closed after {parser.filled} bytes of the {what} head"
                     )
                 if parser.advance(count):
