@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Python {platform.python_version()} on {platform.machine()}, "
         f"{os.cpu_count()} CPUs ({platform.platform()}). `python -m bench.handshake"
-        f"{' --quick' if args.quick else ''}`.",
+        f"{' --quick' if args.quick else ''}`. All rows of a table come from the same run:",
+        "compare within a table (absolute rates move with the machine's load).",
         "",
         "## 1. Upgrade on a connected socket pair (one thread)",
         "",
