@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 import trustme
 import websockets.sync.client
+from hypothesis import given, settings, strategies as st
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
@@ -658,6 +659,54 @@ def test_debug_upgrader_sees_raw_bytes() -> None:
     assert result.after == b"frame"
     refused = run(debug, request(drop=("Host",)))
     assert responses[-1] == refused.response
+
+
+# -- anything goes in, only documented exceptions come out ----------------------------
+
+_NAMES = st.sampled_from(
+    [
+        "Host",
+        "Upgrade",
+        "Connection",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+        "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Extensions",
+        "Content-Length",
+        "Cookie",
+        "X-A",
+    ]
+)
+_VALUES = st.sampled_from(["websocket", "Upgrade", KEY, "13", "chat", "a; b=1", "0", ""]) | (
+    st.binary(max_size=30).map(lambda b: b.decode("latin-1"))
+)
+
+
+@given(
+    st.lists(st.tuples(_NAMES, _VALUES), max_size=12),
+    st.sampled_from(["GET", "POST", "G\x00T", ""]),
+)
+def test_check_request_accepts_or_refuses(headers: list[tuple[str, str]], method: str) -> None:
+    upgrader = Upgrader(protocol=["chat"], negotiate=lambda option: option)
+    try:
+        accepted = check_request(method, [*BASE_HEADERS, *headers], upgrader=upgrader)
+    except RejectConnectionError as exc:
+        assert exc.status in (400, 405, 426, 500, 505)
+        assert exc.status != 500  # nothing here is a server bug
+    else:
+        assert accepted.response.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(max_size=200), st.integers(min_value=1, max_value=64))
+def test_upgrade_on_arbitrary_bytes(data: bytes, chunk: int) -> None:
+    result = run(Upgrader(), data, chunk=chunk, eof=True)
+    if result.handshake is None:
+        assert isinstance(result.error, (RejectConnectionError, UnexpectedEOFError))
+        if isinstance(result.error, RejectConnectionError):
+            assert result.status == result.error.status
+        else:
+            assert result.response == b""
 
 
 # -- framework-agnostic pair -----------------------------------------------------------
