@@ -441,9 +441,27 @@ def _split(text: str | None) -> list[str]:
 
 
 def _prune(folder: Path, keep: int) -> None:
-    runs = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.name)
-    for old in runs[:-keep]:
+    """Delete all but the ``keep`` newest finished runs' report folders."""
+    finished = sorted(
+        (p for p in folder.iterdir() if p.is_dir() and not _running(p)), key=lambda p: p.name
+    )
+    for old in finished[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _running(run_dir: Path) -> bool:
+    # Run folders end in the runner's pid: another engineer's run on the same checkout
+    # may still be writing into its folder.
+    pid = run_dir.name.rsplit("-", 1)[-1]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fill(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
