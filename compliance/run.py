@@ -1008,7 +1008,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             return 0
         if not servers and not clients:
-            print("compliance: no targets yet (compliance/targets.py lists none): nothing to run")
+            source = args.targets_file or "compliance/targets.py"
+            print(f"compliance: no targets yet ({source} lists none): nothing to run")
             return 0
         servers, clients, title = choose(args, servers, clients)
         if not servers and not clients:
@@ -1016,6 +1017,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         ctx = Context(args)
         ctx.prepare()
+        for target in _both(servers, clients):
+            ctx.select(target)  # unknown case ids fail here, before anything starts
     except RunnerError as exc:
         print(f"compliance: {exc}", file=sys.stderr)
         return 2
