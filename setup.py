@@ -17,6 +17,8 @@ COMPILED_MODULES = [
     "wsio._engine.mask",
     "wsio._engine.utf8",
     "wsio._engine.framing",
+    "wsio._engine.http",
+    "wsio._engine.httphead",
 ]
 
 

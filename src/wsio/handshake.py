@@ -66,9 +66,9 @@ from wsio._engine.limits import DEFAULT_MAX_HEAD_SIZE, DEFAULT_MAX_HEADERS, DEFA
 from wsio.conn import Conn
 from wsio.exceptions import (
     HandshakeTimeoutError,
+    IncompleteHandshakeError,
     LocalProtocolError,
     RejectConnectionError,
-    UnexpectedEOFError,
 )
 
 if TYPE_CHECKING:
@@ -253,6 +253,9 @@ _OWN_PREFIXES = (
 )
 
 
+_PEER_LEFT = "the peer closed the connection during the handshake"
+
+
 class _HookFailed(Exception):
     """A hook raised something other than RejectConnectionError (answered with 500)."""
 
@@ -356,7 +359,7 @@ class Upgrader:
         binary file-like stream (``readinto`` + ``write``). On a plain socket the head is
         peeked, so bytes after it stay in the socket; elsewhere they end up in
         ``Handshake.read_ahead``. Raises RejectConnectionError after answering a refusal,
-        UnexpectedEOFError if the peer left first, HandshakeTimeoutError or OSError.
+        IncompleteHandshakeError if the peer left first, HandshakeTimeoutError or OSError.
         """
         return self._upgrade(conn, None, None)
 
@@ -488,7 +491,7 @@ class Upgrader:
                 free = parser.free()
                 n = sock.recv_into(free, min(size, len(free)), socket.MSG_PEEK)
                 if n == 0:
-                    raise UnexpectedEOFError("the peer closed the connection during the handshake")
+                    raise IncompleteHandshakeError(_PEER_LEFT)
                 if parser.advance(n):
                     return
                 _consume(sock, parser, parser.filled)
@@ -501,7 +504,7 @@ class Upgrader:
                 got = conn.readinto(free[:size])
                 n = 0 if got is None else got
             if n == 0:
-                raise UnexpectedEOFError("the peer closed the connection during the handshake")
+                raise IncompleteHandshakeError(_PEER_LEFT)
             if parser.advance(n):
                 return
 

@@ -44,10 +44,10 @@ class _SourceFirstFinder(importlib.abc.MetaPathFinder):
 if PURE_REQUESTED and not any(isinstance(f, _SourceFirstFinder) for f in sys.meta_path):
     sys.meta_path.insert(0, _SourceFirstFinder())
 
-from wsio._engine import framing, mask, utf8  # noqa: E402  (after the finder is in place)
+from wsio._engine import framing, http, httphead, mask, utf8  # noqa: E402  (after the finder)
 
 #: The engine modules that the build compiles, by name.
-COMPILED_MODULES: tuple[ModuleType, ...] = (mask, utf8, framing)
+COMPILED_MODULES: tuple[ModuleType, ...] = (mask, utf8, framing, http, httphead)
 
 #: True when every engine module in use is the compiled one, False when all are pure.
 COMPILED: bool = all(not (m.__file__ or "").endswith(".py") for m in COMPILED_MODULES)
