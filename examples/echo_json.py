@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     JSONHandler.max_message_size = args.max_message_size
     server = ThreadingHTTPServer((args.host, args.port), JSONHandler)
     server.daemon_threads = True
-    host, port = server.server_address[:2]
+    host, port = server.socket.getsockname()[:2]
     print(f"listening on {host}:{port}", flush=True)
     try:
         server.serve_forever()

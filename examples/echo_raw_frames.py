@@ -45,7 +45,7 @@ def echo(conn: socket.socket, max_frame_size: int) -> None:
         payload = bytearray(header.length)
         if wsio.read_exactly_into(conn, memoryview(payload)) < header.length:
             raise wsio.UnexpectedEOFError("end of stream in a frame payload")
-        if header.masked:
+        if header.masked and header.mask:
             wsio.cipher(payload, header.mask, 0)
         # RFC 6455 §5.1: "A server MUST NOT mask any frames that it sends to the client."
         reply = header.replace(masked=False, mask=None)

@@ -1,0 +1,498 @@
+"""Echo round trips and one-way throughput over loopback: wsio blocking vs its peers.
+
+Run as ``python -m bench.echo`` (``--quick`` for a short run); the tables go to stdout
+and to ``bench/results/echo.md``.
+
+Servers run in a subprocess of their own, a thread per connection: **wsio** (``Upgrader``
++ ``wsutil.Reader``/``Writer``: the payload is read into one reused buffer with
+``readinto`` and written back from it), **websockets** (``websockets.sync.server``), and
+a **plain socket** server that echoes the same bytes (``recv_into`` + ``sendall``): the
+ceiling. Clients run in this process: **wsio** (``Dialer`` + ``Reader``/``Writer``),
+**websockets** (``websockets.sync.client``), **websocket-client** and the plain socket.
+Every socket has TCP_NODELAY, as the peers set it themselves.
+
+1. **Round trips**: one connection; send a 16-byte binary message, read its echo,
+   repeat for a timed window. Also the CPU time of client + server per round trip
+   (``time.process_time`` here, ``/proc/<pid>/stat`` for the server).
+2. **One-way throughput**: one connection; send 1 MiB or 16 MiB binary messages for a
+   timed window; the server reads and drops them (wsio streams them through its
+   reused buffer; websockets assembles each message, its ordinary API), then answers
+   a final ``done`` with ``ok``. MB/s = 10^6 bytes of payload per second.
+
+Each runs twice: with client and server pinned to the same core (``sched_setaffinity``),
+and unpinned. On a 2-core VM a single-connection ping-pong across cores measures the
+kernel's wake-up latency more than the libraries; pinned, each round trip is two
+context switches on one core, and the CPU time per message is the fair comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+RESULTS = Path(__file__).resolve().parent / "results" / "echo.md"
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+BUFFER = 1 << 16  # the read buffer every wsio and plain-socket loop reuses
+SMALL = 16  # round-trip payload size
+LARGE = (1 << 20, 16 << 20)  # throughput message sizes
+
+
+def _nodelay(sock: socket.socket) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# -- servers (each runs in a subprocess: python -m bench.echo --serve NAME) -------------
+
+
+def _accept_loop(listener: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    while True:
+        sock, _ = listener.accept()
+        _nodelay(sock)
+        threading.Thread(target=handle, args=(sock,), daemon=True).start()
+
+
+def serve_plain(listener: socket.socket) -> None:
+    """b"E": echo every byte until end of stream. b"S": read to end of stream, answer b"K"."""
+
+    def handle(sock: socket.socket) -> None:
+        buffer = bytearray(BUFFER)
+        view = memoryview(buffer)
+        with sock:
+            mode = sock.recv(1)
+            while n := sock.recv_into(buffer):
+                if mode == b"E":
+                    sock.sendall(view[:n])
+            if mode == b"S":
+                sock.sendall(b"K")
+
+    _accept_loop(listener, handle)
+
+
+def serve_wsio(listener: socket.socket) -> None:
+    """The first message says "echo" (stream each message back) or "sink" (drop them)."""
+    import wsio
+    from wsio import wsutil
+
+    upgrader = wsio.Upgrader()
+    state = wsio.State.SERVER_SIDE
+
+    def handle(sock: socket.socket) -> None:
+        with sock:
+            conn, _ = upgrader.upgrade_conn(sock)
+            controls = wsutil.ControlHandler(conn, state)
+            reader = wsutil.Reader(
+                conn, state, on_intermediate=controls.handle, max_message_size=1 << 30
+            )
+            writer = wsutil.Writer(conn, state, wsio.OpCode.BINARY)
+            buffer = bytearray(BUFFER)
+            view = memoryview(buffer)
+            reader.next_frame()
+            echo = reader.read() == b"echo"
+            try:
+                while True:
+                    header = reader.next_frame()
+                    if wsio.is_control(header.opcode):
+                        controls.handle(header, reader.read())
+                    elif echo:
+                        writer.reset_op(header.opcode)
+                        while n := reader.readinto(view):
+                            writer.write(view[:n])
+                        writer.flush()
+                    elif header.opcode == wsio.OpCode.TEXT:  # "done"
+                        reader.discard()
+                        wsutil.write_server_text(conn, b"ok")
+                    else:
+                        while reader.readinto(view):
+                            pass
+            except (wsio.ConnectionClosed, wsio.ConnectionEOFError, OSError):
+                pass
+
+    _accept_loop(listener, handle)
+
+
+def serve_websockets(listener: socket.socket) -> None:
+    """The same protocol on websockets' threaded server and its ordinary API."""
+    from websockets.sync.server import ServerConnection, serve
+
+    def handler(ws: ServerConnection) -> None:
+        if ws.recv() == "echo":
+            for message in ws:
+                ws.send(message)
+        else:
+            for message in ws:
+                if isinstance(message, str):
+                    ws.send("ok")
+
+    with serve(handler, sock=listener, compression=None, max_size=None) as server:
+        server.serve_forever()
+
+
+SERVERS: dict[str, Callable[[socket.socket], None]] = {
+    "plain": serve_plain,
+    "wsio": serve_wsio,
+    "websockets": serve_websockets,
+}
+
+
+# -- clients (in this process) -----------------------------------------------------------
+
+
+class Client(Protocol):
+    def roundtrip(self, payload: bytes) -> None: ...
+    def send(self, payload: bytes) -> None: ...
+    def finish(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class PlainClient:
+    """The ceiling: the bytes of each frame as the WebSocket client would send them."""
+
+    def __init__(self, port: int, mode: str) -> None:
+        self.sock = socket.create_connection((HOST, port))
+        _nodelay(self.sock)
+        self.sock.sendall(b"E" if mode == "echo" else b"S")
+        self.buffer = bytearray(BUFFER)
+        self.view = memoryview(self.buffer)
+
+    def roundtrip(self, payload: bytes) -> None:
+        self.sock.sendall(payload)
+        left = len(payload)
+        while left:
+            n = self.sock.recv_into(self.view[: min(left, BUFFER)])
+            if not n:
+                raise EOFError
+            left -= n
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(payload)
+
+    def finish(self) -> None:
+        self.sock.shutdown(socket.SHUT_WR)
+        assert self.sock.recv(1) == b"K"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class WsioClient:
+    """Dialer + Reader/Writer: messages written from, and read into, reused buffers."""
+
+    def __init__(self, port: int, mode: str) -> None:
+        import wsio
+        from wsio import wsutil
+
+        self.conn, _ = wsio.Dialer(proxy=None).dial(f"ws://{HOST}:{port}/")
+        state = wsio.State.CLIENT_SIDE
+        self.reader = wsutil.Reader(self.conn, state, max_message_size=1 << 30)
+        self.writer = wsutil.Writer(self.conn, state, wsio.OpCode.BINARY, buffer_size=BUFFER)
+        self.buffer = bytearray(BUFFER)
+        self.view = memoryview(self.buffer)
+        wsutil.write_client_text(self.conn, mode.encode())
+
+    def roundtrip(self, payload: bytes) -> None:
+        self.writer.write(payload)
+        self.writer.flush()
+        self.reader.next_frame()
+        while self.reader.readinto(self.view):
+            pass
+
+    def send(self, payload: bytes) -> None:
+        # Streamed: a large message leaves in fragments straight from the caller's
+        # buffer (masked into a scratch copy, as a client must).
+        self.writer.write(payload)
+        self.writer.flush()
+
+    def finish(self) -> None:
+        from wsio import wsutil
+
+        wsutil.write_client_text(self.conn, b"done")
+        assert wsutil.read_server_text(self.conn) == b"ok"
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class WebsocketsClient:
+    def __init__(self, port: int, mode: str) -> None:
+        from websockets.sync.client import connect
+
+        self.ws = connect(f"ws://{HOST}:{port}/", compression=None, max_size=None)
+        self.ws.send(mode)
+
+    def roundtrip(self, payload: bytes) -> None:
+        self.ws.send(payload)
+        self.ws.recv()
+
+    def send(self, payload: bytes) -> None:
+        self.ws.send(payload)
+
+    def finish(self) -> None:
+        self.ws.send("done")
+        assert self.ws.recv() == "ok"
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+class WebsocketClientClient:
+    def __init__(self, port: int, mode: str) -> None:
+        import websocket
+
+        self.ws = websocket.create_connection(
+            f"ws://{HOST}:{port}/", enable_multithread=False, skip_utf8_validation=True
+        )
+        self.ws.send(mode)
+
+    def roundtrip(self, payload: bytes) -> None:
+        self.ws.send_binary(payload)
+        self.ws.recv()
+
+    def send(self, payload: bytes) -> None:
+        self.ws.send_binary(payload)
+
+    def finish(self) -> None:
+        self.ws.send("done")
+        assert self.ws.recv() == "ok"
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+CLIENTS: dict[str, Callable[[int, str], Client]] = {
+    "plain": PlainClient,
+    "wsio": WsioClient,
+    "websockets": WebsocketsClient,
+    "websocket-client": WebsocketClientClient,
+}
+
+#: (server, client) pairs: the same library on both ends, then each client against the
+#: wsio server and the wsio client against the websockets server.
+PAIRS = [
+    ("plain", "plain"),
+    ("wsio", "wsio"),
+    ("websockets", "websockets"),
+    ("websockets", "websocket-client"),
+    ("wsio", "websockets"),
+    ("wsio", "websocket-client"),
+    ("websockets", "wsio"),
+]
+
+
+def _plain_bytes(size: int) -> bytes:
+    """What a client puts on the wire for a ``size``-byte masked frame."""
+    header = 2 + (0 if size < 126 else 2 if size < 65536 else 8) + 4
+    return os.urandom(header + size)
+
+
+# -- measurement -----------------------------------------------------------------------
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@contextmanager
+def _server(name: str, pinned: bool) -> Iterator[tuple[int, int]]:
+    """Start server ``name``; yield (port, pid); pin it and this process to core 0."""
+    proc = subprocess.Popen(  # the same engine (WSIO_PURE or not) as this process
+        [sys.executable, "-m", "bench.echo", "--serve", name],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    everything = os.sched_getaffinity(0)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        if pinned:
+            os.sched_setaffinity(proc.pid, {0})
+            os.sched_setaffinity(0, {0})
+        yield port, proc.pid
+    finally:
+        os.sched_setaffinity(0, everything)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@dataclass
+class Result:
+    rate: float  # round trips per second, or MB/s
+    cpu: float  # client + server CPU: µs per round trip, or ms per MB... see callers
+
+
+def roundtrips(server: str, client: str, pinned: bool, seconds: float) -> Result:
+    """Round trips per second and client + server CPU µs per round trip."""
+    payload = _plain_bytes(SMALL) if client == "plain" else os.urandom(SMALL)
+    with _server(server, pinned) as (port, pid):
+        c = CLIENTS[client](port, "echo")
+        try:
+            for _ in range(500):
+                c.roundtrip(payload)
+            count = 0
+            cpu = time.process_time() + _cpu_seconds(pid)
+            start = time.perf_counter()
+            deadline = start + seconds
+            while time.perf_counter() < deadline:
+                for _ in range(200):
+                    c.roundtrip(payload)
+                count += 200
+            elapsed = time.perf_counter() - start
+            cpu = time.process_time() + _cpu_seconds(pid) - cpu
+        finally:
+            c.close()
+    return Result(count / elapsed, cpu / count * 1e6)
+
+
+def throughput(server: str, client: str, size: int, pinned: bool, seconds: float) -> Result:
+    """Payload MB/s one way, and client + server CPU milliseconds per MB."""
+    payload = _plain_bytes(size) if client == "plain" else os.urandom(size)
+    with _server(server, pinned) as (port, pid):
+        c = CLIENTS[client](port, "sink")
+        try:
+            c.send(payload)  # warm-up
+            count = 0
+            cpu = time.process_time() + _cpu_seconds(pid)
+            start = time.perf_counter()
+            deadline = start + seconds
+            while time.perf_counter() < deadline:
+                c.send(payload)
+                count += 1
+            c.finish()
+            elapsed = time.perf_counter() - start
+            cpu = time.process_time() + _cpu_seconds(pid) - cpu
+        finally:
+            c.close()
+    megabytes = count * size / 1e6
+    return Result(megabytes / elapsed, cpu / megabytes * 1e3)
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def _pair(server: str, client: str) -> str:
+    return f"{server} ← {client}" if server != client else f"{server} ↔ {client}"
+
+
+def _ratio(value: float, other: float) -> str:
+    return f"{value / other:.2f}×" if other else "-"
+
+
+def _summary(rows: list[tuple[str, dict[tuple[str, str], Result]]]) -> list[str]:
+    """wsio ↔ wsio against the targets: ≥ 0.85× the plain socket, ahead of both peers."""
+    lines = [
+        "## Summary: wsio ↔ wsio against the targets",
+        "",
+        "Target: at least 0.85× the plain-socket ceiling, and ahead of websockets ↔ "
+        "websockets and of websocket-client (against the websockets server).",
+        "",
+        "| measurement | wsio ↔ wsio | vs plain socket | vs websockets | "
+        "vs websocket-client | CPU vs websockets | targets |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for title, results in rows:
+        wsio = results[("wsio", "wsio")]
+        ceiling = results[("plain", "plain")].rate
+        peer = results[("websockets", "websockets")]
+        other = results[("websockets", "websocket-client")]
+        met = wsio.rate >= 0.85 * ceiling and wsio.rate > peer.rate and wsio.rate > other.rate
+        lines.append(
+            f"| {title} | {_rate(wsio.rate)} | {_ratio(wsio.rate, ceiling)} "
+            f"| {_ratio(wsio.rate, peer.rate)} | {_ratio(wsio.rate, other.rate)} "
+            f"| {_ratio(wsio.cpu, peer.cpu)} | {'met' if met else 'missed'} |"
+        )
+    return [*lines, ""]
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def _table(
+    title: str, unit: str, cpu_unit: str, results: dict[tuple[str, str], Result]
+) -> list[str]:
+    ceiling = results[("plain", "plain")].rate
+    lines = [
+        f"### {title}",
+        "",
+        f"| server ← client | {unit} | vs plain socket | CPU {cpu_unit} (client + server) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for (server, client), r in results.items():
+        lines.append(
+            f"| {_pair(server, client)} | {_rate(r.rate)} | {_ratio(r.rate, ceiling)} "
+            f"| {r.cpu:,.1f} |"
+        )
+    wsio = results[("wsio", "wsio")].rate
+    peers = ", ".join(
+        f"{_ratio(wsio, results[pair].rate)} {_pair(*pair)}"
+        for pair in (("websockets", "websockets"), ("websockets", "websocket-client"))
+    )
+    lines += ["", f"wsio ↔ wsio: {_ratio(wsio, ceiling)} of the plain socket; {peers}.", ""]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (rough numbers)")
+    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        listener = socket.create_server((HOST, 0), backlog=64)
+        print(listener.getsockname()[1], flush=True)
+        SERVERS[args.serve](listener)
+        return
+
+    from bench import machine
+
+    seconds = 0.5 if args.quick else 2.0
+    lines = [
+        "# Echo over loopback: wsio blocking vs websockets and websocket-client",
+        "",
+        machine.markdown(),
+        "",
+        "Each row is one connection: `server ← client`. See the docstring of "
+        "`bench/echo.py` for what is measured.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+    sections: list[str] = []
+    summary: list[tuple[str, dict[tuple[str, str], Result]]] = []
+    for pinned in (True, False):
+        where = "pinned" if pinned else "unpinned"
+        section = [
+            f"## {'Client and server pinned to one core' if pinned else 'Unpinned (2 cores)'}",
+            "",
+        ]
+        rtt = {pair: roundtrips(*pair, pinned, seconds) for pair in PAIRS}
+        section += _table(
+            f"Round trips, {SMALL}-byte messages", "round trips/s", "µs/round trip", rtt
+        )
+        summary.append((f"round trips/s, {where}", rtt))
+        for size in LARGE:
+            one_way = {pair: throughput(*pair, size, pinned, seconds) for pair in PAIRS}
+            section += _table(
+                f"One-way throughput, {size >> 20} MiB messages", "MB/s", "ms/MB", one_way
+            )
+            summary.append((f"MB/s, {size >> 20} MiB messages, {where}", one_way))
+        print("\n".join(section), flush=True)
+        sections += section
+    print("\n".join(_summary(summary)), flush=True)
+    text = "\n".join([*lines, *_summary(summary), *sections])
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
