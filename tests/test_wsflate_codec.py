@@ -402,3 +402,16 @@ def test_pooled_compression_from_many_threads() -> None:
     for thread in threads:
         thread.join()
     assert results == [True] * 8
+
+
+@pytest.mark.parametrize("takeover", [True, False])
+def test_large_messages_in_sequence(takeover: bool) -> None:
+    # Outputs larger than one inflate chunk (64 KiB) from small payloads, then payloads
+    # larger than 64 KiB, one after another on the same codec pair: each message is
+    # read from its own start (a regression: a stale input position skipped input).
+    text = b"".join(b'{"id": %d, "status": "ok", "tags": ["a", "b"]}, ' % i for i in range(4000))
+    messages = [text, text[:70_000], os.urandom(100_000), bytes(200_000), text, b"", text]
+    compressor = Compressor(12, no_context_takeover=not takeover)
+    decompressor = Decompressor(12, no_context_takeover=not takeover)
+    for message in messages:
+        assert decompressor.decompress_message(compressor.compress_message(message)) == message

@@ -403,6 +403,7 @@ class Decompressor:
         # Small payloads (most messages): one zlib call on the payload and the tail.
         # Copying a small payload costs less than a second call.
         self._input = None
+        self._pos = 0
         self._eof_pending = self._more = self._tail_fed = self.done = False
         self._budget = budget = self._limit()
         obj = self._obj
