@@ -110,7 +110,13 @@ def test_compressed_data_never_ends_with_the_tail() -> None:
 
 # -- round trips -------------------------------------------------------------------
 
-messages = st.lists(st.binary(max_size=3000) | st.text(max_size=500).map(str.encode), max_size=6)
+# Small messages, and repetitive ones that inflate past one 64 KiB output chunk.
+repeated = st.builds(
+    lambda unit, count: unit * count, st.binary(min_size=1, max_size=40), st.integers(1, 5000)
+)
+messages = st.lists(
+    st.binary(max_size=3000) | st.text(max_size=500).map(str.encode) | repeated, max_size=6
+)
 
 
 @settings(max_examples=60, deadline=None)
