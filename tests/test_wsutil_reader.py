@@ -263,3 +263,18 @@ def test_next_reader_reads_nothing_ahead() -> None:
     header, reader = wsutil.next_reader(stream, SERVER)
     assert header.opcode == OpCode.TEXT and reader.read() == b"first"
     assert stream.read() == b"tail"
+
+
+def test_utf8_is_not_checked_on_an_extension_encoded_message() -> None:
+    class ClearRsv1:
+        def unset_bits(self, header: Header) -> Header:
+            header.rsv &= ~4
+            return header
+
+    stream = frame(1, b"\xff\xfe", rsv=4) + frame(1, b"\xff")
+    reader = wsutil.Reader(io.BytesIO(stream), SERVER | State.EXTENDED, extensions=[ClearRsv1()])
+    reader.next_frame()
+    assert reader.read() == b"\xff\xfe"  # compressed bytes: the extension checks the text
+    reader.next_frame()
+    with pytest.raises(wsio.InvalidUTF8Error):
+        reader.read()  # a plain text message is still checked

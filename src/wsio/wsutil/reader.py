@@ -56,7 +56,8 @@ class Reader:
     more than ``max_message_size``, or one of more than ``max_fragments`` frames raises
     :class:`PayloadTooBigError` (close code 1009) before its payload is read. Text that
     is not UTF-8 raises :class:`InvalidUTF8Error` (1007) at the first bad byte when
-    ``check_utf8`` is on.
+    ``check_utf8`` is on (not for a message whose first frame had RSV bits set: its
+    payload is an extension's encoding, which that extension decodes and checks).
     """
 
     def __init__(
@@ -142,6 +143,7 @@ class Reader:
             raise PayloadTooBigError(
                 f"frame of {length} bytes is over the limit of {self.max_frame_size}"
             )
+        wire_rsv = header.rsv
         for extension in self.extensions:
             header = extension.unset_bits(header)
         self._header = header
@@ -163,7 +165,10 @@ class Reader:
                 self._message_size = 0
                 self._fragments = 0
                 self._utf8 = None
-                if self.check_utf8 and opcode == _TEXT:
+                # RSV bits an extension cleared mean the payload is transformed (RFC 7692:
+                # compressed), so the wire bytes are not the text: the extension's own
+                # reader checks the text it produces.
+                if self.check_utf8 and opcode == _TEXT and not wire_rsv:
                     self._validator.reset()
                     self._utf8 = self._validator
             elif self.on_continuation is not None:
