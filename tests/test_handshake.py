@@ -1137,3 +1137,13 @@ def test_upgrade_http_refusal() -> None:
     assert b"\r\nSec-WebSocket-Version: 13\r\n" in data
     assert isinstance(outcomes[0], RejectConnectionError)
     assert outcomes[0].status == 426
+
+
+def test_upgrade_sets_tcp_nodelay() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, socket.create_connection(listener.getsockname()) as client:
+        server, _ = listener.accept()
+        with server:
+            client.sendall(request())
+            Upgrader().upgrade(server)
+            assert server.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

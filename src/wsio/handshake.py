@@ -358,7 +358,8 @@ class Upgrader:
         ``conn`` is a connected socket, an ``ssl.SSLSocket``, a :class:`wsio.Conn` or a
         binary file-like stream (``readinto`` + ``write``). On a plain socket the head is
         peeked, so bytes after it stay in the socket; elsewhere they end up in
-        ``Handshake.read_ahead``. Raises RejectConnectionError after answering a refusal,
+        ``Handshake.read_ahead``. A TCP socket gets TCP_NODELAY, as Go sets on every TCP
+        connection. Raises RejectConnectionError after answering a refusal,
         IncompleteHandshakeError if the peer left first, HandshakeTimeoutError or OSError.
         """
         return self._upgrade(conn, None, None)
@@ -452,6 +453,7 @@ class Upgrader:
             if on_raw_response is not None:
                 on_raw_response(response)
             _send(conn, response)
+            _set_nodelay(conn)
             return handshake
         except TimeoutError as exc:
             if isinstance(exc, HandshakeTimeoutError):
@@ -825,6 +827,7 @@ def upgrade_http(
     handler.log_request(101)
     handler.wfile.flush()
     _send(sock, accepted.response)
+    _set_nodelay(sock)
     return Conn(sock, ahead), accepted.handshake
 
 
@@ -862,6 +865,17 @@ def _consume(sock: _Peekable | None, parser: RequestParser, upto: int) -> None:
                 break
             start += n
     parser.consumed = start
+
+
+def _set_nodelay(conn: Any) -> None:
+    # As Go does for every TCP connection: a message that leaves as several frames must
+    # not wait for the peer's delayed ACK (Nagle's algorithm holds back the last write).
+    sock = getattr(conn, "socket", conn)  # a wsio.Conn wraps its socket
+    try:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError):
+        pass  # not a TCP socket
 
 
 def _send(conn: Any, data: bytes) -> None:
