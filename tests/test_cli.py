@@ -171,10 +171,12 @@ def test_serve_refuses_a_plain_http_request(wsio_process: Callable[..., Process]
     port = int(url.rsplit(":", 1)[1].strip("/"))
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
+        response = sock.recv(100)
+        assert response.startswith(b"HTTP/1.1 400 "), response
     server.proc.send_signal(signal.SIGINT)
     code, _, err = server.finish()
-    assert code == 0 and "handshake failed" in err
+    assert code == 0, err
+    assert "handshake failed" in err, err
 
 
 def test_serve_with_node_websocket(wsio_process: Callable[..., Process]) -> None:
@@ -261,6 +263,19 @@ def test_connect_prints_binary_as_hex_and_ends_when_the_server_closes(
     code, rest, err = client.finish()
     assert (code, rest) == (0, "")
     assert "closed: received 4001 (enough); sent 4001 (enough)" in err
+
+
+def test_connect_closes_with_1000_on_sigint(
+    wsio_process: Callable[..., Process], echo_server: Callable[..., str]
+) -> None:
+    client = wsio_process("connect", echo_server())
+    client.stdin.write("one line\n")
+    client.stdin.flush()
+    assert client.stdout.readline() == "one line\n"
+    client.proc.send_signal(signal.SIGINT)  # Ctrl-C with the input still open
+    code, rest, err = client.finish()
+    assert (code, rest) == (0, ""), err
+    assert "closed: received 1000; sent 1000" in err
 
 
 def test_connect_reports_a_refused_connection(wsio_process: Callable[..., Process]) -> None:

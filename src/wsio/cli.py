@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import queue
 import shutil
 import signal
 import socket
@@ -139,13 +140,17 @@ class _Server:
         self.listener.close()
         with self._lock:
             open_now = list(self._open.items())
-        for _, sock in open_now:
+        for thread, sock in open_now:
+            if thread.ident is None:  # Ctrl-C came between accept() and start()
+                sock.close()
+                continue
             # Ends the thread's blocked read with end of stream; the thread, the only
             # writer on its connection, then sends the Close frame itself.
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RD)
         for thread, _ in open_now:
-            thread.join(CLOSE_TIMEOUT)
+            if thread.ident is not None:
+                thread.join(CLOSE_TIMEOUT)
 
     def _connection(self, sock: socket.socket, peer: str) -> None:
         try:
@@ -247,9 +252,18 @@ class _Client:
         self.closed: ConnectionClosed | None = None  # how the closing handshake ended
         self.sent_code: int | None = None  # the code of the Close frame we started with
         self.done = threading.Event()
-        self.main_waiting = True  # the main thread is reading input
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._receive, name="receive", daemon=True)
+        #: Lines typed, then None at end of input or when the connection is over.
+        self.lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+
+    def read_input(self, stdin: TextIO) -> None:
+        """Queue each line of ``stdin``, then None (a daemon thread: stdin blocks)."""
+        try:
+            for line in stdin:
+                self.lines.put(line)
+        finally:
+            self.lines.put(None)
 
     def send(self, text: str) -> None:
         """Send one text message."""
@@ -299,9 +313,7 @@ class _Client:
             print(f"connection lost: {error!r}", file=self.err, flush=True)
         finally:
             self.done.set()
-            if self.main_waiting:
-                # Wake the main thread from its blocking read of the input.
-                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            self.lines.put(None)  # wakes the main thread up
 
 
 def connect(
@@ -323,22 +335,21 @@ def connect(
     print(f"connected to {url}{protocol}", file=err, flush=True)
     client = _Client(conn, out, err)
     client.thread.start()
+    # The input is read by a thread of its own, so that the main thread can stop
+    # waiting for it when the server ends the connection (and still sees Ctrl-C).
+    threading.Thread(target=client.read_input, args=(stdin,), name="input", daemon=True).start()
     try:
-        for line in stdin:
-            if client.done.is_set():
-                break
+        while (line := client.lines.get()) is not None and not client.done.is_set():
             client.send(line.rstrip("\r\n"))
     except KeyboardInterrupt:
         pass
     except (WebSocketError, OSError) as error:
         print(f"cannot send: {error!r}", file=err, flush=True)
-    finally:
-        client.main_waiting = False
     try:
         client.close()
         client.done.wait(CLOSE_TIMEOUT)
-    except KeyboardInterrupt:  # the receiving thread's wake-up, if it raced with EOF
-        client.done.wait(CLOSE_TIMEOUT)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting for the server
+        pass
     conn.close()
     if client.closed is None:
         return 1
