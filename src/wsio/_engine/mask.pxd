@@ -75,8 +75,16 @@ cdef extern from *:
             src += 8 * lead;
             n -= (Py_ssize_t)(8 * lead);
         }
-        /* A plain counted loop (no running start index) is what gcc's vectoriser takes. */
+        /* A plain counted loop (no running start index) is what gcc's vectoriser takes.
+           Unrolled, so that each turn moves 128 bytes: a one-vector loop ran at half speed
+           or full speed depending on where the linker happened to put it (a 64-byte
+           fetch boundary inside the loop). */
         words = (size_t)n / 8;
+    #if defined(__clang__)
+        #pragma unroll 4
+    #elif defined(__GNUC__)
+        #pragma GCC unroll 4
+    #endif
         for (k = 0; k < words; k++) {
             memcpy(&word, src + 8 * k, 8);
             word ^= key64;
