@@ -20,6 +20,9 @@ UTF-8 validation, GB/s over 64 KiB of text of several scripts:
 - wsio ``is_valid_utf8(data)`` and ``Utf8Validator.feed(data)`` in one call, and
   ``feed`` over 4 KiB pieces, as a frame's payload arrives.
 
+Both sections also time wsio's pure-Python fallback (the same source file, uncompiled,
+as installed where there is no C compiler or with ``WSIO_PURE=1``), for scale.
+
 Every candidate is timed in alternating rounds; the best round counts (bench/__init__).
 """
 
@@ -27,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib.util
 import os
 import random
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from aiohttp._websocket.mask import (  # type: ignore[import-not-found]  # compiled only
     _websocket_mask_cython as aiohttp_mask,
@@ -43,10 +48,20 @@ from wsio._engine.mask import cipher, mask_into
 from wsio._engine.utf8 import Utf8Validator, is_valid_utf8
 
 RESULTS = Path(__file__).resolve().parent / "results" / "micro.md"
+ENGINE = Path(wsio.__file__ or "").resolve().parent / "_engine"
 
 MASK_SIZES = [2**10, 2**16, 2**20]
 TEXT_SIZE = 2**16
 CHUNK = 4096
+
+
+def pure_module(name: str) -> ModuleType:
+    """The engine module ``name`` run from its .py source: the fallback without a compiler."""
+    spec = importlib.util.spec_from_file_location(f"_bench_pure_{name}", ENGINE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # Masking.
@@ -66,6 +81,7 @@ def masking(rounds: int, round_seconds: float) -> list[Table]:
         "memmove": "memcpy: `ctypes.memmove`",
         "websockets": "websockets `apply_mask` (new bytes)",
         "aiohttp": "aiohttp `_websocket_mask_cython` (in place)",
+        "pure": "wsio `cipher`, pure-Python fallback",
     }
     statements = {
         "cipher": "cipher(buf, key)",
@@ -74,6 +90,7 @@ def masking(rounds: int, round_seconds: float) -> list[Table]:
         "memmove": "memmove(dest_address, src_address, size)",
         "websockets": "apply_mask(src, key)",
         "aiohttp": "aiohttp_mask(key, buf)",
+        "pure": "pure_cipher(buf, key)",
     }
     speed: dict[str, list[float]] = {name: [] for name in names}
     for size in MASK_SIZES:
@@ -85,6 +102,7 @@ def masking(rounds: int, round_seconds: float) -> list[Table]:
         source = bytearray(src)
         namespace = {
             "cipher": cipher,
+            "pure_cipher": pure_module("mask").cipher,
             "mask_into": mask_into,
             "apply_mask": websockets_apply_mask,
             "aiohttp_mask": aiohttp_mask,
@@ -185,6 +203,7 @@ def utf8(rounds: int, round_seconds: float) -> list[Table]:
         "is_valid_utf8": "is_valid_utf8(data)",
         "feed": "feed(data)",
         "chunks": "for chunk in chunks: feed(chunk)",
+        "pure": "for chunk in chunks: pure_feed(chunk)",
     }
     table = Table(
         f"UTF-8 validation of {humanize_size(TEXT_SIZE)} of text, GB/s (higher is better)",
@@ -195,15 +214,19 @@ def utf8(rounds: int, round_seconds: float) -> list[Table]:
             "wsio `is_valid_utf8`",
             "wsio `feed` (one call)",
             f"wsio `feed` ({humanize_size(CHUNK)} pieces)",
+            "the same, pure-Python fallback",
             "`is_valid_utf8` ÷ decode",
         ],
     )
     worst = float("inf")
+    pure_utf8 = pure_module("utf8")
     for name in [*_SAMPLES, "mixed (chat JSON)"]:
         data = corpus(name)
         view = memoryview(data)
         validator = Utf8Validator()
+        pure_validator = pure_utf8.Utf8Validator()
         namespace = {
+            "pure_feed": pure_validator.feed,
             "data": data,
             "chunks": [view[i : i + CHUNK] for i in range(0, len(data), CHUNK)],
             "feed": validator.feed,
@@ -211,6 +234,7 @@ def utf8(rounds: int, round_seconds: float) -> list[Table]:
         }
         times = best_times(statements, namespace, rounds=rounds, round_seconds=round_seconds)
         assert validator.valid and not validator.incomplete
+        assert pure_validator.valid and not pure_validator.incomplete
         n = len(data)
         share = sum(b >= 0x80 for b in data) / n
         worst = min(worst, times["decode"] / times["is_valid_utf8"])
@@ -261,4 +285,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    print(machine.markdown())
     main()
