@@ -12,8 +12,9 @@ Python's decoder reports as ``UnicodeDecodeError.start``: the offset of the firs
 byte of the first ill-formed sequence, which is also the length of the longest
 valid prefix.
 
-Compiled, the check is a C loop that skips ASCII 8 and 32 bytes at a time and checks
-each multibyte sequence against the table below; it builds no ``str``. Uncompiled, it
+Compiled, long stretches go through a vector check (AVX2 on x86-64, see utf8.pxd) and
+the rest through a C loop that skips ASCII 8 and 32 bytes at a time and checks each
+multibyte sequence against RFC 3629's table; neither builds a ``str``. Uncompiled, it
 is Python's own UTF-8 decoder, run chunk by chunk.
 """
 
