@@ -1,4 +1,4 @@
-"""Engine micro-benchmarks: masking and UTF-8 validation, wsio against its peers.
+"""Engine micro-benchmarks: masking, UTF-8 validation and frame headers, against peers.
 
 Run as ``python -m bench micro`` or ``python -m bench.micro`` (``--quick`` for a short,
 rough run); the tables go to stdout and to ``bench/results/micro.md``.
@@ -40,10 +40,13 @@ from types import ModuleType
 from aiohttp._websocket.mask import (  # type: ignore[import-not-found]  # compiled only
     _websocket_mask_cython as aiohttp_mask,
 )
+from websockets.frames import Frame as WsFrame, Opcode as WsOpcode
 from websockets.speedups import apply_mask as websockets_apply_mask
+from websockets.streams import StreamReader
 
 import wsio
 from bench import Table, best_times, gbps, humanize_size, machine, ratio
+from wsio._engine.framing import FrameParser, Header, decode_header, encode_header
 from wsio._engine.mask import cipher, mask_into
 from wsio._engine.utf8 import Utf8Validator, is_valid_utf8
 
@@ -254,12 +257,76 @@ def utf8(rounds: int, round_seconds: float) -> list[Table]:
     return [table]
 
 
-# Frame headers: parse + encode per second against websockets' Frame.parse go here, as
-# a third section, once wsio's header codec (wsio._engine.framing) is measured:
-#   def headers(rounds: int, round_seconds: float) -> list[Table]: ...
-# and add it to SECTIONS below.
+_WS_PARSE = """
+reader = StreamReader()
+reader.feed_data(wire)
+parser = WsFrame.parse(reader.read_exact, mask=True)
+try:
+    next(parser)
+except StopIteration:
+    pass
+"""
 
-SECTIONS: list[Callable[[int, float], list[Table]]] = [masking, utf8]
+
+def headers(rounds: int, round_seconds: float) -> list[Table]:
+    """Frames parsed and headers encoded per second against websockets' Frame codec."""
+    statements = {
+        "decode": "decode_header(wire)",
+        "encode": "encode_header(header)",
+        "parser": "parser.feed(wire); parser.next_frame()",
+        "pure": "pure_parser.feed(wire); pure_parser.next_frame()",
+        "ws_parse": _WS_PARSE,
+        "ws_serialize": "ws_frame.serialize(mask=True)",
+    }
+    table = Table(
+        "Frame headers: millions per second (higher is better)",
+        [
+            "client frame",
+            "wsio `decode_header`",
+            "wsio `encode_header`",
+            "wsio `FrameParser` (feed + frame, unmasked)",
+            "the same, pure-Python fallback",
+            "websockets `Frame.parse` (unmasked)",
+            "websockets `Frame.serialize`",
+            "parse: FrameParser ÷ websockets",
+            "encode: wsio ÷ websockets",
+        ],
+    )
+    pure_framing = pure_module("framing")
+    mask = b"\x37\xfa\x21\x3d"
+    for size in (5, 300, 70_000):
+        payload = bytes(size)
+        header = Header(True, 0, 2, True, mask, size)
+        wire = encode_header(header) + payload
+        namespace = {
+            "decode_header": decode_header,
+            "encode_header": encode_header,
+            "header": header,
+            "wire": wire,
+            "parser": FrameParser(),
+            "pure_parser": pure_framing.FrameParser(),
+            "StreamReader": StreamReader,
+            "WsFrame": WsFrame,
+            "ws_frame": WsFrame(WsOpcode.BINARY, payload),
+        }
+        times = best_times(statements, namespace, rounds=rounds, round_seconds=round_seconds)
+        table.rows.append(
+            [
+                f"binary, {size:,} B payload",
+                *(f"{1e-6 / times[key]:.2f}" for key in statements),
+                ratio(times["ws_parse"], times["parser"]),
+                ratio(times["ws_serialize"], times["encode"]),
+            ]
+        )
+    table.notes.append(
+        "Parsing includes unmasking the payload in both libraries; `decode_header` and "
+        "`encode_header` are the header alone (websockets has no header-only codec, so its "
+        "columns are whole frames: at 70 kB they measure masking more than headers)."
+    )
+    return [table]
+
+
+SECTIONS: list[Callable[[int, float], list[Table]]] = [masking, utf8, headers]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -273,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     body = "\n".join(table.markdown() for table in tables)
     engine = "compiled" if wsio.COMPILED else "pure Python"
     text = (
-        "# Engine micro-benchmarks: masking and UTF-8 validation\n\n"
+        "# Engine micro-benchmarks: masking, UTF-8 validation, frame headers\n\n"
         f"{head}\n"
         f"Best of {rounds} alternating rounds of about {round_seconds * 1000:g} ms per "
         f"candidate; wsio engine {engine}. How the numbers are taken: `bench/micro.py`.\n\n"
