@@ -95,7 +95,7 @@ class Reader:
         self._read: Callable[[memoryview], int] = (
             getattr(source, "recv_into", None) or source.readinto  # type: ignore[union-attr,assignment]
         )
-        self.state = State(state)
+        self._state = int(state)  # a plain int: IntFlag arithmetic costs microseconds
         self._pos = self._end = 0
         self._header: Header | None = None  # the frame being read, if any
         self._remaining = 0  # its payload bytes not yet read
@@ -106,6 +106,11 @@ class Reader:
         self._utf8: Utf8Validator | None = None
         self._message_size = 0
         self._fragments = 0
+
+    @property
+    def state(self) -> State:
+        """Which side this reader is, what was negotiated, whether a message is open."""
+        return State(self._state)
 
     @property
     def header(self) -> Header | None:
@@ -137,7 +142,7 @@ class Reader:
             self._skip(self._remaining)
         header = self._read_header()
         if not self.skip_header_check:
-            check_header(header, self.state)
+            check_header(header, self._state)
         length = header.length
         if length > self.max_frame_size:
             raise PayloadTooBigError(
@@ -151,7 +156,7 @@ class Reader:
         self._mask = header.mask if header.masked else None
         self._mask_offset = 0
         opcode = header.opcode
-        fragmented = bool(self.state & STATE_FRAGMENTED)
+        fragmented = bool(self._state & STATE_FRAGMENTED)
         if opcode >= 8:  # a control frame
             if fragmented:
                 payload = self._read_control_payload(length)
@@ -183,9 +188,9 @@ class Reader:
             if self._fragments > self.max_fragments:
                 raise PayloadTooBigError(f"message of more than {self.max_fragments} frames")
             if header.fin:
-                self.state &= ~State.FRAGMENTED
+                self._state &= ~STATE_FRAGMENTED
             else:
-                self.state |= State.FRAGMENTED
+                self._state |= STATE_FRAGMENTED
         self._frame_open = True
         self._message_done = False
         return header
@@ -195,7 +200,7 @@ class Reader:
         while True:
             if self._remaining:
                 self._skip(self._remaining)
-            if not self.state & STATE_FRAGMENTED:
+            if not self._state & STATE_FRAGMENTED:
                 break
             self.next_frame()
         self._frame_open = False
@@ -260,7 +265,7 @@ class Reader:
                 return False
         elif self._message_done:
             return False
-        elif not self.state & STATE_FRAGMENTED:
+        elif not self._state & STATE_FRAGMENTED:
             raise LocalProtocolError("no frame to read: call next_frame() first")
         self.next_frame()  # a continuation, or a control frame handled on the way
         return True
@@ -363,7 +368,7 @@ class Reader:
 
     def _read_header(self) -> Header:
         if not self._fill(2):
-            if self._end == self._pos and not self.state & STATE_FRAGMENTED:
+            if self._end == self._pos and not self._state & STATE_FRAGMENTED:
                 raise ConnectionEOFError("end of stream before a frame header")
             raise UnexpectedEOFError("end of stream in a frame header or message")
         pos = self._pos

@@ -58,7 +58,8 @@ class Writer:
     def reset(self, dest: Sink, state: State | int, op: OpCode | int) -> None:
         """Start a new message of opcode ``op`` on ``dest``; extensions are cleared."""
         self.dest = dest
-        self.state = State(state)
+        self._client = bool(int(state) & STATE_CLIENT_SIDE)
+        self._state = int(state)
         self._extensions = []
         self.fragmenting = True
         self.reset_op(op)
@@ -71,6 +72,11 @@ class Writer:
         # A message begun by a reset is sent by flush() even if nothing is written:
         # copyfileobj(reader, writer) never calls write() for an empty message.
         self._dirty = True
+
+    @property
+    def state(self) -> State:
+        """Which side this writer is and what was negotiated."""
+        return State(self._state)
 
     def set_extensions(self, *extensions: SendExtension) -> None:
         """Extensions whose ``set_bits`` is applied to every frame header sent."""
@@ -166,7 +172,7 @@ class Writer:
 
     def _header(self, fin: bool, length: int) -> Header:
         opcode = self.op if self._fragments == 0 else _CONTINUATION
-        client = bool(self.state & STATE_CLIENT_SIDE)
+        client = self._client
         header = Header(fin, 0, opcode, client, new_mask() if client else None, length)
         for extension in self._extensions:
             header = extension.set_bits(header)
