@@ -1,25 +1,35 @@
 """Build the compiled engine from its Python source with Cython, when a compiler is present.
 
-Every module listed in COMPILED_MODULES is ordinary Python that also runs uncompiled: if
-Cython or a C compiler is missing (or WSIO_NO_EXTENSIONS=1), the package installs pure.
+Every module in COMPILED_MODULE_NAMES (src/wsio/_engine/__init__.py) is ordinary Python
+that also runs uncompiled: if Cython or a C compiler is missing (or WSIO_NO_EXTENSIONS=1),
+the package installs pure.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-# Hot modules, compiled in pure-Python mode (types in the .pxd beside each file).
-COMPILED_MODULES = [
-    "wsio._engine.mask",
-    "wsio._engine.utf8",
-    "wsio._engine.framing",
-    "wsio._engine.http",
-    "wsio._engine.httphead",
-]
+
+# The modules to compile (pure-Python mode, types in the .pxd beside each file), read
+# from wsio._engine, which also checks at run time which ones are loaded compiled.
+def _compiled_module_names() -> list[str]:
+    with open(os.path.join("src", "wsio", "_engine", "__init__.py"), encoding="utf-8") as file:
+        source = file.read()
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and getattr(node.target, "id", "") == "COMPILED_MODULE_NAMES"
+        ):
+            return list(ast.literal_eval(node.value))  # type: ignore[arg-type]
+    raise RuntimeError("COMPILED_MODULE_NAMES not found in src/wsio/_engine/__init__.py")
+
+
+COMPILED_MODULES = _compiled_module_names()
 
 
 class OptionalBuildExt(build_ext):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -18,7 +19,8 @@ def pytest_report_header() -> str:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # A compiled module older than its source would test yesterday's code.
-    for module in _engine.COMPILED_MODULES:
+    for name in _engine.COMPILED_MODULE_NAMES:
+        module = importlib.import_module(name)
         path = Path(module.__file__ or "")
         if path.suffix == ".py":
             continue

@@ -8,7 +8,7 @@ connections for threads in :mod:`wsio.sync` and for asyncio in :mod:`wsio.aio`.
 
 from __future__ import annotations
 
-from wsio._engine import COMPILED
+from wsio import _engine
 from wsio._engine.limits import (
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_FRAME_SIZE,
@@ -26,6 +26,10 @@ from wsio.handshake import *  # noqa: F403
 from wsio.handshake import __all__ as _handshake_all
 
 __version__ = "0.1.0"
+
+#: True when wsio runs its compiled modules, False on the pure-Python path (WSIO_PURE=1,
+#: or no C compiler at install time).
+COMPILED: bool = _engine.compiled()
 
 __all__ = [
     "Conn",

@@ -44,12 +44,27 @@ class _SourceFirstFinder(importlib.abc.MetaPathFinder):
 if PURE_REQUESTED and not any(isinstance(f, _SourceFirstFinder) for f in sys.meta_path):
     sys.meta_path.insert(0, _SourceFirstFinder())
 
-from wsio._engine import framing, http, httphead, mask, utf8  # noqa: E402  (after the finder)
+#: Every module the build compiles, by name: the source of truth for setup.py too. Most
+#: are engine modules; the blocking message reader and writer are compiled as well.
+COMPILED_MODULE_NAMES: tuple[str, ...] = (
+    "wsio._engine.mask",
+    "wsio._engine.utf8",
+    "wsio._engine.framing",
+    "wsio._engine.http",
+    "wsio._engine.httphead",
+    "wsio.wsutil.reader",
+    "wsio.wsutil.writer",
+)
 
-#: The engine modules that the build compiles, by name.
-COMPILED_MODULES: tuple[ModuleType, ...] = (mask, utf8, framing, http, httphead)
 
-#: True when every engine module in use is the compiled one, False when all are pure.
-COMPILED: bool = all(not (m.__file__ or "").endswith(".py") for m in COMPILED_MODULES)
+def is_compiled(module: ModuleType) -> bool:
+    """True if ``module`` was loaded from a compiled extension, not from its source."""
+    return not (module.__file__ or "").endswith(".py")
 
-__all__ = ["COMPILED", "COMPILED_MODULES", "PURE_REQUESTED"]
+
+def compiled() -> bool:
+    """True when every module in :data:`COMPILED_MODULE_NAMES` in use is compiled."""
+    return all(is_compiled(importlib.import_module(name)) for name in COMPILED_MODULE_NAMES)
+
+
+__all__ = ["COMPILED_MODULE_NAMES", "PURE_REQUESTED", "compiled", "is_compiled"]
