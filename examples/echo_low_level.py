@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import wsio
@@ -64,10 +63,6 @@ class EchoHandler(BaseHTTPRequestHandler):
             log.info("%s: upgrade refused: %s", self.address_string(), err)
             return
         log.info("%s: connected %s", self.address_string(), handshake)
-        # A message larger than the Writer's buffer leaves as several frames: without
-        # TCP_NODELAY, Nagle's algorithm holds the last one until the client's delayed
-        # ACK, some 40 ms (Go, the seed's language, sets it on every TCP connection).
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             echo(conn, self.max_message_size)
         except wsio.ConnectionClosed as closed:

@@ -80,10 +80,6 @@ def check_close(conn: socket.socket, payload: bytearray) -> None:
 def handle(conn: socket.socket, address: tuple[str, int], max_frame_size: int) -> None:
     """Upgrade one accepted connection and echo on it; always close it."""
     with conn:
-        # Each frame goes out as two writes (header, then payload): without TCP_NODELAY
-        # Nagle's algorithm holds the second until the peer's delayed ACK, some 40 ms
-        # (Go, the seed's language, sets TCP_NODELAY on every TCP connection).
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             handshake = wsio.upgrade(conn)
         except (wsio.HandshakeError, OSError) as err:

@@ -125,9 +125,6 @@ class _Server:
                 if self.stopping.is_set():
                     return
                 raise
-            # A message of more than one frame leaves in several writes: without
-            # TCP_NODELAY, Nagle's algorithm would hold the last until the peer's ACK.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = f"{address[0]}:{address[1]}"
             thread = threading.Thread(target=self._connection, args=(sock, peer), name=peer)
             with self._lock:
