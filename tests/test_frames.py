@@ -138,3 +138,31 @@ class TestCompiledFrames:
         assert wsio.COMPILED_CLOSE_NORMAL_CLOSURE == b"\x88\x02\x03\xe8"
         assert wsio.COMPILED_CLOSE_MESSAGE_TOO_BIG == b"\x88\x02\x03\xf1"
         assert wsio.COMPILED_CLOSE_INTERNAL_ERROR == b"\x88\x02\x03\xf3"
+
+
+def test_masks_differ_across_threads_and_forks() -> None:
+    import os
+    import threading
+
+    seen: list[bytes] = []
+    threads = [threading.Thread(target=lambda: seen.extend(wsio.new_mask() for _ in range(2000)))]
+    threads.append(
+        threading.Thread(target=lambda: seen.extend(wsio.new_mask() for _ in range(2000)))
+    )
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(seen)) > 3900  # 4000 draws of 32 random bits: collisions are rare
+    read, write = os.pipe()
+    wsio.new_mask()  # the parent's pool is filled
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, b"".join(wsio.new_mask() for _ in range(8)))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 32)
+    parent = b"".join(wsio.new_mask() for _ in range(8))
+    os.close(read)
+    os.close(write)
+    assert child != parent

@@ -1,0 +1,18 @@
+# Types for writer.py when Cython compiles it (pure-Python mode, augmenting .pxd).
+
+cdef class Writer:
+    cdef public object dest
+    cdef public bint fragmenting
+    cdef public int op
+    cdef bytearray _buffer
+    cdef object _view
+    cdef list _extensions
+    cdef bint _client
+    cdef long long _state
+    cdef Py_ssize_t _n
+    cdef Py_ssize_t _fragments
+    cdef public bint _dirty
+
+
+cdef class ControlWriter:
+    cdef Writer _writer
