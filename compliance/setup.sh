@@ -70,7 +70,7 @@ find_python2() {
     return 1
 }
 
-# Two packages (wsaccel, ujson) are built from source: they need a C compiler.
+# wsaccel (the suite's C masking/UTF-8 speed-up) is built from source: it needs a C compiler.
 ensure_compiler() {
     if command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1; then
         return 0
