@@ -42,11 +42,11 @@ unit-compiled: build
 unit-pure: setup
 	WSIO_PURE=1 $(PY) -m pytest -q -p no:cacheprovider
 
-compliance: setup
+compliance: build
 	bash compliance/setup.sh
 	$(PY) -m compliance.run --ci
 
-compliance-all: setup
+compliance-all: build
 	bash compliance/setup.sh
 	$(PY) -m compliance.run --all
 
