@@ -69,7 +69,8 @@ def check_close(conn: socket.socket, payload: bytearray) -> None:
     """
     try:
         code, reason = wsio.parse_close_frame_data(payload)
-        wsio.check_close_frame_data(code, reason)
+        if payload:  # empty means "no status" (1005); 1005 itself on the wire is invalid
+            wsio.check_close_frame_data(code, reason)
     except wsio.ProtocolError as err:
         conn.sendall(
             wsio.compile_frame(wsio.new_close_frame(wsio.close_frame_body(err.close_code)))

@@ -80,7 +80,11 @@ class TestCloseBody:
 
     def test_empty_body_means_no_status(self) -> None:
         assert wsio.parse_close_frame_data(b"") == (1005, "")
-        wsio.check_close_frame_data(1005, "")
+
+    def test_explicit_1005_on_the_wire_is_invalid(self) -> None:
+        code, reason = wsio.parse_close_frame_data(b"\x03\xed")
+        with pytest.raises(wsio.ProtocolError):
+            wsio.check_close_frame_data(code, reason)
 
     def test_one_byte_body(self) -> None:
         with pytest.raises(wsio.ProtocolError):

@@ -73,6 +73,7 @@ class TestControlHandler:
         [
             (b"\x03\xe8\xff", 1007, wsio.InvalidUTF8Error),
             (b"\x03\xec", 1002, wsio.ProtocolError),  # 1004 is reserved
+            (b"\x03\xed", 1002, wsio.ProtocolError),  # 1005 is never on the wire
             (b"\x00\x01", 1002, wsio.ProtocolError),
             (b"\x03", 1002, wsio.ProtocolError),
         ],
@@ -88,6 +89,21 @@ class TestControlHandler:
         with pytest.raises(error):
             wsutil.ControlHandler(server, SERVER).handle(wsio.Header(opcode=8), body)
         assert read_reply(client) == (OpCode.CLOSE, code.to_bytes(2, "big"))  # no detail leaks
+
+    def test_close_after_ours_is_not_answered(
+        self, pair: tuple[socket.socket, socket.socket]
+    ) -> None:
+        server, client = pair
+        handler = wsutil.ControlHandler(server, SERVER)
+        handler.send_close(1001, "going")
+        handler.send_close(1000)  # once only
+        assert read_reply(client) == (OpCode.CLOSE, wsio.close_frame_body(1001, "going"))
+        with pytest.raises(wsio.ClosedError) as info:
+            handler.handle(wsio.Header(opcode=8), wsio.close_frame_body(1001))
+        assert (info.value.code, info.value.sent_code) == (1001, 1001)
+        client.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            client.recv(1)  # RFC 6455 §5.5.1: no second Close
 
 
 class TestHelpers:

@@ -278,3 +278,20 @@ def test_utf8_is_not_checked_on_an_extension_encoded_message() -> None:
     reader.next_frame()
     with pytest.raises(wsio.InvalidUTF8Error):
         reader.read()  # a plain text message is still checked
+
+
+def test_many_tiny_fragments_cost_their_size_not_their_count() -> None:
+    import tracemalloc
+
+    count = 20000
+    stream = frame(2, b"x", fin=False) + frame(0, b"x", fin=False) * (count - 2) + frame(0, b"x")
+    reader = wsutil.Reader(io.BytesIO(stream), SERVER)
+    reader.next_frame()
+    tracemalloc.start()
+    try:
+        payload = reader.readall()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert payload == b"x" * count
+    assert peak < 8 * count  # one object per fragment would cost ~35 bytes each

@@ -44,9 +44,9 @@ from wsio.exceptions import (
     ProtocolError,
     WebSocketError,
 )
-from wsio.frames import CloseCode, OpCode, State, is_control, parse_close_frame_data
+from wsio.frames import CloseCode, OpCode, State, is_control
 from wsio.handshake import Upgrader
-from wsio.wsutil import ControlHandler, Reader, Writer, write_close, write_message
+from wsio.wsutil import ControlHandler, Reader, Writer, write_message
 
 __all__ = ["connect", "main", "serve"]
 
@@ -97,12 +97,10 @@ class _Echo:
 
     def close(self, code: int) -> None:
         """Send a Close frame with ``code`` unless one was sent already."""
-        if not self.controls.close_sent:
-            self.controls.close_sent = True
-            try:
-                write_close(self.conn, self.state, code)
-            except OSError:
-                pass
+        try:
+            self.controls.send_close(code)
+        except OSError:
+            pass
 
 
 class _Server:
@@ -247,7 +245,6 @@ class _Client:
         self.controls = ControlHandler(self.sink, self.state)
         self.out, self.err = out, err
         self.closed: ConnectionClosed | None = None  # how the closing handshake ended
-        self.sent_code: int | None = None  # the code of the Close frame we started with
         self.done = threading.Event()
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._receive, name="receive", daemon=True)
@@ -269,20 +266,14 @@ class _Client:
     def close(self, code: int = CloseCode.NORMAL_CLOSURE) -> None:
         """Start the closing handshake (once); the receiving thread sees the answer."""
         with self._lock:
-            if self.controls.close_sent:
-                return
-            self.controls.close_sent = True
-            self.sent_code = code
-        try:
-            write_close(self.sink, self.state, code)
-        except OSError:
-            pass
+            try:
+                self.controls.send_close(code)
+            except OSError:
+                pass
 
     def _on_control(self, header: Header, payload: bytes | bytearray | memoryview) -> None:
-        if header.opcode == OpCode.CLOSE and self.controls.close_sent:
-            # RFC 6455 §5.5.1: the answer to our Close frame; it needs no answer itself.
-            code, reason = parse_close_frame_data(payload)
-            raise ConnectionClosed.of(code, reason, sent_code=self.sent_code)
+        # The lock: pongs and the answer to a Close come from the receiving thread while
+        # the main thread sends messages. An answer to our own Close is not answered.
         with self._lock:
             self.controls.handle(header, payload)
 

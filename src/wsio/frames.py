@@ -310,11 +310,10 @@ def check_close_frame_data(code: int, reason: str = "") -> None:
     """Raise :class:`ProtocolError` if a received Close frame's code may not be sent.
 
     RFC 6455 §7.4.1 and §7.4.2: 0–999 are not used, 1004–1006 and 1015 are never sent,
-    undefined codes below 3000 are reserved, 5000 and above are not valid. (1005 from
-    :func:`parse_close_frame_data` for an empty body is accepted.)
+    undefined codes below 3000 are reserved, 5000 and above are not valid. Call it only
+    for a non-empty body: the 1005 that :func:`parse_close_frame_data` returns for an
+    empty one fails here, as 1005 on the wire must.
     """
-    if code == CloseCode.NO_STATUS_RCVD and not reason:
-        return
     if not is_sendable_close_code(code):
         raise ProtocolError(f"invalid close code {code}")
 

@@ -61,6 +61,7 @@ class ControlHandler:
         self.on_close = on_close
         #: True once this handler has sent a Close frame.
         self.close_sent = False
+        self._sent: tuple[int | None, str] = (None, "")
         self._writer = Writer(dest, self.state, OpCode.PONG, buffer_size=125, fragmenting=False)
 
     def handle(self, header: Header, payload: bytes | bytearray | memoryview) -> None:
@@ -91,23 +92,41 @@ class ControlHandler:
         if self.on_pong is not None:
             self.on_pong(bytes(payload))
 
+    def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake: send a Close frame (once); the peer's answer, read
+        later, is then not answered again."""
+        if self.close_sent:
+            return
+        self.close_sent = True
+        self._sent = (code, reason)
+        write_close(self.dest, self.state, code, reason)
+
     def handle_close(self, payload: bytes | bytearray | memoryview) -> None:
-        """Answer a close frame and raise :class:`ClosedError` (or ProtocolError if bad)."""
+        """Answer a close frame and raise :class:`ClosedError` (or ProtocolError if bad).
+
+        RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did not previously
+        send a Close frame, the endpoint MUST send a Close frame in response." If this
+        handler already sent one (:meth:`send_close`), nothing more is sent.
+        """
         try:
             code, reason = parse_close_frame_data(payload)
-            check_close_frame_data(code, reason)
+            if payload:  # an empty body stands for 1005; 1005 itself may not be sent
+                check_close_frame_data(code, reason)
         except ProtocolError as error:
-            self.close_sent = True
-            write_close(self.dest, self.state, error.close_code)
+            if not self.close_sent:
+                self.close_sent = True
+                write_close(self.dest, self.state, error.close_code)
             raise
         if self.on_close is not None:
             self.on_close(code, reason)
+        if self.close_sent:
+            sent_code, sent_reason = self._sent
+            raise ConnectionClosed.of(code, reason, sent_code=sent_code, sent_reason=sent_reason)
         # RFC 6455 §5.5.1: "the endpoint typically echos the status code it received".
         self.close_sent = True
-        write_close(
-            self.dest, self.state, None if code == CloseCode.NO_STATUS_RCVD else code, reason
-        )
-        raise ConnectionClosed.of(code, reason, sent_code=code, sent_reason=reason)
+        echo = None if code == CloseCode.NO_STATUS_RCVD else code
+        write_close(self.dest, self.state, echo, reason)
+        raise ConnectionClosed.of(code, reason, sent_code=echo, sent_reason=reason)
 
 
 def control_frame_handler(

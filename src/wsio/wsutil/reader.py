@@ -243,10 +243,17 @@ class Reader:
 
     def readall(self) -> bytes:
         """The rest of the current message."""
-        chunks = []
-        while chunk := self.read(max(self._remaining, 65536)):
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        first = self.read(max(self._remaining, 65536))
+        chunk = self.read(max(self._remaining, 65536)) if first else b""
+        if not chunk:
+            return first  # the whole message was one read: no second copy
+        # Fragments are gathered in one growing buffer, not one object each: a message
+        # of many tiny fragments costs its size, not its frame count times an object.
+        whole = bytearray(first)
+        while chunk:
+            whole += chunk
+            chunk = self.read(max(self._remaining, 65536))
+        return bytes(whole)
 
     def __iter__(self) -> Iterator[bytes]:
         """The rest of the current message, chunk by chunk."""

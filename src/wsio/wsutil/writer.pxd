@@ -7,6 +7,7 @@ cdef class Writer:
     cdef bytearray _buffer
     cdef object _view
     cdef list _extensions
+    cdef bytearray _scratch
     cdef bint _client
     cdef long long _state
     cdef Py_ssize_t _n

@@ -49,6 +49,7 @@ class Writer:
         self._buffer = bytearray(MAX_HEADER_SIZE + buffer_size)
         self._view = memoryview(self._buffer)
         self._extensions: list[SendExtension] = []
+        self._scratch = bytearray()  # client side: masked copies of written-through data
         self.reset(dest, state, op)
         self._dirty = False  # a new Writer's flush() sends nothing until written to
         self.fragmenting = fragmenting
@@ -194,10 +195,14 @@ class Writer:
         header = self._header(fin, len(payload))
         self._fragments += 1
         if header.masked:
-            # RFC 6455 §5.3: the client masks; the caller's data stays as it was.
-            masked = bytearray(header_size(header) + len(payload))
+            # RFC 6455 §5.3: the client masks into a reused buffer; the caller's data
+            # stays as it was.
+            total = header_size(header) + len(payload)
+            if len(self._scratch) < total:
+                self._scratch = bytearray(total)
+            masked = memoryview(self._scratch)[:total]
             size = encode_header_into(masked, 0, header)
-            mask_into(memoryview(masked)[size:], payload, header.mask)  # type: ignore[arg-type]
+            mask_into(masked[size:], payload, header.mask)  # type: ignore[arg-type]
             write_all(self.dest, masked)
         else:
             write_frame(self.dest, Frame(header, payload))
