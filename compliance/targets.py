@@ -43,7 +43,12 @@ suite's getCaseCount / runCase / updateReports protocol against ``{url}``.
 
 from __future__ import annotations
 
-from compliance.model import COMPRESSION_CASES, ClientTarget, ServerTarget
+from compliance.model import (
+    COMPRESSION_CASES,
+    COMPRESSION_QUICK_CASES,
+    ClientTarget,
+    ServerTarget,
+)
 
 __all__ = ["CLIENTS", "COMPRESSION_CASES", "SERVERS"]
 
@@ -52,7 +57,9 @@ def _example(script: str, *extra: str) -> list[str]:
     return ["{python}", f"examples/{script}", "--host", "{host}", "--port", "{port}", *extra]
 
 
-# Groups 1-10 (no permessage-deflate: the compression examples come with wsflate).
+# Groups 1-10 on the plain echo servers; groups 12-13 (permessage-deflate) on the
+# wsflate example. CI runs every subgroup of 12-13 at its five smallest sizes
+# (COMPRESSION_QUICK_CASES, ~30 s a peer); --all runs all 216 cases (~13 min a peer).
 SERVERS: list[ServerTarget] = [
     ServerTarget(
         name="echo-high-level",
@@ -102,6 +109,34 @@ SERVERS: list[ServerTarget] = [
         env={"WSIO_PURE": "1"},
         description="echo-low-level on the uncompiled engine",
     ),
+    ServerTarget(
+        name="wsflate-stream",
+        command=_example("wsflate_stream.py"),
+        ci=True,
+        cases=COMPRESSION_QUICK_CASES,
+        description="wsflate Reader/Writer over wsutil, no context takeover",
+    ),
+    ServerTarget(
+        name="wsflate-stream-takeover",
+        command=_example("wsflate_stream.py", "--takeover"),
+        ci=True,
+        cases=COMPRESSION_QUICK_CASES,
+        description="wsflate Reader/Writer over wsutil, context takeover when offered",
+    ),
+    ServerTarget(
+        name="wsflate-stream-full",
+        command=_example("wsflate_stream.py"),
+        ci=False,
+        cases=COMPRESSION_CASES,
+        description="wsflate-stream on all 216 compression cases",
+    ),
+    ServerTarget(
+        name="wsflate-stream-takeover-full",
+        command=_example("wsflate_stream.py", "--takeover"),
+        ci=False,
+        cases=COMPRESSION_CASES,
+        description="wsflate-stream-takeover on all 216 compression cases",
+    ),
 ]
 
 CLIENTS: list[ClientTarget] = [
@@ -119,5 +154,19 @@ CLIENTS: list[ClientTarget] = [
         exclude_cases=COMPRESSION_CASES,
         env={"WSIO_PURE": "1"},
         description="autobahn-client on the uncompiled engine",
+    ),
+    ClientTarget(
+        name="autobahn-client-deflate",
+        command=["{python}", "examples/autobahn_client.py", "{url}", "{agent}", "--deflate"],
+        ci=True,
+        cases=COMPRESSION_QUICK_CASES,
+        description="autobahn-client offering permessage-deflate (wsflate Reader/Writer)",
+    ),
+    ClientTarget(
+        name="autobahn-client-deflate-full",
+        command=["{python}", "examples/autobahn_client.py", "{url}", "{agent}", "--deflate"],
+        ci=False,
+        cases=COMPRESSION_CASES,
+        description="autobahn-client-deflate on all 216 compression cases",
     ),
 ]

@@ -4,10 +4,12 @@ Speaks the suite's protocol: ``/getCaseCount`` sends the number of cases as a te
 message; for each case N, ``/runCase?case=N&agent=AGENT`` is a connection on which
 every message is echoed until the server closes it; ``/updateReports?agent=AGENT``
 writes the reports. Messages are streamed back with a Reader and a Writer as in
-echo_low_level.py, on the client side (every frame masked)::
+echo_low_level.py, on the client side (every frame masked). With ``--deflate`` each
+case offers permessage-deflate and echoes through wsflate's Reader and Writer, as
+examples/wsflate_stream.py does on the server side::
 
     wstest --mode fuzzingserver --spec fuzzingserver.json   # listens on :9001
-    python examples/autobahn_client.py ws://127.0.0.1:9001 wsio
+    python examples/autobahn_client.py ws://127.0.0.1:9001 wsio [--deflate]
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from urllib.parse import quote
 
 import wsio
-from wsio import wsutil
+from wsio import wsflate, wsutil
 
 STATE = wsio.State.CLIENT_SIDE
 
@@ -44,6 +46,36 @@ def echo(conn: wsio.Conn) -> None:
         # RFC 6455 §7.1.7: send the close code that answers the error, then drop.
         if not controls.close_sent:
             wsutil.write_close(conn, STATE, err.close_code)
+    except (wsio.ConnectionClosed, wsio.ConnectionEOFError, OSError):
+        pass
+
+
+def echo_deflate(conn: wsio.Conn, params: wsflate.Parameters) -> None:
+    """Echo every message, decompressing and compressing again, as the server example."""
+    state = STATE | wsio.State.EXTENDED
+    controls = wsutil.ControlHandler(conn, state)
+    msg = wsflate.MessageState()
+    rd = wsutil.Reader(conn, state, extensions=[msg], on_intermediate=controls.handle)
+    wr = wsutil.Writer(conn, state, wsio.OpCode.TEXT)
+    wr.set_extensions(msg)
+    fr = wsflate.Reader(None, parameters=params, client=True, state=msg)
+    fw = wsflate.Writer(None, parameters=params, client=True, state=msg)
+    try:
+        while True:
+            header = rd.next_frame()
+            if wsio.is_control(header.opcode):
+                controls.handle(header, rd.read())  # ClosedError after a close
+                continue
+            wr.reset_op(header.opcode)
+            compressed = msg.is_compressed()
+            fr.reset(rd)
+            fw.reset(wr, compress=compressed)
+            shutil.copyfileobj(fr if compressed else rd, fw)
+            fw.close()
+            wr.flush()
+    except wsio.ProtocolError as err:
+        if not controls.close_sent:
+            wsutil.write_close(conn, state, err.close_code)
     except (wsio.ConnectionClosed, wsio.ConnectionEOFError, OSError):
         pass
 
@@ -83,19 +115,43 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="the fuzzing server, e.g. ws://127.0.0.1:9001")
     parser.add_argument("agent", nargs="?", default="wsio", help="the name in the reports")
+    parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     args = parser.parse_args(argv)
+    # The offer browsers make: this client compresses without context takeover, takes
+    # any window size the server asks of it, and inflates whatever the server chooses.
+    config = (
+        wsflate.Parameters(client_no_context_takeover=True, client_max_window_bits=True)
+        if args.deflate
+        else None
+    )
     base, agent = args.url.rstrip("/"), quote(args.agent)
     count = int(text_message(f"{base}/getCaseCount"))
     print(f"{count} cases", flush=True)
     for case in range(1, count + 1):
         print(f"case {case}/{count}", flush=True)
+        url = f"{base}/runCase?case={case}&agent={agent}"
+        # One Extension a handshake: it keeps what this handshake agreed.
+        extension = wsflate.Extension(parameters=config) if config is not None else None
         try:
-            conn, _ = DIALER.dial(f"{base}/runCase?case={case}&agent={agent}")
+            if extension is None:
+                conn, _ = DIALER.dial(url)
+            else:
+                conn, _ = wsio.dial(
+                    url,
+                    proxy=None,
+                    timeout=30.0,
+                    extensions=[extension.offer()],
+                    accept_extensions=extension.accept_extensions,
+                )
         except (wsio.HandshakeError, OSError) as err:
             print(f"case {case}: {err!r}", file=sys.stderr, flush=True)
             continue
         try:
-            echo(conn)
+            params = extension.accepted() if extension is not None else None
+            if params is None:
+                echo(conn)
+            else:
+                echo_deflate(conn, params)
         finally:
             finish(conn)
     conn, _ = DIALER.dial(f"{base}/updateReports?agent={agent}")

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-from typing import Final, Protocol
+from typing import Final
 
+from wsio._engine.framing import Header
 from wsio.exceptions import ProtocolError
 
 __all__ = ["MessageState", "is_compressed"]
@@ -21,15 +22,7 @@ _TEXT: Final = 0x1
 _BINARY: Final = 0x2
 
 
-class HeaderLike(Protocol):
-    """The fields of :class:`wsio.Header` that compression reads and writes."""
-
-    fin: bool
-    rsv: int
-    opcode: int
-
-
-def is_compressed(header: HeaderLike) -> bool:
+def is_compressed(header: Header) -> bool:
     """True if this header starts a compressed message (RSV1 on a text or binary frame).
 
     Raises ProtocolError (1002) for RSV1 on a continuation or control frame.
@@ -40,7 +33,7 @@ def is_compressed(header: HeaderLike) -> bool:
     return True
 
 
-def _check_first(header: HeaderLike) -> None:
+def _check_first(header: Header) -> None:
     # RFC 7692 §6.1: "An endpoint MUST NOT set the "Per-Message Compressed" bit of
     # control frames and non-first fragments of a data message. An endpoint receiving
     # such a frame MUST _Fail the WebSocket Connection_."
@@ -80,7 +73,7 @@ class MessageState:
         """Say whether the next message written is compressed (RSV1 on its first frame)."""
         self.compressed = compressed
 
-    def unset_bits(self, header: HeaderLike) -> HeaderLike:
+    def unset_bits(self, header: Header) -> Header:
         """The receive hook: check and clear RSV1 of a received header (in place).
 
         Raises ProtocolError (1002) for RSV1 on a control or continuation frame, or at
@@ -106,7 +99,7 @@ class MessageState:
         header.rsv &= ~RSV1
         return header
 
-    def set_bits(self, header: HeaderLike) -> HeaderLike:
+    def set_bits(self, header: Header) -> Header:
         """The send hook: set RSV1 on a message's first frame when it is compressed."""
         # RFC 7692 §6: "A PMCE ... sets the "Per-Message Compressed" bit of the first
         # frame of the message"; §6.1: not on "control frames and non-first fragments".
