@@ -13,8 +13,8 @@ One connection per window, ``server ← client``, each server in a subprocess of
   ``compression="deflate"`` (their default) on both ends.
 - **aiohttp**: ``web.WebSocketResponse(compress=True)`` ← ``ClientSession.ws_connect(
   compress=15)``.
-- **wsio-level6**: the example's echo loop with the wsflate Writer at zlib's default
-  level 6 (the example says ``level=9``), no takeover, ← the wsio client.
+- **wsio-level6**: ``examples/wsflate_stream.py --level 6`` (zlib's default level; the
+  example's own default is the seed's 9), no takeover, ← the wsio client.
 - Cross: the websockets client ← the wsio server.
 
 A round trip sends one message and reads its echo whole. Messages: text (JSON-ish,
@@ -114,55 +114,7 @@ def serve_aiohttp(listener: socket.socket) -> None:
     web.run_app(app, sock=listener, print=None, handle_signals=True)
 
 
-def serve_wsio_level6(listener: socket.socket) -> None:
-    """examples/wsflate_stream.py's echo loop (no takeover) at zlib's default level 6.
-
-    The example compresses at level 9; this row shows how much of wsio's time that is.
-    """
-    import shutil
-    import threading
-
-    import wsio
-    from wsio import wsflate, wsutil
-
-    def handle(sock: socket.socket) -> None:
-        extension = wsflate.Extension()
-        try:
-            conn, _ = wsio.Upgrader(negotiate=extension.negotiate).upgrade_conn(sock)
-            params = extension.accepted()
-            assert params is not None
-            state = wsio.State.SERVER_SIDE | wsio.State.EXTENDED
-            controls = wsutil.ControlHandler(conn, state)
-            msg = wsflate.MessageState()
-            rd = wsutil.Reader(conn, state, extensions=[msg], on_intermediate=controls.handle)
-            wr = wsutil.Writer(conn, state, wsio.OpCode.TEXT)
-            wr.set_extensions(msg)
-            fr = wsflate.Reader(None, parameters=params, state=msg)
-            fw = wsflate.Writer(None, parameters=params, state=msg)  # level 6
-            while True:
-                h = rd.next_frame()
-                if wsio.is_control(h.opcode):
-                    controls.handle(h, rd.read())
-                    continue
-                wr.reset_op(h.opcode)
-                compressed = msg.is_compressed()
-                fr.reset(rd)
-                fw.reset(wr, compress=compressed)
-                shutil.copyfileobj(fr if compressed else rd, fw)
-                fw.close()
-                wr.flush()
-        except (wsio.WebSocketError, OSError):
-            pass
-        finally:
-            sock.close()
-
-    while True:
-        sock, _ = listener.accept()
-        threading.Thread(target=handle, args=(sock,), daemon=True).start()
-
-
 SERVE: dict[str, Callable[[socket.socket], None]] = {
-    "wsio-level6": serve_wsio_level6,
     "websockets": serve_websockets,
     "aiohttp": serve_aiohttp,
 }
@@ -171,7 +123,7 @@ SERVE: dict[str, Callable[[socket.socket], None]] = {
 SERVERS: dict[str, list[str]] = {
     "wsio": [sys.executable, "examples/wsflate_stream.py", "--port", "0"],
     "wsio-takeover": [sys.executable, "examples/wsflate_stream.py", "--port", "0", "--takeover"],
-    "wsio-level6": [sys.executable, "-m", "bench.compressed_echo", "--serve", "wsio-level6"],
+    "wsio-level6": [sys.executable, "examples/wsflate_stream.py", "--port", "0", "--level", "6"],
     "websockets": [sys.executable, "-m", "bench.compressed_echo", "--serve", "websockets"],
     "aiohttp": [sys.executable, "-m", "bench.compressed_echo", "--serve", "aiohttp"],
 }

@@ -25,7 +25,9 @@ from wsio.handshake import Upgrader
 log = logging.getLogger("wsflate_stream")
 
 
-def echo(conn: wsio.Conn, params: wsflate.Parameters, max_message_size: int) -> None:
+def echo(
+    conn: wsio.Conn, params: wsflate.Parameters, max_message_size: int, level: int = 9
+) -> None:
     """Echo every message on ``conn`` until the closing handshake or a protocol error."""
     state = wsio.State.SERVER_SIDE | wsio.State.EXTENDED
     controls = wsutil.ControlHandler(conn, state)
@@ -45,7 +47,7 @@ def echo(conn: wsio.Conn, params: wsflate.Parameters, max_message_size: int) -> 
     wr.set_extensions(msg)
     # None as the source and destination: they are given by reset() for each message.
     fr = wsflate.Reader(None, parameters=params, state=msg, max_message_size=max_message_size)
-    fw = wsflate.Writer(None, parameters=params, state=msg, level=9)
+    fw = wsflate.Writer(None, parameters=params, state=msg, level=level)
     try:
         while True:
             h = rd.next_frame()
@@ -69,10 +71,12 @@ def echo(conn: wsio.Conn, params: wsflate.Parameters, max_message_size: int) -> 
         raise
 
 
-def run_conn(conn: wsio.Conn, params: wsflate.Parameters, max_message_size: int) -> None:
+def run_conn(
+    conn: wsio.Conn, params: wsflate.Parameters, max_message_size: int, level: int
+) -> None:
     """Serve one connection and close it, whatever happens."""
     try:
-        echo(conn, params, max_message_size)
+        echo(conn, params, max_message_size, level)
     except (wsio.WebSocketError, OSError) as err:
         log.info("closed: %r", err)
     finally:
@@ -89,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         "--takeover",
         action="store_true",
         help="keep the compression context across messages (more memory, better ratio)",
+    )
+    parser.add_argument(
+        "--level", type=int, default=9, help="zlib level 0-9 (9, as in the seed's example)"
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="log every connection")
     args = parser.parse_args(argv)
@@ -118,7 +125,9 @@ def main(argv: list[str] | None = None) -> None:
                 conn.close()
                 continue
             threading.Thread(
-                target=run_conn, args=(conn, params, args.max_message_size), daemon=True
+                target=run_conn,
+                args=(conn, params, args.max_message_size, args.level),
+                daemon=True,
             ).start()
 
 
