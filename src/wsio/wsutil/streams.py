@@ -10,6 +10,14 @@ from wsio.frameio import Sink, Source, write_all
 __all__ = ["CipherReader", "CipherWriter", "UTF8Reader"]
 
 
+def _read(stream: CipherReader | UTF8Reader, size: int) -> bytes:
+    # read() in terms of readinto(), for both adapters.
+    buffer = bytearray(size)
+    n = stream.readinto(buffer)
+    del buffer[n:]
+    return bytes(buffer)
+
+
 def _reader(source: Source) -> object:
     return getattr(source, "recv_into", None) or source.readinto  # type: ignore[union-attr]
 
@@ -38,10 +46,7 @@ class CipherReader:
 
     def read(self, size: int = 65536) -> bytes:
         """Up to ``size`` unmasked bytes; ``b""`` at end of stream."""
-        buffer = bytearray(size)
-        n = self.readinto(buffer)
-        del buffer[n:]
-        return bytes(buffer)
+        return _read(self, size)
 
 
 class CipherWriter:
@@ -103,7 +108,4 @@ class UTF8Reader:
 
     def read(self, size: int = 65536) -> bytes:
         """Up to ``size`` checked bytes; ``b""`` at end of stream."""
-        buffer = bytearray(size)
-        n = self.readinto(buffer)
-        del buffer[n:]
-        return bytes(buffer)
+        return _read(self, size)
