@@ -412,8 +412,8 @@ def _size(size: int) -> str:
 SETTINGS = {
     "wsio ↔ wsio": "no takeover either way, 15 bits; server level 9 (the example), client 6",
     "wsio-takeover ↔ wsio-takeover": "takeover both ways, 15 bits; server level 9, client 6",
-    "wsio-level6 ← wsio": "no takeover either way, 15 bits; the example's loop at level 6 "
-    "(bench/compressed_echo.py), client 6",
+    "wsio-level6 ← wsio": "no takeover either way, 15 bits; examples/wsflate_stream.py "
+    "--level 6, client 6",
     "websockets ↔ websockets": "takeover both ways, 12 bits, level 6, memLevel 5",
     "aiohttp ↔ aiohttp": "takeover both ways, 15 bits, level 1; > 16 KiB compressed in a "
     "thread-pool executor",
