@@ -27,9 +27,9 @@ _CLOSE = int(OpCode.CLOSE)
 def write_close(dest: Sink, state: State | int, code: int | None, reason: str = "") -> None:
     """Send a Close frame with ``code`` and ``reason`` (no body if ``code`` is None)."""
     writer = Writer(dest, state, OpCode.CLOSE, buffer_size=125, fragmenting=False)
+    writer.reset_op(OpCode.CLOSE)  # a begun message: flush() sends it even with no body
     if code is not None:
         writer.write(close_frame_body(code, reason))
-    writer._dirty = True
     writer.flush()
 
 
@@ -84,8 +84,7 @@ class ControlHandler:
         writer = self._writer
         writer.reset_op(OpCode.PONG)
         writer.write(payload)
-        writer._dirty = True
-        writer.flush()
+        writer.flush()  # reset_op began the message: an empty ping gets an empty pong
 
     def handle_pong(self, payload: bytes | bytearray | memoryview) -> None:
         """A pong needs no answer; ``on_pong`` sees it."""
