@@ -564,3 +564,26 @@ TestSplitFeed = SplitFeed.TestCase
 TestSplitFeed.settings = settings(
     max_examples=60, stateful_step_count=4, deadline=None, suppress_health_check=list(HealthCheck)
 )
+
+
+def test_messages_before_a_close_can_still_be_answered_first() -> None:
+    # Autobahn 3.2, 5.15, 7.1.x: the echo of what came before the Close goes out first.
+    server = ServerProtocol()
+    server.receive_data(frame(1, b"first") + frame(1, b"bad", rsv=2))
+    assert server.events_received() == [TextMessage("first")]
+    assert server.close_expected()
+    server.send_text("first")
+    frames = unmask_frames(sent(server))
+    assert [f[0] for f in frames] == [1, 8] and frames[1][3][:2] == b"\x03\xea"
+    with pytest.raises(InvalidStateError):
+        server.send_text("too late")
+
+
+def test_bad_utf8_fails_before_the_frame_is_complete() -> None:
+    # Autobahn 6.4.3: the first bytes of a text frame are enough to fail it.
+    server = ServerProtocol()
+    server.receive_data(
+        frame(1, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80" + b"x" * 100)[:24]
+    )
+    assert server.error is not None and server.error.close_code == 1007  # type: ignore[attr-defined]
+    assert unmask_frames(sent(server))[0][0] == 8

@@ -97,7 +97,7 @@ cdef class Protocol:
     cdef bytearray _tail
     cdef object _send_codec
     cdef bint _send_fragmented
-    cdef bint _send_first
+    cdef object _pending_close
 
     cdef int _next(self) except -1
     cdef int _unmask(self, Py_ssize_t off, Py_ssize_t n, long long pos, bint check) except -1

@@ -298,6 +298,11 @@ TRANSITIONS: Final[Mapping[tuple[ConnectionState, str], ConnectionState]] = {
 
 #: What may be sent in each state. RFC 6455 §5.5.1: "After sending a Close frame, the
 #: endpoint MUST NOT send any more data frames"; wsio sends no control frame either.
+#: One allowance: when the peer's Close (or a violation) ends the connection, the Close
+#: frame this side answers with goes out at the next :meth:`Protocol.data_to_send`, and
+#: until then messages and pings may still be sent in answer to the events before it
+#: (§5.5.1: "An endpoint MAY delay sending a Close frame until its current message is
+#: sent"); they go out first.
 SENDABLE: Final[Mapping[ConnectionState, frozenset[str]]] = {
     ConnectionState.OPEN: frozenset({"text", "binary", "continuation", "ping", "pong", "close"}),
     ConnectionState.CLOSING: frozenset(),
@@ -420,8 +425,8 @@ class Protocol:
         self._out: list[_Bytes] = []
         self._tail = bytearray()
         self._send_codec = None
+        self._pending_close: bytes | None = None
         self._send_fragmented = False
-        self._send_first = True
 
     # -- state ----------------------------------------------------------------------
 
@@ -644,7 +649,15 @@ class Protocol:
                 raise PayloadTooBigError(
                     f"message of {total} bytes is over the limit of {self.max_message_size}"
                 )
-            if not whole and (not self.streaming or length <= _PIECE_MIN):
+            if not whole and (
+                avail == size
+                or not (
+                    # Text is taken as it arrives, so that bad UTF-8 fails fast (RFC
+                    # 6455 §8.1; Autobahn 6.4), and any large frame when streaming.
+                    (codec is None and (op == 1 or (op == 0 and self._msg_opcode == 1)))
+                    or (self.streaming and length > _PIECE_MIN)
+                )
+            ):
                 return 0
             # The frame is taken: the message state follows it.
             if op:
@@ -658,7 +671,7 @@ class Protocol:
                 self._msg_check = (
                     op == 1
                     and codec is None
-                    and (self.streaming or not self.decode_text or not fin)
+                    and (self.streaming or not self.decode_text or not fin or not whole)
                 )
                 if self._msg_check:
                     if cython.compiled:
@@ -864,7 +877,7 @@ class Protocol:
             # response, the endpoint typically echos the status code it received.)"
             self.close_initiator = "remote"
             self.close_sent = Close(close.code, "")
-            self._write_frame(True, 8, 0, b"" if not body else body[:2])
+            self._pending_close = b"" if not body else body[:2]
         self._transition("receive_close")
         self._events.append(close)
 
@@ -873,8 +886,9 @@ class Protocol:
         self.fail(exc.close_code, str(exc))
 
     def fail(self, code: int = 1011, reason: str = "") -> None:
-        """Fail the connection (RFC 6455 §7.1.7): queue a Close frame with ``code`` and
-        ``reason`` unless one was sent already, stop reading; the state is CLOSED.
+        """Fail the connection (RFC 6455 §7.1.7): a Close frame with ``code`` and
+        ``reason`` goes out at the next :meth:`data_to_send` (unless one was sent
+        already), reading stops; the state is CLOSED.
 
         ``code`` 1006 sends no Close frame at all (the connection is simply dropped).
         Does nothing once CLOSED.
@@ -889,7 +903,7 @@ class Protocol:
             self.close_initiator = "local"
             body = close_frame_body(code, reason)  # cut to fit on a character boundary
             self.close_sent = Close(code, str(body[2:], "utf-8"))
-            self._write_frame(True, 8, 0, body)
+            self._pending_close = body
         self._transition("fail")
 
     # -- bytes out ------------------------------------------------------------------
@@ -922,7 +936,7 @@ class Protocol:
     def _send_data(
         self, op: cython.int, data: _Bytes, fin: cython.bint, compress: bool | None
     ) -> None:
-        if self._state != _OPEN:
+        if self._state != _OPEN and self._pending_close is None:
             self._refuse("continuation" if op == 0 else ("text" if op == 1 else "binary"))
         # RFC 6455 §5.4: the fragments of one message are sent in order, not
         # interleaved with another message's.
@@ -957,7 +971,7 @@ class Protocol:
         self._send_control(10, "pong", data)
 
     def _send_control(self, op: cython.int, kind: str, data: str | _Bytes) -> None:
-        if self._state != _OPEN:
+        if self._state != _OPEN and self._pending_close is None:
             self._refuse(kind)
         payload = data.encode() if isinstance(data, str) else data
         if len(payload) > MAX_CONTROL_PAYLOAD:
@@ -995,6 +1009,13 @@ class Protocol:
         The list and the bytearrays in it are yours; a long payload passed to a send on
         the server side appears as the object you passed.
         """
+        if self._pending_close is not None:
+            # The Close answering the peer's, or failing the connection, goes after
+            # what was sent in answer to the events before it (RFC 6455 §5.5.1: "An
+            # endpoint MAY delay sending a Close frame until its current message is
+            # sent"); nothing can be sent after it.
+            self._write_frame(True, 8, 0, self._pending_close)
+            self._pending_close = None
         out = self._out
         if self._tail:
             out.append(self._tail)
