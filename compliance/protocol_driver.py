@@ -21,7 +21,6 @@ from wsio import wsflate
 from wsio.protocol import (
     BinaryMessage,
     ClientProtocol,
-    ConnectionState,
     PerMessageDeflate,
     Protocol,
     ServerProtocol,
@@ -38,10 +37,9 @@ def drive(conn: wsio.Conn, proto: Protocol) -> None:
                 proto.buffer_updated(n)
             else:
                 proto.receive_eof()
+            # Messages that came before a Close (or a violation) are still echoed: the
+            # protocol sends its Close after them.
             for event in proto.events_received():
-                # A message that came before the peer's Close is not echoed after it.
-                if proto.state is not ConnectionState.OPEN:
-                    break
                 if isinstance(event, TextMessage):
                     proto.send_text(event.data)
                 elif isinstance(event, BinaryMessage):
@@ -65,10 +63,11 @@ def serve(host: str, port: int, deflate: bool) -> None:
         print(f"listening on {host}:{port}", flush=True)
         while True:
             sock, _ = listener.accept()
-            threading.Thread(target=_serve_one, args=(sock, deflate), daemon=True).start()
+            threading.Thread(target=serve_one, args=(sock, deflate), daemon=True).start()
 
 
-def _serve_one(sock: socket.socket, deflate: bool) -> None:
+def serve_one(sock: socket.socket, deflate: bool) -> None:
+    """Upgrade ``sock`` (permessage-deflate accepted if ``deflate``), then echo on it."""
     extension = wsflate.Extension(parameters=wsflate.Parameters()) if deflate else None
     upgrader = wsio.Upgrader(negotiate=extension.negotiate if extension else None)
     try:
