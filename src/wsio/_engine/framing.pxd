@@ -50,5 +50,6 @@ cdef class FrameParser:
 
 cdef Py_ssize_t decode_fields(bytearray buf, Py_ssize_t pos, Py_ssize_t end, frame_ptr f) except -1
 cdef int check_fields(int opcode, bint fin, int rsv, bint masked, long long length, int state, int allowed_rsv) except -1
+cpdef int check_limits(long long length, long long max_frame_size, long long message_size, long long max_message_size, long long fragments, long long max_fragments) except -1
 cdef int put_header(uchar_ptr p, bint fin, int opcode, int rsv, long long length, bint masked, cbytes_ptr key) noexcept nogil
 cdef void _fill_header(Header header, frame_ptr f) except *

@@ -474,6 +474,33 @@ def check_fields(
     return 0
 
 
+def check_limits(
+    length: cython.longlong,
+    max_frame_size: cython.longlong,
+    message_size: cython.longlong,
+    max_message_size: cython.longlong,
+    fragments: cython.longlong,
+    max_fragments: cython.longlong,
+) -> cython.int:
+    """The size limits of a received frame, on plain ints; raise PayloadTooBigError (1009).
+
+    ``length`` is the frame's declared payload length; ``message_size`` and ``fragments``
+    what its message comes to with it. RFC 6455 §10.4: "implementations that have
+    implementation- and/or platform-specific limitations regarding the frame size or
+    total message size after reassembly from multiple frames MUST protect themselves
+    against exceeding those limits."
+    """
+    if length > max_frame_size:
+        raise PayloadTooBigError(f"frame of {length} bytes is over the limit of {max_frame_size}")
+    if message_size > max_message_size:
+        raise PayloadTooBigError(
+            f"message of {message_size}+ bytes is over the limit of {max_message_size}"
+        )
+    if fragments > max_fragments:
+        raise PayloadTooBigError(f"message of more than {max_fragments} frames")
+    return 0
+
+
 class FrameParser:
     """Splits a byte stream into frames, with payloads unmasked in place.
 
@@ -565,10 +592,7 @@ class FrameParser:
         if size == 0:
             return None
         length: cython.longlong = self._fields.length
-        if length > self.max_frame_size:
-            raise PayloadTooBigError(
-                f"frame of {length} bytes is over the limit of {self.max_frame_size}"
-            )
+        check_limits(length, self.max_frame_size, 0, 0, 0, 0)
         if length > end - start - size:
             return None
         total: cython.Py_ssize_t = size + cython.cast(cython.Py_ssize_t, length)

@@ -13,7 +13,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memcpy, memmove
 
-from wsio._engine.framing cimport check_fields, decode_fields, frame_t, put_header
+from wsio._engine.framing cimport check_fields, check_limits, decode_fields, frame_t, put_header
 from wsio._engine.mask cimport wsio_mask_xor
 from wsio._engine.utf8 cimport _scan, utf8_state
 

@@ -51,7 +51,6 @@ from wsio.exceptions import (
     InvalidStateError,
     InvalidUTF8Error,
     LocalProtocolError,
-    PayloadTooBigError,
     ProtocolError,
 )
 from wsio.frames import (
@@ -79,6 +78,7 @@ if cython.compiled:
         _scan,
         cbytes_ptr,
         check_fields,
+        check_limits,
         decode_fields,
         memmove,
         put_header,
@@ -86,7 +86,7 @@ if cython.compiled:
         wsio_mask_xor,
     )
 else:
-    from wsio._engine.framing import _Fields, check_fields, decode_fields
+    from wsio._engine.framing import _Fields, check_fields, check_limits, decode_fields
 
 __all__ = [
     "BinaryMessage",
@@ -633,22 +633,24 @@ class Protocol:
             self._flags,
             self._allowed_rsv if (op == 1 or op == 2) else 0,
         )
-        if length > self.max_frame_size:
-            raise PayloadTooBigError(
-                f"frame of {length} bytes is over the limit of {self.max_frame_size}"
-            )
         whole: cython.bint = length <= avail - size
         if op < 8:
-            # RFC 6455 §10.4: limits on frames and messages, checked at the header.
+            # The limits, checked at the header; a compressed message's size is
+            # capped after inflating (the codec's decompressor), not on the wire.
             fragments: cython.longlong = 1 if op else self._fragments + 1
-            if fragments > self.max_fragments:
-                raise PayloadTooBigError(f"message of more than {self.max_fragments} frames")
             total: cython.longlong = length if op else self._msg_size + length
             codec = self._msg_codec if op == 0 else (None if rsv == 0 else self._codec_for(rsv))
-            if codec is None and total > self.max_message_size:
-                raise PayloadTooBigError(
-                    f"message of {total} bytes is over the limit of {self.max_message_size}"
-                )
+            check_limits(
+                length,
+                self.max_frame_size,
+                total,
+                self.max_message_size if codec is None else _NO_LIMIT,
+                fragments,
+                self.max_fragments,
+            )
+        elif length > self.max_frame_size:
+            check_limits(length, self.max_frame_size, 0, 0, 0, 0)
+        if op < 8:
             if not whole and (
                 avail == size
                 or not (
