@@ -27,6 +27,7 @@ The tree::
     │   ├── IncompleteHandshakeError  the connection ended mid-handshake (an UnexpectedEOFError)
     │   └── HandshakeTimeoutError     connect + TLS + handshake took too long (a TimeoutError)
     ├── LocalProtocolError            the caller asked for something the RFC forbids (a ValueError)
+    │   └── InvalidStateError         ... a frame the connection's state forbids (after a Close)
     └── ConcurrencyError              two threads or tasks used a connection at once (RuntimeError)
 
 Errors the peer causes are distinct from errors the caller causes: a
@@ -65,6 +66,7 @@ __all__ = [
     "HandshakeTimeoutError",
     "LocalProtocolError",
     "ConcurrencyError",
+    "InvalidStateError",
 ]
 
 # Close codes are written as numbers here (not wsio.CloseCode) so that this module
@@ -272,3 +274,8 @@ class LocalProtocolError(WebSocketError, ValueError):
 
 class ConcurrencyError(WebSocketError, RuntimeError):
     """Two threads or tasks used the same connection, or the same end of it, at once."""
+
+
+class InvalidStateError(LocalProtocolError):
+    """Sending what the connection's state forbids: any frame once a Close frame was
+    sent or received (RFC 6455 §5.5.1), or a continuation with no message open."""
