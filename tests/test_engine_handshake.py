@@ -128,6 +128,19 @@ def test_websockets_client_sees_the_403_for_a_foreign_origin() -> None:
     assert response.status_code == 403
 
 
+def test_empty_reads_change_nothing() -> None:
+    _, request = websockets_request()
+    server = ServerHandshake(ServerRules())
+    assert server.receive_data(b"") == 0
+    assert server.receive_data(request[:10]) == 10
+    assert server.buffer_updated(0) == 0
+    assert server.state == NEED_DATA
+    assert server.data_to_send() == b""
+    assert server.receive_data(request[10:] + b"tail") == len(request) - 10
+    assert server.state == ACCEPTED
+    assert bytes(server.trailing()) == b"tail"
+
+
 def test_eof_before_the_head_is_failed() -> None:
     server = ServerHandshake(ServerRules())
     server.receive_data(b"GET / HTTP/1.1\r\n")

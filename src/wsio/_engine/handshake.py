@@ -21,6 +21,21 @@ today, an asyncio protocol can drive them from ``data_received``):
 
 The driver owns time: a deadline for the whole handshake (``DEFAULT_HANDSHAKE_TIMEOUT``)
 is its job, as are closing the connection and what to do with a refusal after sending it.
+An event-loop driver, for instance::
+
+    def data_received(self, data):
+        taken = self.handshake.receive_data(data)       # copies into the head buffer
+        if self.handshake.state == NEED_DATA:
+            return                                      # (the deadline timer keeps running)
+        self.transport.write(self.handshake.data_to_send())
+        if self.handshake.state == REJECTED:
+            self.transport.close()
+        else:
+            self.start_websocket(self.handshake.handshake, data[taken:])
+
+Views (:meth:`~ServerHandshake.trailing`, :meth:`~ServerHandshake.request_head`, what
+``get_buffer`` returns) point into the parser's buffer: valid until the parser is reset
+or reused; copy what you keep.
 
 :class:`ServerRules` holds what a server checks: the limits, the hooks, ``origins``. It
 is the base of :class:`~wsio.Upgrader`, so one set of rules serves every way in.
@@ -767,7 +782,7 @@ class ServerHandshake:
 
         ``data[returned:]`` is the start of the WebSocket stream (kept by the caller).
         """
-        free = self.get_buffer(len(data))
+        free = self.parser.free()[: len(data)]
         n = len(free)
         free[:] = data[:n] if n < len(data) else data
         return self.buffer_updated(n)
@@ -976,7 +991,7 @@ class ClientHandshake:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> int:
         """Copy ``data`` in and parse it; returns how many bytes belonged to the head."""
-        free = self.get_buffer(len(data))
+        free = self.parser.free()[: len(data)]
         n = len(free)
         free[:] = data[:n] if n < len(data) else data
         return self.buffer_updated(n)
