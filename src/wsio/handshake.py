@@ -450,26 +450,25 @@ def _cached_upgrader(origins: tuple[str | None, ...] | None, timeout: float | No
 
 
 def _upgrader_for(
-    upgrader: Upgrader | None, origins: _Origins, timeout: float | object | None
+    upgrader: Upgrader | None,
+    origins: _Origins,
+    timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> Upgrader:
-    """The Upgrader a module-level helper uses for these keywords."""
+    """The Upgrader a module-level helper uses: ``upgrader``, or one for these keywords."""
     if upgrader is not None:
-        if origins is not None or timeout is not _UNSET:
-            raise TypeError("pass origins= and timeout= to the Upgrader, not beside it")
+        if origins is not None:
+            raise TypeError("pass origins= to the Upgrader, not beside it")
         return upgrader
-    if origins is None and timeout is _UNSET:
+    if origins is None and timeout == DEFAULT_HANDSHAKE_TIMEOUT:
         return _DEFAULT_UPGRADER
     if isinstance(origins, (str, bytes)):
         raise TypeError("origins must be a sequence of origins, not one string")
-    seconds = DEFAULT_HANDSHAKE_TIMEOUT if timeout is _UNSET else timeout
-    assert seconds is None or isinstance(seconds, (int, float))
-    return _cached_upgrader(None if origins is None else tuple(origins), seconds)
+    return _cached_upgrader(None if origins is None else tuple(origins), timeout)
 
 
-_UNSET: Any = object()
-
-
-def upgrade(conn: Any, *, origins: _Origins = None, timeout: float | None = _UNSET) -> Handshake:
+def upgrade(
+    conn: Any, *, origins: _Origins = None, timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
+) -> Handshake:
     """Run the server side of the opening handshake on ``conn`` with default settings.
 
     ``origins`` and ``timeout`` (10 s by default) are :class:`Upgrader`'s; see
@@ -479,7 +478,7 @@ def upgrade(conn: Any, *, origins: _Origins = None, timeout: float | None = _UNS
 
 
 def upgrade_conn(
-    conn: Any, *, origins: _Origins = None, timeout: float | None = _UNSET
+    conn: Any, *, origins: _Origins = None, timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
 ) -> tuple[Conn, Handshake]:
     """:func:`upgrade`, returning a :class:`wsio.Conn` that reads any read-ahead first."""
     return _upgrader_for(None, origins, timeout).upgrade_conn(conn)
@@ -500,7 +499,7 @@ def check_request(
     a RejectConnectionError ``exc`` with ``build_rejection(exc.status, exc.reason,
     exc.headers)``. ``origins`` is :class:`Upgrader`'s (403 for another Origin).
     """
-    rules = _upgrader_for(upgrader, origins, _UNSET)
+    rules = _upgrader_for(upgrader, origins)
     return rules.check(method, headers, target=target, version=version)
 
 
@@ -621,12 +620,14 @@ def upgrade_http(
     ``Upgrader(origins=origins)``; its ``timeout`` bounds writing the answer.
 
     The head must meet the Upgrader's rules and limits whichever parser read it: with
-    :class:`UpgradeRequestHandler` wsio read it; otherwise what http.server kept (the
-    request line, the headers and their parse defects) is checked again here.
+    :class:`UpgradeRequestHandler` wsio read it, within the deadline; otherwise what
+    http.server kept (the request line, the headers and their parse defects) is checked
+    again here, after http.server spent the time and CPU reading it with no deadline
+    (only its per-read ``timeout`` class attribute): subclass UpgradeRequestHandler.
     """
     if upgrader is None:
         upgrader = getattr(handler, "upgrader", None)
-    upgrader = _upgrader_for(upgrader, origins, _UNSET)
+    upgrader = _upgrader_for(upgrader, origins)
     handler.close_connection = True
     sock = handler.connection
     deadline = None if upgrader.timeout is None else time.monotonic() + upgrader.timeout

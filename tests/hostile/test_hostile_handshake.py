@@ -112,9 +112,9 @@ def drip(port: int, data: bytes, every: float, until: float) -> tuple[bytes, flo
                 break
             try:
                 sock.sendall(bytes([byte]))
+                ready = sock.recv(65536) if _readable(sock, every) else None
             except OSError:
-                break
-            ready = sock.recv(65536) if _readable(sock, every) else None
+                break  # reset: the server closed with our bytes unread
             if ready is not None:
                 received += ready
                 if not ready:
