@@ -27,7 +27,8 @@ The tree::
     │   ├── IncompleteHandshakeError  the connection ended mid-handshake (an UnexpectedEOFError)
     │   └── HandshakeTimeoutError     connect + TLS + handshake took too long (a TimeoutError)
     ├── LocalProtocolError            the caller asked for something the RFC forbids (a ValueError)
-    └── ConcurrencyError              two threads or tasks used a connection at once (RuntimeError)
+    ├── ConcurrencyError              two threads or tasks used a connection at once (RuntimeError)
+    └── KeepaliveTimeoutError         the peer answered no keepalive ping in time (a TimeoutError)
 
 Errors the peer causes are distinct from errors the caller causes: a
 :class:`ProtocolError` always comes from received bytes and carries the close code that
@@ -65,6 +66,7 @@ __all__ = [
     "HandshakeTimeoutError",
     "LocalProtocolError",
     "ConcurrencyError",
+    "KeepaliveTimeoutError",
 ]
 
 # Close codes are written as numbers here (not wsio.CloseCode) so that this module
@@ -272,3 +274,10 @@ class LocalProtocolError(WebSocketError, ValueError):
 
 class ConcurrencyError(WebSocketError, RuntimeError):
     """Two threads or tasks used the same connection, or the same end of it, at once."""
+
+
+class KeepaliveTimeoutError(WebSocketError, TimeoutError):
+    """Nothing came from the peer within the ping timeout after a keepalive ping.
+
+    The connection is dead or the peer is gone; close it with 1011 (or just drop it).
+    """
