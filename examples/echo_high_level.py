@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import wsio
 from wsio import wsutil
+from wsio.server import ThreadingHTTPServer
 
 log = logging.getLogger("echo_high_level")
 
@@ -56,7 +57,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     server = ThreadingHTTPServer((args.host, args.port), EchoHandler)
-    server.daemon_threads = True
     host, port = server.socket.getsockname()[:2]
     print(f"listening on {host}:{port}", flush=True)
     try:

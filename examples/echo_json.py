@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import wsio
 from wsio import wsutil
+from wsio.server import ThreadingHTTPServer
 
 log = logging.getLogger("echo_json")
 
@@ -112,7 +113,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     JSONHandler.max_message_size = args.max_message_size
     server = ThreadingHTTPServer((args.host, args.port), JSONHandler)
-    server.daemon_threads = True
     host, port = server.socket.getsockname()[:2]
     print(f"listening on {host}:{port}", flush=True)
     try:

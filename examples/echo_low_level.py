@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import wsio
 from wsio import wsutil
+from wsio.server import ThreadingHTTPServer
 
 log = logging.getLogger("echo_low_level")
 
@@ -91,7 +92,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     EchoHandler.max_message_size = args.max_message_size
     server = ThreadingHTTPServer((args.host, args.port), EchoHandler)
-    server.daemon_threads = True
     host, port = server.socket.getsockname()[:2]
     print(f"listening on {host}:{port}", flush=True)
     try:

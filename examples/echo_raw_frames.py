@@ -9,7 +9,10 @@ frame is echoed before the connection is closed.
 It checks each header against RFC 6455 §5 (``wsio.check_header``) and the code and reason
 of a Close frame, and answers a bad one with close code 1002 (1007 for a reason that is
 not UTF-8). It does not check that text messages are UTF-8, and its only limit is on the
-size of one frame: :mod:`wsio.wsutil` adds those (see echo_low_level.py)::
+size of one frame (a payload's buffer grows with the bytes that arrive, up to it):
+:mod:`wsio.wsutil` adds those (see echo_low_level.py). The accept loop is
+:class:`wsio.server.ThreadedServer`; the handshake runs in the connection's thread, with
+a deadline::
 
     python examples/echo_raw_frames.py --port 8080
 """
@@ -19,11 +22,15 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
-import threading
+from typing import Any
 
 import wsio
+from wsio.server import ThreadedServer
 
 log = logging.getLogger("echo_raw_frames")
+
+# The whole opening handshake must end within this many seconds.
+UPGRADER = wsio.Upgrader(timeout=10.0)
 
 
 def echo(conn: socket.socket, max_frame_size: int) -> None:
@@ -42,9 +49,7 @@ def echo(conn: socket.socket, max_frame_size: int) -> None:
         if not wsio.is_control(header.opcode):
             # Track whether a fragmented message is open, for check_header's §5.4 rules.
             state = state & ~wsio.State.FRAGMENTED if header.fin else state | wsio.State.FRAGMENTED
-        payload = bytearray(header.length)
-        if wsio.read_exactly_into(conn, memoryview(payload)) < header.length:
-            raise wsio.UnexpectedEOFError("end of stream in a frame payload")
+        payload = wsio.read_payload(conn, header, max_frame_size=max_frame_size)
         if header.masked and header.mask:
             wsio.cipher(payload, header.mask, 0)
         # RFC 6455 §5.1: "A server MUST NOT mask any frames that it sends to the client."
@@ -78,11 +83,11 @@ def check_close(conn: socket.socket, payload: bytearray) -> None:
         raise
 
 
-def handle(conn: socket.socket, address: tuple[str, int], max_frame_size: int) -> None:
+def handle(conn: socket.socket, address: Any, max_frame_size: int) -> None:
     """Upgrade one accepted connection and echo on it; always close it."""
     with conn:
         try:
-            handshake = wsio.upgrade(conn)
+            handshake = UPGRADER.upgrade(conn)
         except (wsio.HandshakeError, OSError) as err:
             log.info("%s: upgrade refused: %s", address[0], err)
             return
@@ -111,12 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     with socket.create_server((args.host, args.port)) as listener:
         host, port = listener.getsockname()[:2]
         print(f"listening on {host}:{port}", flush=True)
+        server = ThreadedServer(
+            listener, lambda conn, address: handle(conn, address, args.max_frame_size)
+        )
         try:
-            while True:
-                conn, address = listener.accept()
-                threading.Thread(
-                    target=handle, args=(conn, address, args.max_frame_size), daemon=True
-                ).start()
+            server.serve_forever()
         except KeyboardInterrupt:
             pass
 

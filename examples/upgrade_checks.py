@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import platform
 import socket
-import threading
 from typing import Any
 
 import wsio
+from wsio.server import ThreadedServer
 
 
 def make_upgrader(want_host: str) -> wsio.Upgrader:
@@ -48,7 +48,12 @@ def make_upgrader(want_host: str) -> wsio.Upgrader:
     def on_before_upgrade() -> Any:
         return python_version
 
-    return wsio.Upgrader(on_host=on_host, on_header=on_header, on_before_upgrade=on_before_upgrade)
+    return wsio.Upgrader(
+        on_host=on_host,
+        on_header=on_header,
+        on_before_upgrade=on_before_upgrade,
+        timeout=10.0,  # for the whole opening handshake
+    )
 
 
 def handle(conn: socket.socket, upgrader: wsio.Upgrader) -> None:
@@ -81,9 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         host, port = listener.getsockname()[:2]
         print(f"listening on {host}:{port}", flush=True)
         try:
-            while True:
-                conn, _ = listener.accept()
-                threading.Thread(target=handle, args=(conn, upgrader), daemon=True).start()
+            ThreadedServer(listener, lambda conn, _: handle(conn, upgrader)).serve_forever()
         except KeyboardInterrupt:
             pass
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import socket
-import threading
+from typing import Any
 
 import wsio
+from wsio.server import ThreadedServer
 
 
 def log_header(key: memoryview | bytes, value: memoryview | bytes) -> None:
@@ -22,10 +23,10 @@ def log_header(key: memoryview | bytes, value: memoryview | bytes) -> None:
     print(f"non-websocket header: {bytes(key)!r}={bytes(value)!r}", flush=True)
 
 
-UPGRADER = wsio.Upgrader(on_header=log_header)
+UPGRADER = wsio.Upgrader(on_header=log_header, timeout=10.0)
 
 
-def handle(conn: socket.socket) -> None:
+def handle(conn: socket.socket, address: Any = None) -> None:
     """Upgrade ``conn`` with the logging Upgrader, then echo frames until Close."""
     with conn:
         try:
@@ -53,9 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         host, port = listener.getsockname()[:2]
         print(f"listening on {host}:{port}", flush=True)
         try:
-            while True:
-                conn, _ = listener.accept()
-                threading.Thread(target=handle, args=(conn,), daemon=True).start()
+            ThreadedServer(listener, handle).serve_forever()
         except KeyboardInterrupt:
             pass
 

@@ -4,7 +4,9 @@ A server that negotiates permessage-deflate with the default parameters (no cont
 takeover, so every message stands alone), reads single frames, decompresses the
 compressed ones with :func:`wsflate.decompress_frame`, and answers each message with a
 compressed acknowledgement built by :func:`wsflate.compress_frame`. A client that does
-not offer compression is dropped, as in the Go example::
+not offer compression is dropped, as in the Go example. Each connection is upgraded in
+its own thread, with a deadline for the handshake, so a client that sends nothing holds
+up no one else; the accept loop is :class:`wsio.server.ThreadedServer`::
 
     python examples/wsflate_frames.py --port 8080
 """
@@ -14,11 +16,12 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
-import threading
+from typing import Any
 
 import wsio
 from wsio import wsflate
 from wsio.handshake import Upgrader
+from wsio.server import ThreadedServer
 
 log = logging.getLogger("wsflate_frames")
 
@@ -47,8 +50,22 @@ def serve_conn(conn: wsio.Conn, max_message_size: int) -> None:
         wsio.write_frame(conn, ack)
 
 
-def run_conn(conn: wsio.Conn, max_message_size: int) -> None:
-    """Serve one connection and close it, whatever happens."""
+def run_conn(sock: socket.socket, addr: Any, max_message_size: int) -> None:
+    """Upgrade one accepted socket, serve it and close it, whatever happens."""
+    # Default parameters: we use wsflate.compress_frame/decompress_frame, which keep no
+    # context between messages. An Extension keeps what one handshake agreed: one each.
+    e = wsflate.Extension(parameters=wsflate.DEFAULT_PARAMETERS)
+    u = Upgrader(negotiate=e.negotiate, timeout=10.0)  # for the whole handshake
+    try:
+        conn, _ = u.upgrade_conn(sock)
+    except (wsio.HandshakeError, OSError) as err:
+        log.info("%s: upgrade error: %s", addr, err)
+        sock.close()
+        return
+    if e.accepted() is None:
+        log.info("%s: didn't negotiate compression", addr)
+        conn.close()
+        return
     try:
         serve_conn(conn, max_message_size)
     except wsio.ProtocolError as err:
@@ -74,33 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
 
-    # Default parameters: we use wsflate.compress_frame/decompress_frame, which keep no
-    # context between messages.
-    e = wsflate.Extension(parameters=wsflate.DEFAULT_PARAMETERS)
-    u = Upgrader(negotiate=e.negotiate)
     with socket.create_server((args.host, args.port)) as ln:
         host, port = ln.getsockname()[:2]
         print(f"listening on {host}:{port}", flush=True)
-        while True:
-            try:
-                sock, addr = ln.accept()
-            except KeyboardInterrupt:
-                return
-            # Reset the extension after the previous upgrade.
-            e.reset()
-            try:
-                conn, _ = u.upgrade_conn(sock)
-            except (wsio.HandshakeError, OSError) as err:
-                log.info("%s: upgrade error: %s", addr, err)
-                sock.close()
-                continue
-            if e.accepted() is None:
-                log.info("%s: didn't negotiate compression", addr)
-                conn.close()
-                continue
-            threading.Thread(
-                target=run_conn, args=(conn, args.max_message_size), daemon=True
-            ).start()
+        server = ThreadedServer(ln, lambda sock, addr: run_conn(sock, addr, args.max_message_size))
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            return
 
 
 if __name__ == "__main__":

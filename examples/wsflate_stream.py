@@ -5,7 +5,9 @@ Each message is decompressed by a :class:`wsflate.Reader` reading from a
 ``wsutil.Writer``, without holding the message whole; a :class:`wsflate.MessageState`
 moves RSV1 between the frames and the streams. The Reader and Writer are made from the
 parameters agreed with each client, so with context takeover (``--takeover``) they keep
-their window across messages::
+their window across messages. Each connection is upgraded in its own thread, with a
+deadline for the handshake, so a client that sends nothing holds up no one else; the
+accept loop is :class:`wsio.server.ThreadedServer`::
 
     python examples/wsflate_stream.py --port 8080 [--takeover]
 """
@@ -16,11 +18,12 @@ import argparse
 import logging
 import shutil
 import socket
-import threading
+from typing import Any
 
 import wsio
 from wsio import wsflate, wsutil
 from wsio.handshake import Upgrader
+from wsio.server import ThreadedServer
 
 log = logging.getLogger("wsflate_stream")
 
@@ -72,9 +75,23 @@ def echo(
 
 
 def run_conn(
-    conn: wsio.Conn, params: wsflate.Parameters, max_message_size: int, level: int
+    sock: socket.socket, addr: Any, config: wsflate.Parameters, max_message_size: int, level: int
 ) -> None:
-    """Serve one connection and close it, whatever happens."""
+    """Upgrade one accepted socket, serve it and close it, whatever happens."""
+    # An Extension keeps what one handshake agreed: one per connection.
+    e = wsflate.Extension(parameters=config)
+    u = Upgrader(negotiate=e.negotiate, timeout=10.0)  # for the whole handshake
+    try:
+        conn, _ = u.upgrade_conn(sock)
+    except (wsio.HandshakeError, OSError) as err:
+        log.info("%s: upgrade error: %s", addr, err)
+        sock.close()
+        return
+    params = e.accepted()
+    if params is None:
+        log.info("%s: didn't negotiate compression", addr)
+        conn.close()
+        return
     try:
         echo(conn, params, max_message_size, level)
     except (wsio.WebSocketError, OSError) as err:
@@ -102,33 +119,16 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
 
     config = wsflate.Parameters() if args.takeover else wsflate.DEFAULT_PARAMETERS
-    e = wsflate.Extension(parameters=config)
-    u = Upgrader(negotiate=e.negotiate)
     with socket.create_server((args.host, args.port)) as ln:
         host, port = ln.getsockname()[:2]
         print(f"listening on {host}:{port}", flush=True)
-        while True:
-            try:
-                sock, addr = ln.accept()
-            except KeyboardInterrupt:
-                return
-            e.reset()
-            try:
-                conn, _ = u.upgrade_conn(sock)
-            except (wsio.HandshakeError, OSError) as err:
-                log.info("%s: upgrade error: %s", addr, err)
-                sock.close()
-                continue
-            params = e.accepted()
-            if params is None:
-                log.info("%s: didn't negotiate compression", addr)
-                conn.close()
-                continue
-            threading.Thread(
-                target=run_conn,
-                args=(conn, params, args.max_message_size, args.level),
-                daemon=True,
-            ).start()
+        server = ThreadedServer(
+            ln, lambda sock, addr: run_conn(sock, addr, config, args.max_message_size, args.level)
+        )
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            return
 
 
 if __name__ == "__main__":

@@ -3,15 +3,21 @@
 ::
 
     python -m wsio serve                      # echo on ws://127.0.0.1:8080/
-    python -m wsio serve --host 0.0.0.0 --port 9000
+    python -m wsio serve --host 0.0.0.0 --port 9000 --max-connections 5000
     python -m wsio connect ws://127.0.0.1:8080/
 
-``serve`` is blocking, one thread per connection: an :class:`~wsio.Upgrader` runs the
-opening handshake on each accepted socket, then a :class:`~wsio.wsutil.Reader` streams
-every message into a :class:`~wsio.wsutil.Writer` (no message is held whole) and a
-:class:`~wsio.wsutil.ControlHandler` answers pings and the closing handshake. Every
-connection is logged to stderr. Ctrl-C (or SIGTERM) stops accepting, sends Close 1001
-(going away) on each open connection and exits 0.
+``serve`` is blocking, one daemon thread per connection, on a
+:class:`~wsio.server.ThreadedServer`: running out of file descriptors or threads pauses
+accepting (logged once), and past ``--max-connections`` a new connection is answered
+503. An :class:`~wsio.Upgrader` runs the opening handshake in the connection's thread
+under ``--handshake-timeout``; then a :class:`~wsio.wsutil.Reader` streams every
+message into a :class:`~wsio.wsutil.Writer` (no message is held whole) and a
+:class:`~wsio.wsutil.ControlHandler` answers pings and the closing handshake. A peer
+silent for ``--ping-interval`` seconds is pinged and, if still silent after
+``--ping-timeout``, closed with 1011; a peer that does not read what it is sent is
+dropped after ``--write-timeout``. Every connection is logged to stderr. Ctrl-C (or
+SIGTERM) stops accepting, sends Close 1001 (going away) on each open connection and
+exits 0 within ``CLOSE_TIMEOUT`` seconds.
 
 ``connect`` sends each line typed as a text message and prints every message received
 (text as it is, binary as hex) on stdout; status lines go to stderr. End of input
@@ -21,7 +27,6 @@ connection is logged to stderr. Ctrl-C (or SIGTERM) stops accepting, sends Close
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import queue
 import shutil
@@ -31,29 +36,39 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from wsio._engine.framing import Header
-from wsio._engine.limits import DEFAULT_MAX_MESSAGE_SIZE
+from wsio._engine.limits import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+)
 from wsio.conn import Conn
 from wsio.dialer import Dialer
 from wsio.exceptions import (
     ConnectionClosed,
     ConnectionEOFError,
     HandshakeError,
+    KeepaliveTimeoutError,
     ProtocolError,
     WebSocketError,
 )
+from wsio.frameio import LockedSink, Source
 from wsio.frames import CloseCode, OpCode, State, is_control
 from wsio.handshake import Upgrader
-from wsio.wsutil import ControlHandler, Reader, Writer, write_message
+from wsio.server import DEFAULT_MAX_CONNECTIONS, ThreadedServer
+from wsio.wsutil import ControlHandler, Keepalive, Reader, Writer, write_message
 
 __all__ = ["connect", "main", "serve"]
 
 log = logging.getLogger("wsio.cli")
 
 #: Seconds a new connection has to complete its opening handshake.
-HANDSHAKE_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = DEFAULT_OPEN_TIMEOUT
+#: Seconds a write may block on a peer that does not read before it is dropped.
+WRITE_TIMEOUT = 10.0
 #: Seconds to wait for connections (serve) or the server's Close (connect) when ending.
 CLOSE_TIMEOUT = 5.0
 
@@ -64,12 +79,12 @@ CLOSE_TIMEOUT = 5.0
 class _Echo:
     """One connection's echo loop: every message streamed back, control frames answered."""
 
-    def __init__(self, conn: Conn, max_message_size: int) -> None:
+    def __init__(self, conn: Conn, source: Source, max_message_size: int) -> None:
         self.conn = conn
         self.state = State.SERVER_SIDE
         self.controls = ControlHandler(conn, self.state)
         self.reader = Reader(
-            conn,
+            source,
             self.state,
             on_intermediate=self.controls.handle,
             max_message_size=max_message_size,
@@ -103,61 +118,32 @@ class _Echo:
             pass
 
 
-class _Server:
-    """The listening socket and the connections open on it, for a clean shutdown."""
+class _EchoServer:
+    """What each connection of ``serve`` does, on a :class:`ThreadedServer`."""
 
-    def __init__(self, listener: socket.socket, max_message_size: int) -> None:
-        self.listener = listener
+    def __init__(
+        self,
+        listener: socket.socket,
+        *,
+        max_message_size: int,
+        max_connections: int,
+        handshake_timeout: float,
+        write_timeout: float,
+        ping_interval: float,
+        ping_timeout: float,
+    ) -> None:
         self.max_message_size = max_message_size
-        self.upgrader = Upgrader(timeout=HANDSHAKE_TIMEOUT)
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._open: dict[threading.Thread, socket.socket] = {}
+        self.write_timeout = write_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.upgrader = Upgrader(timeout=handshake_timeout)
+        self.server = ThreadedServer(
+            listener, self.connection, max_connections=max_connections, logger=log
+        )
 
-    def serve_forever(self) -> None:
-        """Accept connections, a thread each, until the listener is closed."""
-        while not self.stopping.is_set():
-            try:
-                sock, address = self.listener.accept()
-            except OSError:
-                if self.stopping.is_set():
-                    return
-                raise
-            peer = f"{address[0]}:{address[1]}"
-            thread = threading.Thread(target=self._connection, args=(sock, peer), name=peer)
-            with self._lock:
-                self._open[thread] = sock
-            thread.start()
-
-    def shutdown(self) -> None:
-        """Stop accepting; have every connection send Close 1001 and end; wait for them."""
-        self.stopping.set()
-        self.listener.close()
-        with self._lock:
-            open_now = list(self._open.items())
-        for thread, sock in open_now:
-            if thread.ident is None:  # Ctrl-C came between accept() and start()
-                sock.close()
-                continue
-            # Ends the thread's blocked read with end of stream; the thread, the only
-            # writer on its connection, then sends the Close frame itself.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RD)
-        for thread, _ in open_now:
-            if thread.ident is not None:
-                thread.join(CLOSE_TIMEOUT)
-
-    def _connection(self, sock: socket.socket, peer: str) -> None:
-        try:
-            with sock:
-                self._serve(sock, peer)
-        except Exception:  # a bug must not go unseen, nor take the server down
-            log.exception("%s: unexpected error", peer)
-        finally:
-            with self._lock:
-                self._open.pop(threading.current_thread(), None)
-
-    def _serve(self, sock: socket.socket, peer: str) -> None:
+    def connection(self, sock: socket.socket, address: Any) -> None:
+        """Upgrade ``sock``, then echo on it until it ends; log how it ended."""
+        peer = f"{address[0]}:{address[1]}"
         try:
             conn, handshake = self.upgrader.upgrade_conn(sock)
         except (HandshakeError, OSError) as err:
@@ -165,15 +151,28 @@ class _Server:
             return
         protocol = f" (subprotocol {handshake.subprotocol})" if handshake.subprotocol else ""
         log.info("%s: connected%s", peer, protocol)
-        echo = _Echo(conn, self.max_message_size)
+        # The socket timeout bounds every write (a peer that does not read is dropped)
+        # and wakes every read that long, for the keepalive to check the silence.
+        conn.settimeout(min(self.write_timeout, self.ping_interval, self.ping_timeout))
+        state = State.SERVER_SIDE
+
+        def ping() -> None:
+            write_message(conn, state, OpCode.PING, b"")
+
+        source = Keepalive(conn, ping, interval=self.ping_interval, timeout=self.ping_timeout)
+        echo = _Echo(conn, source, self.max_message_size)
         try:
             echo.run()
         except ConnectionClosed as closed:
             log.info("%s: closed after %d messages: %s", peer, echo.messages, closed)
         except ProtocolError as err:
             log.info("%s: failed with close code %d: %s", peer, err.close_code, err)
+        except KeepaliveTimeoutError as err:
+            # RFC 6455 §7.4.1: 1011, the server "encountered an unexpected condition".
+            echo.close(CloseCode.INTERNAL_ERROR)
+            log.info("%s: closed with 1011: %s", peer, err)
         except (ConnectionEOFError, OSError) as err:
-            if self.stopping.is_set():
+            if self.server.stopping.is_set():
                 # RFC 6455 §7.4.1: 1001 "indicates that an endpoint is "going away",
                 # such as a server going down".
                 echo.close(CloseCode.GOING_AWAY)
@@ -187,14 +186,28 @@ def serve(
     port: int = 8080,
     *,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    write_timeout: float = WRITE_TIMEOUT,
+    ping_interval: float = DEFAULT_PING_INTERVAL,
+    ping_timeout: float = DEFAULT_PING_TIMEOUT,
     out: TextIO | None = None,
 ) -> int:
     """Run the echo server until SIGINT or SIGTERM; return the exit status (0).
 
     Prints ``listening on HOST:PORT`` on ``out`` (stdout) once the port is open.
     """
-    listener = socket.create_server((host, port))
-    server = _Server(listener, max_message_size)
+    listener = socket.create_server((host, port), backlog=128)
+    echo_server = _EchoServer(
+        listener,
+        max_message_size=max_message_size,
+        max_connections=max_connections,
+        handshake_timeout=handshake_timeout,
+        write_timeout=write_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+    )
+    server = echo_server.server
     bound_host, bound_port = listener.getsockname()[:2]
     # Installed even where SIGINT was inherited as ignored (a job started with `&`), and
     # before the address is printed: whoever reads it may signal at once.
@@ -206,7 +219,10 @@ def serve(
     except KeyboardInterrupt:
         log.info("shutting down")
     finally:
-        server.shutdown()
+        # A second signal while connections say goodbye must not cut that short.
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        server.shutdown(CLOSE_TIMEOUT)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
@@ -222,26 +238,15 @@ def _keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 # -- connect ---------------------------------------------------------------------------
 
 
-class _LockedSink:
-    """The connection's ``sendall`` under a lock: the receiving thread answers pings
-    while the main thread sends lines, and each frame must go out whole."""
-
-    def __init__(self, conn: Conn) -> None:
-        self._sendall = conn.sendall
-        self._lock = threading.Lock()
-
-    def sendall(self, data: bytes | bytearray | memoryview, /) -> None:
-        with self._lock:
-            self._sendall(data)
-
-
 class _Client:
     """A connection whose messages a thread prints while the main thread sends lines."""
 
     def __init__(self, conn: Conn, out: TextIO, err: TextIO) -> None:
         self.conn = conn
         self.state = State.CLIENT_SIDE
-        self.sink = _LockedSink(conn)
+        # The receiving thread answers pings while the main thread sends lines: both
+        # write through one LockedSink, so every frame goes out whole.
+        self.sink = LockedSink(conn)
         self.controls = ControlHandler(self.sink, self.state)
         self.out, self.err = out, err
         self.closed: ConnectionClosed | None = None  # how the closing handshake ended
@@ -361,6 +366,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_MAX_MESSAGE_SIZE,
         help="close with 1009 above this many bytes (default %(default)s)",
     )
+    serve_parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="answer 503 to new connections while this many are open (default %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=HANDSHAKE_TIMEOUT,
+        help="seconds a client has for the opening handshake (default %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--write-timeout",
+        type=float,
+        default=WRITE_TIMEOUT,
+        help="drop a client that does not read what it is sent for this many seconds "
+        "(default %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=DEFAULT_PING_INTERVAL,
+        help="ping a client silent for this many seconds (default %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--ping-timeout",
+        type=float,
+        default=DEFAULT_PING_TIMEOUT,
+        help="close with 1011 a client still silent this long after a ping (default %(default)s)",
+    )
     serve_parser.add_argument("--quiet", "-q", action="store_true", help="no connection log")
     connect_parser = commands.add_parser("connect", help="an interactive client")
     connect_parser.add_argument("url", help="ws:// or wss:// URL")
@@ -371,5 +407,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(asctime)s %(message)s",
             stream=sys.stderr,
         )
-        return serve(args.host, args.port, max_message_size=args.max_message_size)
+        for name in ("handshake_timeout", "write_timeout", "ping_interval", "ping_timeout"):
+            if getattr(args, name) <= 0:
+                parser.error(f"--{name.replace('_', '-')} must be positive")
+        if args.max_connections < 1:
+            parser.error("--max-connections must be positive")
+        return serve(
+            args.host,
+            args.port,
+            max_message_size=args.max_message_size,
+            max_connections=args.max_connections,
+            handshake_timeout=args.handshake_timeout,
+            write_timeout=args.write_timeout,
+            ping_interval=args.ping_interval,
+            ping_timeout=args.ping_timeout,
+        )
     return connect(args.url)

@@ -28,7 +28,8 @@ The tree::
     │   └── HandshakeTimeoutError     connect + TLS + handshake took too long (a TimeoutError)
     ├── LocalProtocolError            the caller asked for something the RFC forbids (a ValueError)
     │   └── InvalidStateError         ... a frame the connection's state forbids (after a Close)
-    └── ConcurrencyError              two threads or tasks used a connection at once (RuntimeError)
+    ├── ConcurrencyError              two threads or tasks used a connection at once (RuntimeError)
+    └── KeepaliveTimeoutError         the peer answered no keepalive ping in time (a TimeoutError)
 
 Errors the peer causes are distinct from errors the caller causes: a
 :class:`ProtocolError` always comes from received bytes and carries the close code that
@@ -67,6 +68,7 @@ __all__ = [
     "LocalProtocolError",
     "ConcurrencyError",
     "InvalidStateError",
+    "KeepaliveTimeoutError",
 ]
 
 # Close codes are written as numbers here (not wsio.CloseCode) so that this module
@@ -279,3 +281,10 @@ class ConcurrencyError(WebSocketError, RuntimeError):
 class InvalidStateError(LocalProtocolError):
     """Sending what the connection's state forbids: any frame once a Close frame was
     sent or received (RFC 6455 §5.5.1), or a continuation with no message open."""
+
+
+class KeepaliveTimeoutError(WebSocketError, TimeoutError):
+    """Nothing came from the peer within the ping timeout after a keepalive ping.
+
+    The connection is dead or the peer is gone; close it with 1011 (or just drop it).
+    """

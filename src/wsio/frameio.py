@@ -4,11 +4,18 @@ A *source* has ``recv_into`` (a socket) or ``readinto`` (a binary file); a *sink
 ``sendall`` (a socket) or ``write`` (a binary file). Nothing here buffers: a header is
 read with exactly the reads it needs, so the bytes after it stay in the stream for the
 caller, and a frame is written with one system call where the stream allows it.
+
+Thread safety: a stream written by several threads at once needs its writes whole. Wrap
+it once in a :class:`LockedSink` and give that to every writer: each call of
+:func:`write_frame` (and every ``wsutil`` helper that writes one frame or one message
+in one call) then goes out whole, never interleaved with another thread's bytes.
+Without it, nothing here may be called on one stream from two threads at once.
 """
 
 from __future__ import annotations
 
 import ssl
+import threading
 from typing import Protocol, runtime_checkable
 
 from wsio._engine.framing import (
@@ -33,6 +40,8 @@ __all__ = [
     "read_header",
     "read_header_into",
     "read_frame",
+    "read_payload",
+    "LockedSink",
     "write_header",
     "write_frame",
     "write_all",
@@ -128,10 +137,23 @@ def read_frame(source: Source, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) 
     """Read one whole frame; its payload is a new ``bytearray``, still masked if it was.
 
     A header declaring more than ``max_frame_size`` bytes raises
-    :class:`PayloadTooBigError` before any payload is read; the payload buffer grows
-    with the bytes that arrive, never ahead of them.
+    :class:`PayloadTooBigError` before any payload is read (see :func:`read_payload`).
     """
     header = read_header(source)
+    return Frame(header, read_payload(source, header, max_frame_size=max_frame_size))
+
+
+def read_payload(
+    source: Source, header: Header, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+) -> bytearray:
+    """Read the payload ``header`` declares into a new ``bytearray`` (still masked).
+
+    RFC 6455 §10.4: "implementations ... MUST protect themselves against exceeding
+    those limits": over ``max_frame_size`` raises :class:`PayloadTooBigError` before a
+    byte is read, and the buffer grows with the bytes that arrive (at most doubling),
+    never to the length the peer declared ahead of them. :class:`UnexpectedEOFError`
+    if the stream ends first.
+    """
     length = header.length
     if length > max_frame_size:
         raise PayloadTooBigError(f"frame of {length} bytes is over the limit of {max_frame_size}")
@@ -143,12 +165,38 @@ def read_frame(source: Source, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) 
         if filled < len(payload):
             raise UnexpectedEOFError(f"end of stream after {filled} of {length} payload bytes")
         if filled == length:
-            return Frame(header, payload)
+            return payload
         payload.extend(bytes(min(length - filled, len(payload))))
 
 
+class LockedSink:
+    """A sink whose every write goes out whole, under one lock, whatever the thread.
+
+    Give it (not the socket) to every writer of the connection: :func:`write_frame`,
+    :func:`write_all` and the one-call ``wsutil`` helpers then send each frame (each
+    message, for the helpers) whole, so frames written from several threads never
+    interleave, over TCP or TLS. ``lock`` (reentrant) is for what takes several calls:
+    hold it from a ``wsutil.Writer``'s first write to its ``flush()`` to keep the
+    fragments of that message together. ``sink`` is the wrapped stream.
+    """
+
+    __slots__ = ("sink", "lock")
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.lock = threading.RLock()
+
+    def sendall(self, data: bytes | bytearray | memoryview, /) -> None:
+        """Write all of ``data`` with the lock held."""
+        with self.lock:
+            write_all(self.sink, data)
+
+
 def write_all(sink: Sink, data: bytes | bytearray | memoryview) -> None:
-    """Write all of ``data`` to ``sink`` (``sendall`` or a loop over ``write``)."""
+    """Write all of ``data`` to ``sink`` (``sendall`` or a loop over ``write``).
+
+    One call is whole against other threads only on a :class:`LockedSink`.
+    """
     sendall = getattr(sink, "sendall", None)
     if sendall is not None:
         sendall(data)
@@ -162,7 +210,10 @@ def write_all(sink: Sink, data: bytes | bytearray | memoryview) -> None:
 
 
 def write_header(sink: Sink, header: Header, scratch: bytearray | None = None) -> None:
-    """Write ``header`` to ``sink`` in one write; ``scratch`` (14+ bytes) avoids allocating."""
+    """Write ``header`` to ``sink`` in one write; ``scratch`` (14+ bytes) avoids allocating.
+
+    Its payload is a second write: from several threads, hold ``LockedSink.lock`` for both.
+    """
     if scratch is None:
         scratch = bytearray(MAX_HEADER_SIZE)
     n = encode_header_into(scratch, 0, header)
@@ -173,8 +224,17 @@ def write_frame(sink: Sink, frame: Frame) -> None:
     """Write ``frame`` (header, then payload as it is) in one system call where possible.
 
     Plain sockets get a scatter-gather ``sendmsg`` of header and payload; other
-    streams get one write of both when the payload is small, else two writes.
+    streams get one write of both when the payload is small, else two writes. Safe
+    from several threads only on a :class:`LockedSink`, which it holds for the frame.
     """
+    if type(sink) is LockedSink:
+        with sink.lock:
+            _write_frame(sink.sink, frame)
+        return
+    _write_frame(sink, frame)
+
+
+def _write_frame(sink: Sink, frame: Frame) -> None:
     header = frame.header
     payload = frame.payload
     if header.length != len(payload):

@@ -25,7 +25,10 @@ _CLOSE = int(OpCode.CLOSE)
 
 
 def write_close(dest: Sink, state: State | int, code: int | None, reason: str = "") -> None:
-    """Send a Close frame with ``code`` and ``reason`` (no body if ``code`` is None)."""
+    """Send a Close frame with ``code`` and ``reason`` (no body if ``code`` is None).
+
+    One write: whole against other threads' frames on a :class:`wsio.LockedSink`.
+    """
     writer = Writer(dest, state, OpCode.CLOSE, buffer_size=125, fragmenting=False)
     writer.reset_op(OpCode.CLOSE)  # a begun message: flush() sends it even with no body
     if code is not None:
@@ -43,6 +46,9 @@ class ControlHandler:
     with no body). A close with an invalid code or reason is answered with 1002 (or
     1007 for a reason that is not UTF-8) and raises :class:`ProtocolError`; the reply
     carries no detail of the error.
+
+    Its frames are whole against other threads' writes on a :class:`wsio.LockedSink`;
+    the handler itself (``close_sent``) is for one thread, or calls under one lock.
     """
 
     def __init__(

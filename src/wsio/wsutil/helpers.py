@@ -3,8 +3,14 @@
 The ``read_*`` helpers read exactly the bytes of one message (nothing ahead), so they
 can be mixed with any other reads of the same stream. They answer pings and the
 closing handshake themselves, on the same connection: don't write to it from another
-thread meanwhile. Bad input from the peer is answered with the right Close frame
-(1002, 1007 or 1009) before the exception reaches the caller.
+thread meanwhile unless it is a :class:`wsio.LockedSink`. Bad input from the peer is
+answered with the right Close frame (1002, 1007 or 1009) before the exception reaches
+the caller.
+
+The ``write_*`` helpers send a whole message in one call. On a :class:`wsio.LockedSink`
+they are safe from several threads at once: each message goes out whole, never
+interleaved with another thread's frames, over TCP or TLS. On a bare socket they are
+not: two threads' large messages mix bytes inside frames.
 """
 
 from __future__ import annotations
@@ -170,7 +176,10 @@ def read_server_binary(conn: Connection) -> bytes:
 def write_message(
     dest: Sink, state: State | int, op: OpCode | int, payload: bytes | bytearray | memoryview
 ) -> None:
-    """Send ``payload`` as one final frame; a client masks a copy, never ``payload``."""
+    """Send ``payload`` as one final frame; a client masks a copy, never ``payload``.
+
+    Safe from several threads only on a :class:`wsio.LockedSink` (the frame goes out whole).
+    """
     header = Header(True, 0, int(op), False, None, len(payload))
     if State(state) & _CLIENT:
         header.masked = True

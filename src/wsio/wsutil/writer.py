@@ -33,6 +33,12 @@ class Writer:
     non-final fragment (unless ``fragmenting`` is off: then the buffer grows);
     :meth:`flush` sends the final frame. On the client side each frame is masked
     with a fresh key, in the buffer. Extensions set RSV bits through ``set_bits``.
+
+    Threads: a Writer is used by one thread at a time. Each frame it sends is one
+    write, so on a :class:`wsio.LockedSink` its frames go out whole while other
+    threads write too; to keep the fragments of one message together against other
+    threads' messages, hold ``dest.lock`` from the first write to :meth:`flush`.
+    (Control frames from other threads may come between fragments: RFC 6455 §5.4.)
     """
 
     def __init__(
@@ -209,7 +215,10 @@ class Writer:
 
 
 class ControlWriter:
-    """Buffers a control frame's payload (at most 125 bytes in all) and sends it on flush."""
+    """Buffers a control frame's payload (at most 125 bytes in all) and sends it on flush.
+
+    One thread at a time; its frame is one write, whole on a :class:`wsio.LockedSink`.
+    """
 
     def __init__(self, dest: Sink, state: State | int, op: OpCode | int) -> None:
         if not int(op) & 0x8:
