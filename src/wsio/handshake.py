@@ -324,11 +324,15 @@ def _exchange(
     previous = conn.gettimeout() if settimeout is not None else None
     sock = _peekable(conn)
     readinto = getattr(conn, "recv_into", None)
+    first = True
     try:
         while handshake.state == NEED_DATA:
             free = handshake.get_buffer(read_size)
             if settimeout is not None:
-                settimeout(_remaining(deadline))
+                # The whole budget for the first read (one call less when the head comes
+                # in one piece, as it nearly always does); what is left for later reads.
+                settimeout(timeout if first else _remaining(deadline))
+                first = False
             if sock is not None:
                 # Peek, so that what follows the head stays in the socket; then consume
                 # exactly the bytes the head took (this blocks: no busy loop).
