@@ -10,6 +10,7 @@
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memcpy, memmove
 
@@ -18,6 +19,64 @@ from wsio._engine.mask cimport wsio_mask_xor
 from wsio._engine.utf8 cimport _scan, utf8_state
 
 from wsio._engine.framing cimport cbytes_ptr, uchar_ptr
+
+ctypedef const char *cchar_ptr
+
+cdef extern from *:
+    """
+    /* The message being assembled, compiled: a bytes object that only the protocol
+       holds until it is handed out whole. It grows by doubling with _PyBytes_Resize
+       (a realloc: large blocks move by remapping pages, not by copying), so a
+       message costs one write of its bytes and no copy when it is handed out. */
+    static int wsio_acc_append(PyObject **acc, Py_ssize_t *len, const char *src, Py_ssize_t n)
+    {
+        Py_ssize_t cap = *acc ? PyBytes_GET_SIZE(*acc) : 0;
+        if (*len + n > cap) {
+            Py_ssize_t want = 2 * cap;
+            if (want < *len + n)
+                want = *len + n;
+            if (want < 4096)
+                want = 4096;  /* never the shared empty bytes, which cannot be resized */
+            if (*acc == NULL) {
+                *acc = PyBytes_FromStringAndSize(NULL, want);
+                if (*acc == NULL)
+                    return -1;
+            } else if (_PyBytes_Resize(acc, want) < 0) {
+                *len = 0;  /* *acc is NULL: the message is gone */
+                return -1;
+            }
+        }
+        if (n)
+            memcpy(PyBytes_AS_STRING(*acc) + *len, src, (size_t)n);
+        *len += n;
+        return 0;
+    }
+
+    /* The message, cut to its length; the caller owns the reference. */
+    static PyObject *wsio_acc_take(PyObject **acc, Py_ssize_t *len)
+    {
+        PyObject *out;
+        if (*acc == NULL)
+            return PyBytes_FromStringAndSize(NULL, 0);
+        if (_PyBytes_Resize(acc, *len) < 0) {
+            *len = 0;
+            return NULL;
+        }
+        out = *acc;
+        *acc = NULL;
+        *len = 0;
+        return out;
+    }
+
+    static void wsio_acc_clear(PyObject **acc, Py_ssize_t *len)
+    {
+        Py_CLEAR(*acc);
+        *len = 0;
+    }
+    """
+    int wsio_acc_append(PyObject **acc, Py_ssize_t *len, const char *src, Py_ssize_t n) except -1
+    object wsio_acc_take(PyObject **acc, Py_ssize_t *len)
+    void wsio_acc_clear(PyObject **acc, Py_ssize_t *len)
 
 
 cdef class TextMessage:
@@ -88,7 +147,9 @@ cdef class Protocol:
     cdef long long _msg_size
     cdef long long _fragments
     cdef bint _first_piece
-    cdef bytearray _acc
+    cdef object _acc
+    cdef PyObject *_accp
+    cdef Py_ssize_t _acc_len
     cdef utf8_state _utf8
     cdef object _validator
     cdef list _events
@@ -109,4 +170,6 @@ cdef class Protocol:
     cdef int _check_bytes(self, bytes data, bint final) except -1
     cdef object _whole_message(self, int kind, Py_ssize_t off, Py_ssize_t n)
     cdef object _message(self, int kind, object data)
+    cdef int _append(self, cchar_ptr p, Py_ssize_t n) except -1
+    cdef object _assembled(self, int kind)
     cdef int _write_frame(self, bint fin, int opcode, int rsv, object payload) except -1

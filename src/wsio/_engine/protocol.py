@@ -77,12 +77,16 @@ if cython.compiled:
         PyUnicode_DecodeUTF8,
         _scan,
         cbytes_ptr,
+        cchar_ptr,
         check_fields,
         check_limits,
         decode_fields,
         memmove,
         put_header,
         uchar_ptr,
+        wsio_acc_append,
+        wsio_acc_clear,
+        wsio_acc_take,
         wsio_mask_xor,
     )
 else:
@@ -312,8 +316,8 @@ SENDABLE: Final[Mapping[ConnectionState, frozenset[str]]] = {
 # The receive buffer starts this small, is allocated on first use, doubles only when
 # the bytes received fill it, and goes back to this once drained after a large frame.
 _MIN_BUFFER: Final = 4096
-# In streaming mode a data frame longer than this is delivered in pieces as it arrives;
-# shorter ones whole.
+# A data frame longer than this is taken in pieces as it arrives (Chunk events when
+# streaming, else appended to its message); shorter ones whole.
 _PIECE_MIN: Final = 4096
 # Unmask-and-validate works in blocks this size, so the validator reads bytes the
 # unmasking has just left in L1.
@@ -419,7 +423,8 @@ class Protocol:
         self._msg_check = False
         self._msg_size = self._fragments = 0
         self._first_piece = True
-        self._acc = bytearray()
+        self._acc = bytearray()  # pure mode; compiled, _accp (see protocol.pxd)
+        self._acc_len = 0
         self._validator = Utf8Validator()
         self._events: list[Event] = []
         self._out: list[_Bytes] = []
@@ -655,9 +660,10 @@ class Protocol:
                 avail == size
                 or not (
                     # Text is taken as it arrives, so that bad UTF-8 fails fast (RFC
-                    # 6455 §8.1; Autobahn 6.4), and any large frame when streaming.
+                    # 6455 §8.1; Autobahn 6.4), and any large frame: the read buffer
+                    # stays small and hot, and a message grows only in its own buffer.
                     (codec is None and (op == 1 or (op == 0 and self._msg_opcode == 1)))
-                    or (self.streaming and length > _PIECE_MIN)
+                    or length > _PIECE_MIN
                 )
             ):
                 return 0
@@ -775,7 +781,10 @@ class Protocol:
             if first and message_done:
                 self._events.append(self._message(kind, data))
                 return 0
-            self._acc += data
+            if cython.compiled:
+                self._append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+            else:
+                self._acc += data
         else:
             if message_done and self._msg_check:
                 self._check_text_end()
@@ -790,12 +799,53 @@ class Protocol:
             if first and message_done:
                 self._events.append(self._whole_message(kind, off, n))
                 return 0
-            self._acc += self._whole[off : off + n]
+            if cython.compiled:
+                self._append(PyByteArray_AS_STRING(self._buf) + off, n)
+            else:
+                self._acc += self._whole[off : off + n]
         if message_done:
+            self._events.append(self._assembled(kind))
+        return 0
+
+    def _append(self, p: cchar_ptr, n: cython.Py_ssize_t) -> cython.int:
+        # Compiled only: add bytes to the message being assembled.
+        if cython.compiled:
+            wsio_acc_append(cython.address(self._accp), cython.address(self._acc_len), p, n)
+        return 0
+
+    def _assembled(self, kind: cython.int) -> Any:
+        # The message assembled from its pieces, handed out without a copy when it stays
+        # bytes (compiled); text that becomes a str is decoded, which is its UTF-8 check.
+        if cython.compiled:
+            if kind == 1 and self.decode_text:
+                try:
+                    if self._accp == cython.NULL:
+                        data = ""
+                    else:
+                        data = PyUnicode_DecodeUTF8(
+                            PyBytes_AS_STRING(cython.cast(object, self._accp)),
+                            self._acc_len,
+                            b"strict",
+                        )
+                except UnicodeDecodeError:
+                    raise InvalidUTF8Error("text is not valid UTF-8") from None
+                finally:
+                    wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
+                text: TextMessage = TextMessage.__new__(TextMessage)
+                text.data = data
+                return text
+            data = wsio_acc_take(cython.address(self._accp), cython.address(self._acc_len))
+            if kind == 1:
+                return TextMessage(data)
+            return BinaryMessage(data)
+        else:
             acc = self._acc
             self._acc = bytearray()
-            self._events.append(self._message(kind, acc))
-        return 0
+            return self._message(kind, acc)
+
+    def __dealloc__(self) -> None:
+        if cython.compiled:
+            wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
 
     def _check_bytes(self, data: bytes, final: cython.bint) -> cython.int:
         if cython.compiled:
@@ -901,6 +951,11 @@ class Protocol:
             raise LocalProtocolError(f"close code {code} may not be sent")
         self._reading = False
         self._in_frame = False
+        # A message cut short is dropped now, not when the protocol is.
+        if cython.compiled:
+            wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
+        else:
+            self._acc = bytearray()
         if self._state == _OPEN and code != 1006:
             self.close_initiator = "local"
             body = close_frame_body(code, reason)  # cut to fit on a character boundary
