@@ -1,12 +1,15 @@
 # Types for protocol.py when Cython compiles it (pure-Python mode, augmenting .pxd).
 #
-# The per-frame path for Cython callers (the asyncio callback layer): after bytes go in
-# (receive_data / get_buffer + buffer_updated with `_run` not wanted, call `_feed`), call
-# `_next()` until it returns 0. Each 1 describes a frame, or a piece of a large data
-# frame in streaming mode, in `_f` (the decoded header, framing.pxd's frame_t) and
-# `_p_off`/`_p_len` (its payload, unmasked in place, at `_buf` + `_p_off`), with the §5
-# checks, fragment rules, limits and (for text) UTF-8 already applied. A violation
-# raises ProtocolError (fail the connection with its close_code).
+# The per-frame path for Cython callers (the asyncio callback layer), with no Python
+# object per frame: read into get_buffer(), then add_bytes(n) (which does not parse),
+# then next_piece() until it returns 0. Each 1 describes a frame, or a piece of a large
+# data frame, in `frame` (its header, framing.pxd's frame_t: fin, rsv, opcode, length,
+# key) and piece_data()/piece_length (its payload, unmasked in place; piece_position is
+# its offset in the frame's payload, piece_ends_frame whether it is the last), with the
+# §5 checks, fragment rules, limits and (for text) UTF-8 already applied. A violation
+# raises ProtocolError: call fail(error.close_code, str(error)). handle_piece() does
+# with a piece what receive_data() does (events, the automatic Pong, the closing
+# handshake); a caller that handles data pieces itself still gives it control frames.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -129,15 +132,15 @@ cdef class Protocol:
     cdef object _whole
     cdef Py_ssize_t _start
     cdef Py_ssize_t _end
-    # The frame being parsed, and the piece `_next` found.
-    cdef frame_t _f
+    # The frame being parsed, and the piece next_piece() found.
+    cdef frame_t frame
     cdef bint _in_frame
     cdef long long _remaining
     cdef long long _frame_pos
-    cdef Py_ssize_t _p_off
-    cdef Py_ssize_t _p_len
-    cdef long long _p_pos
-    cdef bint _p_frame_done
+    cdef Py_ssize_t piece_offset
+    cdef Py_ssize_t piece_length
+    cdef long long piece_position
+    cdef bint piece_ends_frame
     # The message being received.
     cdef int _flags
     cdef int _allowed_rsv
@@ -160,7 +163,10 @@ cdef class Protocol:
     cdef bint _send_fragmented
     cdef object _pending_close
 
-    cdef int _next(self) except -1
+    cpdef int add_bytes(self, Py_ssize_t nbytes) except -1
+    cdef int next_piece(self) except -1
+    cdef int handle_piece(self) except -1
+    cdef uchar_ptr piece_data(self)
     cdef int _unmask(self, Py_ssize_t off, Py_ssize_t n, long long pos, bint check) except -1
     cdef int _check_text_end(self) except -1
     cdef int _run(self) except -1

@@ -23,7 +23,7 @@ exception is kept in :attr:`~Protocol.error`. Sending what the state forbids rai
 
 The per-frame path (header decode into a C struct, the §5 checks on plain ints, the
 fragment rules, unmasking in place, UTF-8 fused with the unmasking) is C when compiled,
-and reachable from Cython through protocol.pxd; see ``Protocol._next``.
+and reachable from Cython through protocol.pxd; see ``Protocol.next_piece``.
 """
 
 from __future__ import annotations
@@ -412,11 +412,11 @@ class Protocol:
         self._whole = memoryview(self._buf)
         self._start = self._end = 0
         if not cython.compiled:
-            self._f = _Fields()
+            self.frame = _Fields()
         self._in_frame = False
         self._remaining = self._frame_pos = 0
-        self._p_off = self._p_len = self._p_pos = 0
-        self._p_frame_done = False
+        self.piece_offset = self.piece_length = self.piece_position = 0
+        self.piece_ends_frame = False
         self._flags = STATE_CLIENT_SIDE if client else STATE_SERVER_SIDE
         self._msg_opcode = 0
         self._msg_codec = None
@@ -512,12 +512,17 @@ class Protocol:
     def buffer_updated(self, nbytes: int) -> None:
         """Record that ``nbytes`` were written into the view from :meth:`get_buffer`, and
         parse them."""
-        n: cython.Py_ssize_t = nbytes
-        if n < 0 or self._end + n > len(self._buf):
-            raise ValueError("more bytes than the buffer holds")
-        self._end += n
+        self.add_bytes(nbytes)
         if self._reading:
             self._run()
+
+    def add_bytes(self, nbytes: cython.Py_ssize_t) -> cython.int:
+        """For Cython callers: record ``nbytes`` written into :meth:`get_buffer`'s view
+        without parsing them; then :meth:`next_piece` until it gives 0."""
+        if nbytes < 0 or self._end + nbytes > len(self._buf):
+            raise ValueError("more bytes than the buffer holds")
+        self._end += nbytes
+        return 0
 
     def receive_eof(self) -> None:
         """The peer ended the stream: the connection is CLOSED (1006 unless a Close
@@ -567,14 +572,9 @@ class Protocol:
 
     def _run(self) -> cython.int:
         """Parse what is buffered into events; a violation fails the connection."""
-        op: cython.int
         try:
-            while self._reading and self._next():
-                op = self._f.opcode
-                if op >= 8:
-                    self._control(op)
-                else:
-                    self._data()
+            while self._reading and self.next_piece():
+                self.handle_piece()
         except ProtocolError as exc:
             self._fail_with(exc)
         except Exception as exc:  # a bug or MemoryError: 1011, never an escape
@@ -586,12 +586,26 @@ class Protocol:
                 self._shrink()  # after a large frame, the large buffer goes
         return 0
 
-    def _next(self) -> cython.int:
+    def handle_piece(self) -> cython.int:
+        """For Cython callers: what :meth:`receive_data` does with each piece
+        :meth:`next_piece` finds: events, the automatic Pong, the closing handshake."""
+        if self.frame.opcode >= 8:
+            self._control(self.frame.opcode)
+        else:
+            self._data()
+        return 0
+
+    def piece_data(self) -> uchar_ptr:
+        """Compiled only: where the current piece's payload is (``piece_length`` bytes,
+        unmasked), valid until the next get_buffer/receive_data call."""
+        return cython.cast(uchar_ptr, PyByteArray_AS_STRING(self._buf)) + self.piece_offset
+
+    def next_piece(self) -> cython.int:
         """Find the next frame, or the next piece of a large one: 1, or 0 for more bytes.
 
-        On 1, ``_f`` holds the frame's header and ``_p_off``/``_p_len`` its payload
-        (or the piece), unmasked in place; ``_p_pos`` is the piece's offset in the
-        payload and ``_p_frame_done`` says whether it ends the frame. Raises
+        On 1, ``frame`` holds the frame's header and ``piece_offset``/``piece_length`` its payload
+        (or the piece), unmasked in place; ``piece_position`` is the piece's offset in the
+        payload and ``piece_ends_frame`` says whether it ends the frame. Raises
         ProtocolError (with its close code) for a violation.
         """
         start: cython.Py_ssize_t = self._start
@@ -606,34 +620,34 @@ class Protocol:
                 if avail < self._remaining
                 else cython.cast(cython.Py_ssize_t, self._remaining)
             )
-            self._p_off = start
-            self._p_len = n
-            self._p_pos = self._frame_pos
+            self.piece_offset = start
+            self.piece_length = n
+            self.piece_position = self._frame_pos
             self._frame_pos += n
             self._remaining -= n
-            self._p_frame_done = self._remaining == 0
-            self._in_frame = not self._p_frame_done
+            self.piece_ends_frame = self._remaining == 0
+            self._in_frame = not self.piece_ends_frame
             self._start = start + n
-            self._unmask(start, n, self._p_pos, self._msg_check)
+            self._unmask(start, n, self.piece_position, self._msg_check)
             return 1
         size: cython.Py_ssize_t
         if cython.compiled:
-            size = decode_fields(self._buf, start, self._end, cython.address(self._f))
+            size = decode_fields(self._buf, start, self._end, cython.address(self.frame))
         else:
-            size = decode_fields(self._buf, start, self._end, self._f)
+            size = decode_fields(self._buf, start, self._end, self.frame)
         if size == 0:
             return 0
-        op: cython.int = self._f.opcode
-        fin: cython.bint = self._f.fin
-        length: cython.longlong = self._f.length
-        rsv: cython.int = self._f.rsv
+        op: cython.int = self.frame.opcode
+        fin: cython.bint = self.frame.fin
+        length: cython.longlong = self.frame.length
+        rsv: cython.int = self.frame.rsv
         # RFC 7692 §6.1: an extension's bits go on a message's first frame only (a
         # continuation or control frame with RSV1 fails the connection).
         check_fields(
             op,
             fin,
             rsv,
-            self._f.masked,
+            self.frame.masked,
             length,
             self._flags,
             self._allowed_rsv if (op == 1 or op == 2) else 0,
@@ -695,19 +709,19 @@ class Protocol:
         elif not whole:
             return 0
         start += size
-        self._p_pos = 0
+        self.piece_position = 0
         if whole:
             n = cython.cast(cython.Py_ssize_t, length)
-            self._p_frame_done = True
+            self.piece_ends_frame = True
         else:
             # A large frame in streaming mode: hand out what has arrived.
             n = avail - size
             self._in_frame = True
             self._remaining = length - n
             self._frame_pos = n
-            self._p_frame_done = False
-        self._p_off = start
-        self._p_len = n
+            self.piece_ends_frame = False
+        self.piece_offset = start
+        self.piece_length = n
         self._start = start + n
         self._unmask(start, n, 0, op < 8 and self._msg_check)
         return 1
@@ -722,13 +736,13 @@ class Protocol:
             done: cython.Py_ssize_t = 0
             step: cython.Py_ssize_t
             if not check:
-                if self._f.masked:
-                    wsio_mask_xor(p, p, n, self._f.key, pos)
+                if self.frame.masked:
+                    wsio_mask_xor(p, p, n, self.frame.key, pos)
                 return 0
             while done < n:
                 step = n - done if n - done < _FUSE_BLOCK else _FUSE_BLOCK
-                if self._f.masked:
-                    wsio_mask_xor(p + done, p + done, step, self._f.key, pos + done)
+                if self.frame.masked:
+                    wsio_mask_xor(p + done, p + done, step, self.frame.key, pos + done)
                 if _scan(p + done, step, 0, cython.address(self._utf8)) >= 0:
                     raise InvalidUTF8Error("text is not valid UTF-8")
                 done += step
@@ -736,8 +750,8 @@ class Protocol:
             if n == 0:
                 return 0
             view = self._whole[off : off + n]
-            if self._f.masked:
-                cipher(view, self._f.key, pos)
+            if self.frame.masked:
+                cipher(view, self.frame.key, pos)
             if check and not self._validator.feed(view):
                 raise InvalidUTF8Error("text is not valid UTF-8")
         return 0
@@ -759,10 +773,10 @@ class Protocol:
         raise ProtocolError(f"no single negotiated extension claims RSV bits {rsv:#05b}")
 
     def _data(self) -> cython.int:
-        off: cython.Py_ssize_t = self._p_off
-        n: cython.Py_ssize_t = self._p_len
-        frame_done: cython.bint = self._p_frame_done
-        message_done: cython.bint = frame_done and self._f.fin
+        off: cython.Py_ssize_t = self.piece_offset
+        n: cython.Py_ssize_t = self.piece_length
+        frame_done: cython.bint = self.piece_ends_frame
+        message_done: cython.bint = frame_done and self.frame.fin
         first: cython.bint = self._first_piece
         self._first_piece = message_done
         kind: cython.int = self._msg_opcode
@@ -899,8 +913,8 @@ class Protocol:
         return TextMessage(bytes(data))
 
     def _control(self, op: cython.int) -> cython.int:
-        off: cython.Py_ssize_t = self._p_off
-        data = bytes(self._whole[off : off + self._p_len])
+        off: cython.Py_ssize_t = self.piece_offset
+        data = bytes(self._whole[off : off + self.piece_length])
         if op == 9:
             self._events.append(Ping(data))
             # RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
