@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="short, rough run")
     args = parser.parse_args(argv)
     total = 2**21 if args.quick else 2**23
+    load_before = os.getloadavg()
     rounds = 3 if args.quick else 7
     tables = []
     for text in (False, True):
@@ -242,8 +243,13 @@ def main(argv: list[str] | None = None) -> None:
         "event kept (the BinaryMessage and its bytes are 2; the rest is the list keeping "
         "them): the per-frame path itself allocates nothing."
     )
+    load_after = os.getloadavg()
     out = [
         machine.markdown(),
+        "Load average (1, 5, 15 min) before and after the run: "
+        f"{', '.join(f'{x:.2f}' for x in load_before)} / "
+        f"{', '.join(f'{x:.2f}' for x in load_after)}; the machine is shared, so "
+        "compare ratios within this run, not runs.\n",
         "# The sans-I/O protocol\n",
         f"wsproto {wsproto.__version__} (h11 {h11.__version__}).\n",
         __doc__.split("\n\n", 1)[1],
