@@ -132,6 +132,7 @@ cdef class Protocol:
     cdef object _whole
     cdef Py_ssize_t _start
     cdef Py_ssize_t _end
+    cdef bint _filled
     # The frame being parsed, and the piece next_piece() found.
     cdef frame_t frame
     cdef bint _in_frame

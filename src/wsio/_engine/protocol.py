@@ -328,6 +328,8 @@ _INLINE_MAX: Final = 4096
 # Drained after parsing, a buffer larger than this (grown for a large frame) is dropped
 # for a small one; get_buffer() drops any buffer larger than _MIN_BUFFER once drained.
 _SHRINK_ABOVE: Final = 262144
+# get_buffer() lets one read fill at most this much (unless a frame header needs more).
+_MAX_READ: Final = 262144
 _NO_LIMIT: Final = MAX_PAYLOAD_LENGTH
 _NO_KEY: Final = b"\0\0\0\0"
 # The same flags as C ints for the per-frame path.
@@ -411,6 +413,7 @@ class Protocol:
         self._buf = bytearray()  # allocated on first use
         self._whole = memoryview(self._buf)
         self._start = self._end = 0
+        self._filled = False
         if not cython.compiled:
             self.frame = _Fields()
         self._in_frame = False
@@ -492,22 +495,28 @@ class Protocol:
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """A writable view to read the next bytes into (``asyncio.BufferedProtocol``).
 
-        Valid until :meth:`buffer_updated`; its size is the protocol's choice (it
-        doubles only when the bytes received fill the buffer). Calling this ends the
+        Valid until :meth:`buffer_updated`; its size is the protocol's choice: 4 KiB,
+        allocated on first use; twice that when the bytes received filled it (up to 256
+        KiB a read, so a full kernel buffer is not drained into a cold one), and back to
+        4 KiB once drained by a read that did not fill it. Calling this ends the
         lifetime of the views earlier :class:`Chunk` events hold.
         """
-        if len(self._buf) == 0:
-            self._shrink()
-        pending: cython.Py_ssize_t = self._end - self._start
-        if pending == 0:
-            # Drained: an idle connection keeps only the small buffer.
-            self._start = self._end = 0
-            if len(self._buf) > _MIN_BUFFER:
-                self._shrink()
-            return self._whole
         capacity: cython.Py_ssize_t = len(self._buf)
-        self._reserve(2 * capacity if pending == capacity else pending)
-        return self._whole[self._end :]
+        if capacity == 0:
+            self._shrink()
+            return self._whole
+        pending: cython.Py_ssize_t = self._end - self._start
+        filled: cython.bint = self._filled
+        if pending == capacity or (filled and capacity < _MAX_READ):
+            self._reserve(2 * capacity)
+        elif pending == 0:
+            self._start = self._end = 0
+            if capacity > _MIN_BUFFER and not filled:
+                self._shrink()  # the burst is over: an idle connection holds 4 KiB
+            return self._whole
+        else:
+            self._reserve(pending)
+        return self._whole[self._end :] if self._end else self._whole
 
     def buffer_updated(self, nbytes: int) -> None:
         """Record that ``nbytes`` were written into the view from :meth:`get_buffer`, and
@@ -522,6 +531,7 @@ class Protocol:
         if nbytes < 0 or self._end + nbytes > len(self._buf):
             raise ValueError("more bytes than the buffer holds")
         self._end += nbytes
+        self._filled = self._end == len(self._buf)  # the read took all the room it had
         return 0
 
     def receive_eof(self) -> None:
