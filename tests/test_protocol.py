@@ -587,3 +587,24 @@ def test_bad_utf8_fails_before_the_frame_is_complete() -> None:
     )
     assert server.error is not None and server.error.close_code == 1007  # type: ignore[attr-defined]
     assert unmask_frames(sent(server))[0][0] == 8
+
+
+def test_full_reads_grow_the_buffer_to_a_cap_and_a_quiet_read_shrinks_it() -> None:
+    server = ServerProtocol()
+    wire = frame(2, b"q" * 1_000_000)
+    pos, sizes = 0, []
+    while pos < len(wire):
+        view = server.get_buffer()
+        n = min(len(view), len(wire) - pos)
+        view[:n] = wire[pos : pos + n]
+        server.buffer_updated(n)
+        pos += n
+        sizes.append(server.buffer_size)
+    assert sizes[0] == 4096 and max(sizes) == 262144  # doubled on full reads, capped
+    assert server.events_received() == [BinaryMessage(b"q" * 1_000_000)]
+    small = frame(1, b"hi")
+    view = server.get_buffer()
+    view[: len(small)] = small
+    server.buffer_updated(len(small))
+    assert server.events_received() == [TextMessage("hi")]
+    assert len(server.get_buffer()) == 4096 and server.buffer_size == 4096
