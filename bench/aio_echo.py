@@ -92,8 +92,12 @@ def _label(row: Row) -> str:
     return f"{row[0]} ({row[1]})"
 
 
+#: The servers this run measures (``--servers``; the reference always among them).
+_selected: list[str] = list(SERVERS)
+
+
 def _rows() -> list[Row]:
-    return [(name, loop) for name in SERVERS for loop in LOOPS]
+    return [(name, loop) for name in _selected for loop in LOOPS]
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -146,7 +150,7 @@ def _port(line: str) -> int:
 def servers(cpus: set[int] | None, client_cpus: set[int] | None) -> Iterator[dict[Row, Server]]:
     """Start every server on every loop; yield {row: Server}. ``cpus``: pin the servers
     there, ``client_cpus``: pin this process there (both restored after)."""
-    procs = {
+    procs = {  # every row in _rows() (the tests that leave some out skip them)
         row: subprocess.Popen(
             [*SERVERS[row[0]], "--loop", row[1]],
             cwd=ROOT,
@@ -274,6 +278,7 @@ def pingpong(
                             return count
 
                         _keep_best(best, (size, row), timed(server.pid, window))
+                        conn.check()
                     finally:
                         conn.close()
     return best, negotiated
@@ -302,15 +307,15 @@ def pingpong_tables(
             s = best.get((size, row))
             if s is None:
                 continue
-            ref = best[(size, (reference, row[1]))]
+            ref = best.get((size, (reference, row[1])))  # absent when --servers left it out
             table.rows.append(
                 [
                     _label(row),
                     f"{s.rate:,.0f}",
                     f"{s.per(s.server_cpu):,.1f}",
                     f"{s.per(s.client_cpu):,.1f}",
-                    ratio(s.rate, ref.rate),
-                    ratio(s.per(s.server_cpu), ref.per(ref.server_cpu)),
+                    ratio(s.rate, ref.rate) if ref else "-",
+                    ratio(s.per(s.server_cpu), ref.per(ref.server_cpu)) if ref else "-",
                 ]
             )
         tables.append(table)
@@ -604,11 +609,28 @@ def _limits_table() -> Table:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark; print the tables and write them to bench/results/aio_echo.md."""
+    """Run the benchmark; print the tables and, after a whole run, write them to
+    bench/results/aio_echo.md (and the plot)."""
+    global _selected
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (rough numbers)")
-    parser.add_argument("--no-deflate", action="store_true", help="skip test 5")
+    parser.add_argument(
+        "--tests", default="12345", help="which of tests 1-5 to run (default: 12345)"
+    )
+    parser.add_argument(
+        "--servers",
+        help=f"comma-separated servers to measure (default: all; {REFERENCE} always runs); "
+        "a partial run only prints its tables",
+    )
     args = parser.parse_args(argv)
+    tests = set(args.tests)
+    if args.servers:
+        names = [REFERENCE, *(n for n in args.servers.split(",") if n != REFERENCE)]
+        unknown = [n for n in names if n not in SERVERS]
+        if unknown:
+            parser.error(f"unknown server {', '.join(unknown)}; servers: {', '.join(SERVERS)}")
+        _selected = names
+    whole = tests >= set("12345") and _selected == list(SERVERS)
 
     from bench import machine
 
@@ -618,6 +640,9 @@ def main(argv: list[str] | None = None) -> None:
         seconds, rounds, idle_count, connections = 0.3, 1, 1000, (100, 300)
     else:
         seconds, rounds, idle_count, connections = 1.0, 3, IDLE, CONNECTIONS
+    _, nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if "3" in tests and nofile < idle_count + 100:
+        parser.error(f"test 3 needs {idle_count + 100} open files; the hard limit is {nofile}")
     head = [
         "# Asyncio echo servers: picows, websockets, aiohttp and a plain TCP echo",
         "",
@@ -637,26 +662,30 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(text), flush=True)
         body.extend(text)
 
-    ping, _ = pingpong(PING_SIZES, seconds, rounds, deflate=False)
-    emit(
-        "## 1. Ping-pong, client and server on one core\n",
-        *pingpong_tables(ping, PING_SIZES, "Ping-pong"),
-    )
-    many = load(seconds, rounds, connections)
-    emit(
-        "## 2. Many connections, server on core 1, client on core 0\n",
-        _BUSY_NOTE + "\n",
-        *load_tables(many, connections),
-    )
-    rss = idle(idle_count)
-    emit("## 3. Idle connections\n", idle_table(rss))
-    shakes = handshakes(seconds, rounds)
-    emit(
-        "## 4. Handshakes, server on core 1, client on core 0\n",
-        _BUSY_NOTE + "\n",
-        handshake_table(shakes),
-    )
-    if not args.no_deflate:
+    if "1" in tests:
+        ping, _ = pingpong(PING_SIZES, seconds, rounds, deflate=False)
+        emit(
+            "## 1. Ping-pong, client and server on one core\n",
+            *pingpong_tables(ping, PING_SIZES, "Ping-pong"),
+        )
+    if "2" in tests:
+        many = load(seconds, rounds, connections)
+        emit(
+            "## 2. Many connections, server on core 1, client on core 0\n",
+            _BUSY_NOTE + "\n",
+            *load_tables(many, connections),
+        )
+    if "3" in tests:
+        rss = idle(idle_count)
+        emit("## 3. Idle connections\n", idle_table(rss))
+    if "4" in tests:
+        shakes = handshakes(seconds, rounds)
+        emit(
+            "## 4. Handshakes, server on core 1, client on core 0\n",
+            _BUSY_NOTE + "\n",
+            handshake_table(shakes),
+        )
+    if "5" in tests:
         zipped, negotiated = pingpong(DEFLATE_SIZES, seconds, rounds, deflate=True)
         emit(
             "## 5. Compressed ping-pong (text), client and server on one core\n",
@@ -665,6 +694,10 @@ def main(argv: list[str] | None = None) -> None:
                 zipped, DEFLATE_SIZES, "Compressed ping-pong, text", DEFLATE_REFERENCE
             ),
         )
+    state = f"Load average (1, 5, 15 min) at the start: {loads}; at the end: {_loadavg()}.\n"
+    if not whole:
+        print(state, flush=True)
+        return
     summary = [t.markdown() for t in summary_tables(ping, many, rss, shakes, connections)]
     plotted = plot(ping, many, rss, shakes, connections)
     figure = (
@@ -672,7 +705,6 @@ def main(argv: list[str] | None = None) -> None:
         if plotted
         else "(matplotlib is not installed: no plot.)\n"
     )
-    state = f"Load average (1, 5, 15 min) at the start: {loads}; at the end: {_loadavg()}.\n"
     print("\n".join([*summary, state]), flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join([*head, state, *summary, figure, *body]))
