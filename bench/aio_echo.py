@@ -194,6 +194,7 @@ class Sample:
     server_cpu: float
     server_wait: float
     client_cpu: float
+    client_wait: float
 
     @property
     def rate(self) -> float:
@@ -206,7 +207,13 @@ class Sample:
 
 def timed(pid: int, work: Callable[[], int]) -> Sample:
     """Run ``work`` (it returns how many it did) and measure it."""
-    cpu, wait, mine = cpu_seconds(pid), wait_seconds(pid), time.process_time()
+    me = os.getpid()
+    cpu, wait, mine, waited = (
+        cpu_seconds(pid),
+        wait_seconds(pid),
+        time.process_time(),
+        wait_seconds(me),
+    )
     start = time.perf_counter()
     count = work()
     wall = time.perf_counter() - start
@@ -216,6 +223,7 @@ def timed(pid: int, work: Callable[[], int]) -> Sample:
         cpu_seconds(pid) - cpu,
         wait_seconds(pid) - wait,
         time.process_time() - mine,
+        wait_seconds(me) - waited,
     )
 
 
@@ -228,6 +236,7 @@ def _busy(s: Sample) -> list[str]:
         f"{s.server_wait / s.wall:.0%}",
         f"{idle:.0%}",
         f"{s.client_cpu / s.wall:.0%}",
+        f"{s.client_wait / s.wall:.0%}",
     ]
 
 
@@ -235,9 +244,10 @@ _BUSY_NOTE = (
     "Busy: the server's CPU time (utime + stime, all threads) over the window; "
     "preempted: the time it was runnable while other processes had its core "
     "(run_delay in /proc/PID/schedstat); idle: the rest, the time it waited for the client "
-    "(near 0: the client kept it fed, it was the bottleneck). Client CPU: this process, "
-    "user + system, over the window; where it nears 100% while the server idles, the row "
-    "is limited by the client and is a lower bound."
+    "(near 0: the client kept it fed, it was the bottleneck). Client CPU and preempted: "
+    "the same for this process; where the server idles while the client is busy or "
+    "preempted, the row is limited by the client (or by the other load on its core) and "
+    "is a lower bound."
 )
 
 _PING_NOTE = (
@@ -377,6 +387,7 @@ def load_tables(
                     "server preempted %",
                     "server idle %",
                     "client CPU %",
+                    "client preempted %",
                     f"÷ {REFERENCE} (same loop)",
                 ],
             )
@@ -483,6 +494,7 @@ def handshake_table(best: dict[tuple[object, ...], Sample]) -> Table:
             "server preempted %",
             "server idle %",
             "client CPU %",
+            "client preempted %",
             f"÷ {REFERENCE} (same loop)",
         ],
     )
@@ -658,7 +670,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         seconds, rounds, idle_count, connections = 0.3, 1, 1000, (100, 300)
     else:
-        seconds, rounds, idle_count, connections = 1.0, 3, IDLE, CONNECTIONS
+        seconds, rounds, idle_count, connections = 1.0, 5, IDLE, CONNECTIONS
     _, nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
     if "3" in tests and nofile < idle_count + 100:
         parser.error(f"test 3 needs {idle_count + 100} open files; the hard limit is {nofile}")
