@@ -39,6 +39,8 @@ logger = logging.getLogger("wsio.aio")
 # One read takes at most this much: a multi-megabyte kernel buffer is not drained into a
 # cold buffer in one go (the core's buffer grows only while a frame is incomplete).
 _MAX_READ = 262144
+# Room for the next frame's header after the rest of a large one.
+_MIN_READ = 4096
 
 
 class Frame:
@@ -314,7 +316,19 @@ class Stream:
         """Where asyncio reads next: the handshake's head buffer, then the core's."""
         if self._hs is not None:
             return self._hs_get_buffer(sizehint)
-        view = self._core.get_buffer()
+        core = self._core
+        if core._in_frame and core._start == core._end:
+            # The rest of a large frame: read it in reads as large as it (up to
+            # _MAX_READ), not in the small buffer an idle connection keeps; the core
+            # drops the large buffer at the next read after the frame.
+            want: cython.Py_ssize_t = _MAX_READ
+            if core._remaining + _MIN_READ < want:
+                want = core._remaining + _MIN_READ
+            core._start = core._end = 0
+            if want > len(core._buf):
+                core._reserve(want)
+            return core._whole[0:want]
+        view = core.get_buffer()
         return view if len(view) <= _MAX_READ else view[:_MAX_READ]
 
     def buffer_updated(self, nbytes: int) -> None:
