@@ -1,0 +1,56 @@
+# Types for _callback.py when Cython compiles it (pure-Python mode, augmenting .pxd).
+#
+# The receive loop drives wsio.protocol's C path (add_bytes / next_piece / the piece
+# fields) with no Python object per frame; sends build the frame in the core's `_tail`
+# and write it straight on the socket when asyncio's buffer is empty.
+
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from posix.unistd cimport write as c_write
+
+from wsio._engine.protocol cimport Protocol
+
+
+cdef class Frame:
+    cdef readonly int opcode
+    cdef readonly bint fin
+    cdef Protocol _core
+    cdef Py_ssize_t _off
+    cdef Py_ssize_t _len
+    cdef object _data
+
+
+cdef class Transport:
+    cdef readonly bint is_client
+    cdef readonly object subprotocol
+    cdef readonly object extensions
+    cdef readonly object transport
+    cdef public double close_timeout
+    cdef Protocol _core
+    cdef int _fd
+    cdef bint _closing
+    cdef object _close_timer
+    cdef object _loop
+
+    cdef int _flush(self) except -1
+    cdef int _write_list(self, list bufs) except -1
+    cdef int _after(self) except -1
+    cdef int _end(self) except -1
+
+
+cdef class Stream:
+    cdef readonly Transport ws
+    cdef readonly object listener
+    cdef public object _hs
+    cdef public object _factory
+    cdef bint _messages
+    cdef bint _connected
+    cdef object _acc
+    cdef Protocol _core
+    cdef Frame _frame
+    cdef object _on_frame
+    cdef object _on_message
+
+    cdef int _process(self) except -1
+    cdef int _deliver(self, list events) except -1
+    cdef bint _collect_piece(self) except -1
+    cdef bint _collect_chunks(self, list events, bint ends) except -1

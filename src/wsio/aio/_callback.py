@@ -1,0 +1,498 @@
+"""The callback level's hot path: the receive loop and the sends, compiled.
+
+:class:`Stream` is the ``asyncio.BufferedProtocol`` half (its subclasses in
+``wsio.aio.server``/``wsio.aio.client`` add the opening handshake): asyncio reads into
+the core's buffer, :meth:`Stream.buffer_updated` walks the frames with the core's C path
+(``next_piece``) and calls the listener once per frame with one reused :class:`Frame`.
+:class:`Transport` is what the listener sends with: each frame is built by the core in
+one buffer and written straight on the socket when asyncio's write buffer is empty.
+"""
+
+# mypy: disable-error-code="unreachable"
+# (`if cython.compiled:` branches are C-only, as in wsio._engine.)
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from wsio._engine.protocol import BinaryMessage, Protocol, TextMessage
+from wsio.exceptions import LocalProtocolError, ProtocolError
+
+try:
+    import cython
+except ImportError:  # pure mode without Cython installed
+    from wsio._engine import _cython as cython  # type: ignore[no-redef]
+
+if cython.compiled:
+    from cython.cimports.wsio.aio._callback import (  # type: ignore[import-untyped]
+        PyByteArray_AS_STRING,
+        PyByteArray_Resize,
+        c_write,
+    )
+
+__all__ = ["Frame", "Stream", "Transport"]
+
+logger = logging.getLogger("wsio.aio")
+
+# One read takes at most this much: a multi-megabyte kernel buffer is not drained into a
+# cold buffer in one go (the core's buffer grows only while a frame is incomplete).
+_MAX_READ = 262144
+# Room for the next frame's header after the rest of a large one.
+_MIN_READ = 4096
+
+
+class Frame:
+    """A received frame, handed to ``Listener.on_frame``; one object reused per call.
+
+    ``opcode`` and ``fin`` are the frame's (0 on a continuation; 8 close, 9 ping, 10
+    pong), so ``transport.send(frame.opcode, frame.payload, frame.fin)`` echoes it. Text
+    is UTF-8 checked (a character may be split between the frames of one message); a
+    compressed frame is inflated.
+    """
+
+    def __init__(self) -> None:
+        self.opcode = 0
+        self.fin = True
+        self._core: Any = None
+        self._off = 0
+        self._len = 0
+        self._data: Any = None
+
+    @property
+    def payload(self) -> Any:
+        """The payload: a view into the read buffer, unmasked in place (a frame larger than
+        one read is joined first; a compressed one inflated). Valid until the callback
+        returns: copy what you keep."""
+        if self._data is not None:
+            return self._data
+        return self._core._whole[self._off : self._off + self._len]
+
+    def bytes(self) -> bytes:
+        """The payload as an owned copy."""
+        return bytes(self.payload)
+
+    def text(self) -> str:
+        """The payload decoded as UTF-8 (an owned ``str``; a text message's whole payload
+        is valid UTF-8, but a piece may end inside a character)."""
+        return str(self.payload, "utf-8")
+
+    def __len__(self) -> int:
+        return len(self._data) if self._data is not None else self._len
+
+    def __repr__(self) -> str:
+        return f"<Frame opcode={self.opcode} fin={self.fin} length={len(self)}>"
+
+
+class Transport:
+    """A WebSocket connection as the listener sees it: sends, closes, backpressure.
+
+    Every ``send*`` builds its frame with one header write and writes it on the socket
+    at once (or queues it behind what asyncio still holds). A payload is not kept after
+    the call returns, so a received ``frame.payload`` may be sent back as it is.
+    """
+
+    def __init__(
+        self,
+        core: Protocol,
+        transport: Any,
+        subprotocol: str | None,
+        extensions: Any,
+        close_timeout: float,
+    ) -> None:
+        self._core = core
+        self.transport = transport
+        self.is_client = core.is_client
+        self.subprotocol = subprotocol
+        self.extensions = extensions
+        self.close_timeout = close_timeout
+        self._closing = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        # Writing on the socket ourselves is only right for a plain socket transport
+        # (not TLS, where the bytes must go through the SSL object).
+        self._fd = -1
+        sock = transport.get_extra_info("socket")
+        if sock is not None and transport.get_extra_info("sslcontext") is None:
+            self._fd = sock.fileno()
+
+    # -- sending -------------------------------------------------------------------
+
+    def send(self, opcode: int, payload: Any, fin: bool = True) -> None:
+        """Send a frame: ``opcode`` 1 (text; a ``str`` is encoded), 2 (binary), 0
+        (continuation of a ``fin=False`` send), or a control opcode (8, 9, 10).
+
+        Compression (when negotiated) follows the server's threshold; the payload is
+        referenced only during the call. Raises InvalidStateError after a Close.
+        """
+        core = self._core
+        if opcode <= 2:
+            if opcode == 1 and isinstance(payload, str):
+                payload = payload.encode()
+            if opcode < 0:
+                raise LocalProtocolError(f"no such opcode: {opcode}")
+            core._send_data(opcode, payload, fin, None)
+        elif opcode == 9:
+            core.send_ping(payload)
+        elif opcode == 10:
+            core.send_pong(payload)
+        elif opcode == 8:
+            self.send_close(*_close_args(payload))
+            return
+        else:
+            raise LocalProtocolError(f"no such opcode: {opcode}")
+        self._flush()
+
+    def send_ping(self, data: Any = b"") -> None:
+        """Send a Ping (payload at most 125 bytes); its Pong comes to ``on_frame``."""
+        self._core.send_ping(data)
+        self._flush()
+
+    def send_pong(self, data: Any = b"") -> None:
+        """Send an unsolicited Pong (Pings are answered without being asked)."""
+        self._core.send_pong(data)
+        self._flush()
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake (RFC 6455 §7.1.2): send a Close frame, then wait
+        ``close_timeout`` seconds for the peer's before dropping the connection."""
+        self._core.send_close(code, reason)
+        self._flush()
+        if self._close_timer is None and not self._closing:
+            self._close_timer = self._loop.call_later(self.close_timeout, self._timed_out)
+
+    def disconnect(self) -> None:
+        """Close the TCP connection once what is queued is sent (no closing handshake)."""
+        self._end()
+
+    def abort(self) -> None:
+        """Drop the connection now, discarding what is queued."""
+        self._closing = True
+        self.transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes asyncio still holds for this connection (what ``pause_writing`` limits)."""
+        return int(self.transport.get_write_buffer_size())
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closing or closed: nothing more is sent."""
+        return self._closing
+
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code (1005 with none, 1006 if it left without a Close)."""
+        return self._core.close_code
+
+    def _timed_out(self) -> None:
+        # RFC 6455 §7.1.1: a peer that never answers the Close frame is cut off.
+        self._close_timer = None
+        if not self._closing:
+            logger.debug("closing handshake timed out; aborting")
+            self.abort()
+
+    def _flush(self) -> cython.int:
+        # The core built the frames in its `_tail` (short ones, header and payload in one
+        # buffer) or, for long payloads and a pending Close, in its output list.
+        core = self._core
+        if core._out or core._pending_close is not None:
+            return self._write_list(core.data_to_send())
+        tail = core._tail
+        n: cython.Py_ssize_t = len(tail)
+        if n == 0:
+            return 0
+        if self._closing:
+            tail.clear()
+            return 0
+        written: cython.Py_ssize_t = 0
+        if self._fd >= 0 and self.transport.get_write_buffer_size() == 0:
+            if cython.compiled:
+                written = c_write(self._fd, PyByteArray_AS_STRING(tail), n)
+            else:
+                try:
+                    written = os.write(self._fd, tail)
+                except OSError:
+                    written = 0
+            if written == n:
+                if cython.compiled:
+                    PyByteArray_Resize(tail, 0)
+                else:
+                    tail.clear()
+                return 0
+            if written < 0:
+                written = 0  # EAGAIN, or an error asyncio's own write will report
+        # asyncio keeps what it cannot send now: give it bytes of its own.
+        self.transport.write(bytes(tail[written:]))
+        if cython.compiled:
+            PyByteArray_Resize(tail, 0)
+        else:
+            tail.clear()
+        return 0
+
+    def _write_list(self, bufs: list[Any]) -> cython.int:
+        if not bufs or self._closing:
+            return 0
+        written: cython.Py_ssize_t = 0
+        if self._fd >= 0 and self.transport.get_write_buffer_size() == 0:
+            try:
+                written = os.writev(self._fd, bufs)
+            except OSError:
+                written = 0
+        # What is left is copied: a payload may be a view of the read buffer, or the
+        # caller's bytearray.
+        for buf in bufs:
+            size: cython.Py_ssize_t = len(buf)
+            if written >= size:
+                written -= size
+                continue
+            if written:
+                self.transport.write(bytes(memoryview(buf)[written:]))
+                written = 0
+            else:
+                self.transport.write(buf if type(buf) is bytes else bytes(buf))
+        return 0
+
+    def _after(self) -> cython.int:
+        # After the core took input: send what it answered (Pongs, the Close), and end
+        # the TCP connection when the closing handshake is over (RFC 6455 §7.1.1: the
+        # server first; a client waits close_timeout for it).
+        self._flush()
+        if self._core._state == 3 and not self._closing:
+            if self.is_client and self._core.error is None:
+                if self._close_timer is None:
+                    self._close_timer = self._loop.call_later(self.close_timeout, self._timed_out)
+            else:
+                self._end()
+        return 0
+
+    def _end(self) -> cython.int:
+        if not self._closing:
+            self._flush()
+            self._closing = True
+            self.transport.close()
+        return 0
+
+    def __repr__(self) -> str:
+        side = "client" if self.is_client else "server"
+        return f"<wsio.aio.Transport {side} {self._core.state.name}>"
+
+
+def _close_args(payload: Any) -> tuple[int, str]:
+    data = bytes(payload)
+    if len(data) < 2:
+        return 1005, ""
+    return int.from_bytes(data[:2], "big"), str(data[2:], "utf-8")
+
+
+class Stream:
+    """The asyncio protocol of one connection once the handshake is over; its
+    subclasses read the handshake first (``_hs`` is not None until then)."""
+
+    def __init__(self, factory: Any, messages: bool) -> None:
+        self._factory = factory
+        self._messages = messages
+        self._hs: Any = None
+        self._connected = False
+        self._acc: Any = None
+        self.listener: Any = None
+        self._core: Any = None
+        self.ws: Any = None
+        self._frame = Frame()
+
+    # The handshake, in the subclasses (plain Python: called once or twice per connection).
+    def _hs_get_buffer(self, sizehint: int) -> Any:
+        raise NotImplementedError
+
+    def _hs_updated(self, nbytes: int) -> None:
+        raise NotImplementedError
+
+    def _connection_ended(self) -> None:
+        pass
+
+    # -- asyncio.BufferedProtocol -------------------------------------------------
+
+    def get_buffer(self, sizehint: int) -> Any:
+        """Where asyncio reads next: the handshake's head buffer, then the core's."""
+        if self._hs is not None:
+            return self._hs_get_buffer(sizehint)
+        core = self._core
+        if core._in_frame and core._start == core._end:
+            # The rest of a large frame: read it in reads as large as it (up to
+            # _MAX_READ), not in the small buffer an idle connection keeps; the core
+            # drops the large buffer at the next read after the frame.
+            want: cython.Py_ssize_t = _MAX_READ
+            if core._remaining + _MIN_READ < want:
+                want = core._remaining + _MIN_READ
+            core._start = core._end = 0
+            if want > len(core._buf):
+                core._reserve(want)
+            return core._whole[0:want]
+        view = core.get_buffer()
+        return view if len(view) <= _MAX_READ else view[:_MAX_READ]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` were read: parse them and call the listener."""
+        if self._hs is not None:
+            self._hs_updated(nbytes)
+            return
+        self._core.add_bytes(nbytes)
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        """The peer ended its stream: the connection is over (1006 without a Close)."""
+        if self._hs is None and self._connected:
+            self._core.receive_eof()
+        return None
+
+    def pause_writing(self) -> None:
+        """asyncio's write buffer is over its high-water mark: tell the listener."""
+        if self.listener is not None:
+            self.listener.pause_writing()
+
+    def resume_writing(self) -> None:
+        """asyncio's write buffer drained below its low-water mark: tell the listener."""
+        if self.listener is not None:
+            self.listener.resume_writing()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The TCP connection is gone: stop the timers, then ``on_close`` once."""
+        self._connection_ended()
+        if not self._connected:
+            return
+        self._connected = False
+        ws = self.ws
+        ws._closing = True
+        if ws._close_timer is not None:
+            ws._close_timer.cancel()
+            ws._close_timer = None
+        core = self._core
+        core.receive_eof()
+        code: int = 1006
+        reason = ""
+        if core.close_rcvd is not None:
+            code, reason = core.close_rcvd.code, core.close_rcvd.reason
+        elif core.error is not None and core.close_sent is not None:
+            code, reason = core.close_sent.code, core.close_sent.reason
+        try:
+            self.listener.on_close(ws, code, reason)
+        except Exception:
+            logger.exception("Listener.on_close raised")
+
+    # -- the WebSocket phase -------------------------------------------------------
+
+    def _start(self, core: Protocol, ws: Transport, listener: Any) -> None:
+        # The handshake is done: from now on asyncio reads into the core's buffer.
+        self._core = core
+        self._frame._core = core
+        self.ws = ws
+        self.listener = listener
+        self._messages = bool(listener.messages)
+        self._on_frame = listener.on_frame
+        self._on_message = listener.on_message
+        self._hs = None
+        self._connected = True
+        listener.on_connect(ws)
+
+    def _feed(self, data: Any) -> None:
+        # Bytes read with the handshake's head (the first frames): into the core's buffer.
+        pos: cython.Py_ssize_t = 0
+        total: cython.Py_ssize_t = len(data)
+        while pos < total and self._connected and not self.ws._closing:
+            view = self._core.get_buffer()
+            n: cython.Py_ssize_t = min(len(view), total - pos)
+            view[:n] = data[pos : pos + n]
+            pos += n
+            self._core.add_bytes(n)
+            self._process()
+
+    def _process(self) -> cython.int:
+        core = self._core
+        frame = self._frame
+        ws = self.ws
+        op: cython.int
+        try:
+            while core._reading and core.next_piece():
+                op = core.frame.opcode
+                if op >= 8:
+                    # Pings answered, the closing handshake: the core's (RFC 6455 §5.5).
+                    core.handle_piece()
+                    core._events = []
+                    if self._messages:
+                        continue
+                    frame._data = None
+                    frame._off = core.piece_offset
+                    frame._len = core.piece_length
+                elif self._messages:
+                    core.handle_piece()
+                    if core._events:
+                        events = core._events
+                        core._events = []
+                        self._deliver(events)
+                    continue
+                elif core._msg_codec is not None:
+                    # Compressed: the core inflates (and checks text) into Chunk events;
+                    # a frame's chunks are joined.
+                    core.handle_piece()
+                    events = core._events
+                    core._events = []
+                    if not self._collect_chunks(events, core.piece_ends_frame):
+                        continue
+                else:
+                    # RFC 3629: a text message may not end inside a character.
+                    if core.piece_ends_frame and core.frame.fin and core._msg_check:
+                        core._check_text_end()
+                    if core.piece_position == 0 and core.piece_ends_frame:
+                        # A whole frame in the read buffer: the listener sees it there.
+                        frame._data = None
+                        frame._off = core.piece_offset
+                        frame._len = core.piece_length
+                    elif not self._collect_piece():
+                        continue
+                frame.opcode = op
+                frame.fin = core.frame.fin
+                self._on_frame(ws, frame)
+                self._acc = None  # a joined frame is dropped once seen
+        except ProtocolError as exc:
+            core._fail_with(exc)
+        except Exception as exc:  # the listener's: logged, and the connection ends (1011)
+            if core._state != 3:
+                logger.exception("a Listener callback raised; failing the connection")
+                core.error = exc
+                core.fail(1011, "internal error")
+        ws._after()
+        return 0
+
+    def _collect_piece(self) -> cython.bint:
+        # A frame too large to be read in one go arrives in pieces; the listener gets
+        # it whole, joined in a buffer of its declared size (bounded by max_frame_size).
+        core = self._core
+        pos: cython.Py_ssize_t = core.piece_position
+        n: cython.Py_ssize_t = core.piece_length
+        off: cython.Py_ssize_t = core.piece_offset
+        if pos == 0:
+            self._acc = bytearray(core.frame.length)
+        self._acc[pos : pos + n] = core._whole[off : off + n]
+        if not core.piece_ends_frame:
+            return False
+        self._frame._data = memoryview(self._acc)
+        return True
+
+    def _collect_chunks(self, events: list[Any], ends: cython.bint) -> cython.bint:
+        for event in events:
+            if self._acc is None:
+                self._acc = bytearray(event.data)
+            else:
+                self._acc += event.data
+        if not ends:
+            return False
+        self._frame._data = memoryview(self._acc) if self._acc is not None else b""
+        return True
+
+    def _deliver(self, events: list[Any]) -> cython.int:
+        # Whole messages (message mode).
+        for event in events:
+            kind = type(event)
+            if kind is TextMessage or kind is BinaryMessage:
+                self._on_message(self.ws, event.data)
+        return 0

@@ -1,0 +1,217 @@
+"""``create_connection``: a callback-level WebSocket client on asyncio's ``create_connection``."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from wsio._engine.extensions import DEFAULT_COMPRESSION_THRESHOLD, PerMessageDeflate
+from wsio._engine.handshake import (
+    ACCEPTED,
+    NEED_DATA,
+    ClientHandshake,
+    HeadersLike,
+    encode_headers,
+)
+from wsio._engine.httphead import Option
+from wsio._engine.limits import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_FRAGMENTS,
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_OPEN_TIMEOUT,
+)
+from wsio._engine.protocol import ClientProtocol
+from wsio.aio._callback import Stream, Transport
+from wsio.aio.listener import Listener
+from wsio.dialer import _default_ssl_context, _parse_url
+from wsio.exceptions import HandshakeTimeoutError, IncompleteHandshakeError
+from wsio.wsflate import Extension
+from wsio.wsflate.parameters import EXTENSION_NAME, Parameters
+
+__all__ = ["create_connection"]
+
+
+class _ClientStream(Stream, asyncio.BufferedProtocol):
+    """One client connection: the request, the 101, then :class:`Stream`'s loop."""
+
+    __slots__ = ("_done", "_opts", "_tr")
+
+    def __init__(
+        self, factory: Callable[[], Listener], hs: ClientHandshake, opts: dict[str, Any]
+    ) -> None:
+        Stream.__init__(self, factory, False)
+        self._hs = hs
+        self._opts = opts
+        self._tr: Any = None
+        self._done: asyncio.Future[tuple[Transport, Listener]] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def connection_made(self, transport: Any) -> None:
+        self._tr = transport
+        hs: ClientHandshake = self._hs
+        transport.write(hs.data_to_send())
+
+    def _hs_get_buffer(self, sizehint: int) -> memoryview:
+        hs: ClientHandshake = self._hs
+        return hs.get_buffer(sizehint)
+
+    def _hs_updated(self, nbytes: int) -> None:
+        hs: ClientHandshake = self._hs
+        if self._done.done():
+            return
+        hs.buffer_updated(nbytes)
+        if hs.state == NEED_DATA:
+            return
+        if hs.state != ACCEPTED:
+            self._fail(hs.error or IncompleteHandshakeError("the handshake failed"))
+            return
+        result = hs.handshake
+        assert result is not None
+        opts = self._opts
+        extensions: tuple[PerMessageDeflate, ...] = ()
+        deflate: Extension | None = opts["deflate"]
+        try:
+            for option in result.extensions:
+                if deflate is not None and option.name.lower() == EXTENSION_NAME:
+                    parameters = deflate.accept(option)
+                    extensions = (PerMessageDeflate(parameters, threshold=opts["threshold"]),)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        trailing = bytes(hs.trailing())
+        listener = self._factory()
+        core = ClientProtocol(
+            max_frame_size=opts["max_frame_size"],
+            max_message_size=opts["max_message_size"],
+            max_fragments=opts["max_fragments"],
+            auto_pong=opts["auto_pong"],
+            streaming=not listener.messages,
+            extensions=extensions,
+        )
+        ws = Transport(core, self._tr, result.subprotocol, extensions, opts["close_timeout"])
+        self._start(core, ws, listener)
+        self._done.set_result((ws, listener))
+        if trailing:
+            self._feed(trailing)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._done.done():
+            self._done.set_exception(exc)
+        self._tr.close()
+
+    def _connection_ended(self) -> None:
+        if not self._done.done():
+            self._done.set_exception(
+                IncompleteHandshakeError("the connection closed during the opening handshake")
+            )
+
+
+async def create_connection(
+    listener_factory: Callable[[], Listener],
+    url: str,
+    *,
+    sock: Any = None,
+    path: str | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    server_hostname: str | None = None,
+    host: str | None = None,
+    headers: HeadersLike | None = None,
+    subprotocols: Sequence[str] = (),
+    extensions: Sequence[Option] = (),
+    compression: bool | Parameters = True,
+    compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
+    max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
+    auto_pong: bool = True,
+    open_timeout: float | None = DEFAULT_OPEN_TIMEOUT,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+) -> tuple[Transport, Listener]:
+    """Open a WebSocket connection to ``url`` (ws, wss, ws+unix, wss+unix) with
+    ``listener_factory()`` as its listener; returns the transport and the listener once
+    the handshake is done (``on_connect`` has run).
+
+    ``sock=`` uses a connected socket, ``path=`` a Unix socket; ``wss`` verifies the
+    server's certificate (``ssl=`` for another context). ``headers`` are extra request
+    headers; ``subprotocols`` and ``extensions`` are offered (permessage-deflate is
+    offered unless ``compression=False``; ``compression=`` may
+    be the wsflate.Parameters to offer). ``open_timeout`` bounds connecting and the
+    handshake together (HandshakeTimeoutError).
+    """
+    target = _parse_url(url, path)
+    deflate = None
+    if compression:
+        # The offer browsers make: any window size the server asks this client to use.
+        deflate = Extension(
+            compression
+            if isinstance(compression, Parameters)
+            else Parameters(client_max_window_bits=True)
+        )
+    offered = list(extensions)
+    if deflate is not None:
+        offered.append(deflate.offer())
+    hs = ClientHandshake(
+        resource=target.resource,
+        host=host if host is not None else target.host_header,
+        subprotocols=subprotocols,
+        extensions=offered,
+        headers=encode_headers(headers, "request header"),
+        authorization=target.authorization,
+    )
+    opts = {
+        "deflate": deflate,
+        "threshold": compression_threshold,
+        "max_frame_size": max_frame_size,
+        "max_message_size": max_message_size,
+        "max_fragments": max_fragments,
+        "auto_pong": auto_pong,
+        "close_timeout": close_timeout,
+    }
+    context = None
+    if target.secure:
+        context = ssl if ssl is not None else _default_ssl_context()
+        if server_hostname is None and sock is None and target.unix_path is None:
+            server_hostname = target.host
+        elif server_hostname is None:
+            server_hostname = target.host if target.unix_path is None else "localhost"
+    loop = asyncio.get_running_loop()
+    stream = _ClientStream(listener_factory, hs, opts)
+
+    async def open() -> tuple[Transport, Listener]:
+        if target.unix_path is not None or (sock is not None and sock.family == _unix()):
+            await loop.create_unix_connection(
+                lambda: stream,
+                target.unix_path if sock is None else None,
+                sock=sock,
+                ssl=context,
+                server_hostname=server_hostname,
+            )
+        else:
+            address: tuple[Any, Any] = (
+                (None, None) if sock is not None else (target.host, target.port)
+            )
+            await loop.create_connection(
+                lambda: stream,
+                *address,
+                sock=sock,
+                ssl=context,
+                server_hostname=server_hostname,
+            )
+        return await stream._done
+
+    try:
+        return await asyncio.wait_for(open(), open_timeout)
+    except asyncio.TimeoutError:
+        if stream._tr is not None:
+            stream._tr.abort()
+        raise HandshakeTimeoutError(f"opening {url} took over {open_timeout} s") from None
+
+
+def _unix() -> int | None:
+    import socket
+
+    return getattr(socket, "AF_UNIX", None)

@@ -1,0 +1,47 @@
+"""What the application subclasses to hear from a connection at the callback level."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from wsio.aio._callback import Frame, Transport
+
+__all__ = ["Listener"]
+
+
+class Listener:
+    """Callbacks for one WebSocket connection, called on the event loop; subclass it.
+
+    By default every received frame goes to :meth:`on_frame` (a reused
+    :class:`~wsio.aio.Frame` whose payload is a view into the read buffer, valid until
+    the callback returns). Set ``messages = True`` on the subclass to get whole messages
+    in :meth:`on_message` instead (owned ``str``/``bytes``; control frames are then not
+    shown). Pings are answered and the closing handshake is completed for you either way.
+    An exception a callback raises is logged and fails the connection with 1011.
+    """
+
+    #: True: whole messages to :meth:`on_message`; False: frames to :meth:`on_frame`.
+    messages: ClassVar[bool] = False
+
+    def on_connect(self, transport: Transport) -> None:
+        """The handshake is done; ``transport`` sends. Keep it: it is the same object
+        every later callback gets."""
+
+    def on_frame(self, transport: Transport, frame: Frame) -> None:
+        """A frame, or a piece of a large one (see :class:`~wsio.aio.Frame`); also the
+        control frames (Ping 9, Pong 10, Close 8) after the core has answered them."""
+
+    def on_message(self, transport: Transport, message: str | bytes) -> None:
+        """A whole message (``messages = True``): ``str`` for text, ``bytes`` for binary;
+        both are yours to keep."""
+
+    def on_close(self, transport: Transport, code: int, reason: str) -> None:
+        """The connection is gone: the peer's Close code and reason, or the code this
+        side failed the connection with (1002, 1007, 1009, 1011), or 1006 without a Close."""
+
+    def pause_writing(self) -> None:
+        """asyncio's write buffer passed its high-water mark: stop sending for a while."""
+
+    def resume_writing(self) -> None:
+        """The write buffer drained below its low-water mark: sending may go on."""

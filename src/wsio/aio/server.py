@@ -1,0 +1,202 @@
+"""``create_server``: a callback-level WebSocket server on asyncio's ``create_server``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from wsio._engine.extensions import DEFAULT_COMPRESSION_THRESHOLD, PerMessageDeflate
+from wsio._engine.handshake import (
+    ACCEPTED,
+    NEED_DATA,
+    ServerHandshake,
+    ServerRules,
+    build_rejection,
+)
+from wsio._engine.limits import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_FRAGMENTS,
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+)
+from wsio._engine.protocol import ServerProtocol
+from wsio.aio._callback import Stream, Transport
+from wsio.aio.listener import Listener
+from wsio.wsflate import Extension
+
+__all__ = ["create_server"]
+
+_BUSY = build_rejection(503, "too many connections")
+
+
+class _Config:
+    """What every connection of one server shares (read-only but for ``active``)."""
+
+    factory: Callable[[], Listener]
+    rules: ServerRules
+    deflate: Extension | None
+    threshold: int
+    max_frame_size: int | None
+    max_message_size: int | None
+    max_fragments: int | None
+    auto_pong: bool
+    handshake_timeout: float
+    close_timeout: float
+    max_connections: int | None
+    logger: logging.Logger
+
+    def __init__(self, **options: Any) -> None:
+        self.__dict__.update(options)
+        self.active = 0
+
+
+class _ServerStream(Stream, asyncio.BufferedProtocol):
+    """One server connection: the opening handshake, then :class:`Stream`'s loop."""
+
+    __slots__ = ("_cfg", "_timer", "_tr")
+
+    def __init__(self, cfg: _Config) -> None:
+        Stream.__init__(self, cfg.factory, False)
+        self._cfg = cfg
+        self._timer: asyncio.TimerHandle | None = None
+        self._tr: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        cfg = self._cfg
+        self._tr = transport
+        cfg.active += 1
+        self._hs = ServerHandshake(cfg.rules)
+        if cfg.max_connections is not None and cfg.active > cfg.max_connections:
+            cfg.logger.warning("refusing a connection: max_connections=%d", cfg.max_connections)
+            transport.write(_BUSY)
+            transport.close()
+            return
+        self._timer = asyncio.get_running_loop().call_later(
+            cfg.handshake_timeout, self._handshake_timed_out
+        )
+
+    def _handshake_timed_out(self) -> None:
+        # A client that never finishes its request holds nothing for longer than this.
+        self._timer = None
+        self._cfg.logger.info("opening handshake timed out")
+        self._tr.abort()
+
+    def _hs_get_buffer(self, sizehint: int) -> memoryview:
+        hs: ServerHandshake = self._hs
+        return hs.get_buffer(sizehint)
+
+    def _hs_updated(self, nbytes: int) -> None:
+        hs: ServerHandshake = self._hs
+        cfg = self._cfg
+        if self._tr.is_closing():
+            return
+        if cfg.deflate is not None:
+            cfg.deflate.reset()  # the loop's thread is the only one: one Extension serves all
+        hs.buffer_updated(nbytes)
+        if hs.state == NEED_DATA:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._tr.write(hs.data_to_send())
+        if hs.state != ACCEPTED:
+            cfg.logger.info("refused an opening handshake: %s", hs.rejection)
+            self._tr.close()
+            return
+        result = hs.handshake
+        assert result is not None
+        extensions: tuple[PerMessageDeflate, ...] = ()
+        if cfg.deflate is not None:
+            parameters = cfg.deflate.accepted()
+            if parameters is not None:
+                extensions = (PerMessageDeflate(parameters, threshold=cfg.threshold),)
+        trailing = bytes(hs.trailing())
+        listener = cfg.factory()
+        core = ServerProtocol(
+            max_frame_size=cfg.max_frame_size,
+            max_message_size=cfg.max_message_size,
+            max_fragments=cfg.max_fragments,
+            auto_pong=cfg.auto_pong,
+            streaming=not listener.messages,
+            extensions=extensions,
+        )
+        ws = Transport(core, self._tr, result.subprotocol, extensions, cfg.close_timeout)
+        self._start(core, ws, listener)
+        if trailing:
+            self._feed(trailing)
+
+    def _connection_ended(self) -> None:
+        self._cfg.active -= 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+async def create_server(
+    listener_factory: Callable[[], Listener],
+    host: str | list[str] | None = None,
+    port: int | None = None,
+    *,
+    sock: Any = None,
+    path: str | None = None,
+    ssl: Any = None,
+    reuse_port: bool | None = None,
+    backlog: int = 100,
+    subprotocols: Any = None,
+    compression: bool = True,
+    compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
+    max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
+    auto_pong: bool = True,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    max_connections: int | None = None,
+    logger: logging.Logger | None = None,
+    **rules: Any,
+) -> asyncio.Server:
+    """Listen for WebSocket connections; each accepted one gets ``listener_factory()``.
+
+    Shaped like ``loop.create_server`` (``host``, ``port``, ``sock=``, ``ssl=``,
+    ``reuse_port=``, ``backlog=``); ``path=`` listens on a Unix socket instead. The other
+    keywords: ``subprotocols`` (the names this server speaks, in its preference) and
+    every other :class:`~wsio.Upgrader` option (``origins=``, the hooks, ``header``...);
+    permessage-deflate offered by clients is accepted unless ``compression=False``
+    (messages under ``compression_threshold`` bytes go out uncompressed); the limits
+    (over one: 1009); ``handshake_timeout`` for the request, ``close_timeout`` for the
+    peer's Close; ``max_connections`` (more get 503). Returns asyncio's Server.
+    """
+    if subprotocols is not None:
+        rules["protocol"] = subprotocols
+    deflate = None
+    if compression and "negotiate" not in rules:
+        deflate = Extension()
+        rules["negotiate"] = deflate.negotiate
+    cfg = _Config(
+        factory=listener_factory,
+        rules=ServerRules(**rules),
+        deflate=deflate,
+        threshold=compression_threshold,
+        max_frame_size=max_frame_size,
+        max_message_size=max_message_size,
+        max_fragments=max_fragments,
+        auto_pong=auto_pong,
+        handshake_timeout=handshake_timeout,
+        close_timeout=close_timeout,
+        max_connections=max_connections,
+        logger=logger if logger is not None else logging.getLogger("wsio.aio"),
+    )
+    loop = asyncio.get_running_loop()
+
+    def factory() -> _ServerStream:
+        return _ServerStream(cfg)
+
+    if path is not None or (sock is not None and sock.family == getattr(socket, "AF_UNIX", None)):
+        return await loop.create_unix_server(factory, path, sock=sock, ssl=ssl, backlog=backlog)
+    return await loop.create_server(
+        factory, host, port, sock=sock, ssl=ssl, reuse_port=reuse_port, backlog=backlog
+    )
