@@ -10,6 +10,7 @@ import base64
 import os
 import socket
 import struct
+import tracemalloc
 from collections.abc import Coroutine
 from typing import Any
 
@@ -317,3 +318,34 @@ def test_client_open_timeout_on_a_silent_server() -> None:
         silent.close()
 
     run(main())
+
+
+def test_declared_frame_length_costs_nothing_until_bytes_arrive() -> None:
+    # A header declaring a frame just under max_frame_size, then a little of its
+    # payload, from several connections: the server's memory follows the bytes that
+    # arrived, never the lengths the peers declared (DESIGN: "every buffer grows with
+    # bytes that arrived"). Before the fix each connection cost 16 MiB at once.
+    declared = 16 * 2**20 - 1
+    sent = 300 * 1024  # more than one read: the frame arrives in pieces
+
+    async def main() -> int:
+        server, port, listeners = await _server()
+        clients = [await RawClient.open(port) for _ in range(8)]
+        tracemalloc.start()
+        try:
+            for client in clients:
+                head = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", declared) + b"\0" * 4
+                client.writer.write(head + b"x" * sent)
+                await client.writer.drain()
+            await asyncio.sleep(0.5)  # let the server read everything that was sent
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        for client in clients:
+            client.writer.close()
+        await _finish(server, listeners)
+        return peak
+
+    peak = run(main())
+    # 8 × 16 MiB before; what arrived (8 × 300 KiB) plus read buffers now.
+    assert peak < 32 * 2**20, f"{peak / 2**20:.1f} MiB traced for 2.3 MiB received"

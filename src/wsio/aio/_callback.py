@@ -465,14 +465,14 @@ class Stream:
 
     def _collect_piece(self) -> cython.bint:
         # A frame too large to be read in one go arrives in pieces; the listener gets
-        # it whole, joined in a buffer of its declared size (bounded by max_frame_size).
+        # it whole, joined in a buffer that grows with the bytes that arrived (never to
+        # the length the peer declared: a header alone must not cost max_frame_size).
         core = self._core
-        pos: cython.Py_ssize_t = core.piece_position
         n: cython.Py_ssize_t = core.piece_length
         off: cython.Py_ssize_t = core.piece_offset
-        if pos == 0:
-            self._acc = bytearray(core.frame.length)
-        self._acc[pos : pos + n] = core._whole[off : off + n]
+        if core.piece_position == 0:
+            self._acc = bytearray()
+        self._acc += core._whole[off : off + n]
         if not core.piece_ends_frame:
             return False
         self._frame._data = memoryview(self._acc)
