@@ -3,8 +3,11 @@
 Every frame the client sends is built and masked once, before a window starts; during
 a window the client only writes those bytes and counts the bytes that come back. An
 uncompressed echo of a known message has a known size, so only the first echo on each
-connection is parsed (and compared with what was sent); after that, echoes are counted
-by bytes. Many connections are multiplexed on one ``epoll`` in this process.
+connection (and, in ping-pong, one after each window) is parsed and compared with what
+was sent; the others are counted by bytes. Compressed echoes vary in size: their frame
+headers are parsed. Many connections are multiplexed on one ``epoll`` in this process.
+The plain TCP echo gets the same bytes (the request, then masked frames) and returns
+them unchanged.
 """
 
 from __future__ import annotations

@@ -91,6 +91,7 @@ DEPTH = 4  # messages in flight per connection in test 2
 IDLE = 10_000
 CONCURRENCY = 64  # handshakes at a time in test 4 (16 left the servers idle between them)
 DEFLATE_SIZES = (256, 8 << 10, 100 << 10)
+CONTENDED = 0.25  # a summary rate is marked when a server was preempted this much
 
 Row = tuple[str, str]  # server name, loop
 
@@ -539,7 +540,10 @@ def summary_tables(
     )
     rates.notes.append(
         f"1, 2, 4: echoes or handshakes per second (> 1: faster than {REFERENCE}); "
-        "3: memory per idle connection (< 1: smaller)."
+        f"3: memory per idle connection (< 1: smaller). †: in 2 or 4, this server or "
+        f"{REFERENCE} was preempted by other processes for more than "
+        f"{CONTENDED:.0%} of its best window, so the rates compare shares of a core more "
+        "than servers: read the CPU table below for that cell."
     )
     cpu = Table(
         f"Summary: server CPU per echo or handshake ÷ {REFERENCE} on the same loop "
@@ -556,7 +560,9 @@ def summary_tables(
         for _, best, key in keys:
             mine, theirs = (*key, row), (*key, ref)
             s, r = best[mine], best[theirs]
-            cells.append(ratio(s.rate, r.rate))
+            preempted = max(s.server_wait / s.wall, r.server_wait / r.wall)
+            mark = " †" if best is not ping and preempted > CONTENDED else ""
+            cells.append(ratio(s.rate, r.rate) + mark)
             spent.append(ratio(s.per(s.server_cpu), r.per(r.server_cpu)))
         cells.append(ratio(rss[row].per_connection, rss[ref].per_connection))
         rates.rows.append([_label(row), *cells])
