@@ -99,8 +99,10 @@ def reconnect(
             time.sleep(delay)
             continue
         delays.reset()
-        with connection:
+        try:
             yield connection
+        finally:
+            connection.close()
 
 
 _OPTION_KEYS = frozenset(Options.__dataclass_fields__)

@@ -561,11 +561,12 @@ class Connection:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        # An exception escaping the block is an internal error: 1011, not a normal close.
-        if exc_type is None or isinstance(exc, ConnectionClosed):
-            self.close()
-        else:
+        # An error escaping the block is an internal error: 1011, not a normal close
+        # (leaving a generator or an interrupt is not).
+        if isinstance(exc, Exception) and not isinstance(exc, ConnectionClosed):
             self.close(1011)
+        else:
+            self.close()
 
     def __repr__(self) -> str:
         return f"<wsio.sync.Connection {self.remote_address} {self.state.name}>"
