@@ -118,6 +118,8 @@ class Connection:
         self._proto_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._reader = False
+        # The peer's Close is in but not yet answered: messages before it are queued.
+        self._answer_pending = False
         self._queue: collections.deque[_Data] = collections.deque()
         self._closed = threading.Event()
         self._failure: BaseException | None = None
@@ -188,6 +190,8 @@ class Connection:
             deadline = None if timeout is None else time.monotonic() + timeout
             while not queue:
                 if self._closed.is_set() or self.protocol.close_expected():
+                    if self._answer_pending:
+                        self._finish()
                     self._wait_closed()
                     raise self._closed_error()
                 with self._read_lock:
@@ -269,10 +273,19 @@ class Connection:
 
     def _after_events(self) -> None:
         protocol = self.protocol
+        queue = self._queue
         with self._proto_lock:
             events = protocol.events_received()
+            closing = protocol.close_expected()
+            if closing and protocol.close_initiator == "remote" and protocol.error is None:
+                # RFC 6455 §5.5.1: "An endpoint MAY delay sending a Close frame until its
+                # current message is sent": the application may still answer the
+                # messages that came before the peer's Close; the answering Close goes
+                # out with its first send, or once it has read them all.
+                self._answer_pending = bool(queue) or any(
+                    type(event) is TextMessage or type(event) is BinaryMessage for event in events
+                )
         flush = False
-        queue = self._queue
         for event in events:
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
@@ -283,11 +296,11 @@ class Connection:
                 assert isinstance(event, Pong)
                 for waiter, latency in self._pings.pong(event.data, time.monotonic()):
                     waiter._resolve(latency)
-        if protocol.close_expected():
-            self._flush()
+        if closing:
             if protocol.error is not None:
                 log.debug("%s: failed: %s", self.remote_address, protocol.error)
-            self._shut(wait_eof=protocol.is_client)
+            if not self._answer_pending:
+                self._finish()
         elif flush:
             self._flush()
 
@@ -310,16 +323,20 @@ class Connection:
                     else:
                         protocol.send_binary(message)
                     out = protocol.data_to_send()
+                    answered = self._answered()
                 self._write(out)
             else:
-                self._send_fragments(message)
+                answered = self._send_fragments(message)
+        if answered:
+            self._shut(wait_eof=protocol.is_client)
 
-    def _send_fragments(self, message: Any) -> None:
+    def _send_fragments(self, message: Any) -> bool:
         # With _write_lock held: RFC 6455 §5.4 "the fragments of one message MUST NOT be
         # interleaved between the fragments of another message".
         shared.message_kind(message)
         protocol = self.protocol
         kind: int | None = None
+        answered = False
         for fragment in message:
             kind_now = shared.fragment_kind(fragment, kind)
             with self._proto_lock:
@@ -334,6 +351,7 @@ class Connection:
                         fragment.encode() if isinstance(fragment, str) else fragment, fin=False
                     )
                 out = protocol.data_to_send()
+                answered = self._answered() or answered
             kind = kind_now
             self._write(out)
         with self._proto_lock:
@@ -343,12 +361,28 @@ class Connection:
             else:
                 protocol.send_continuation(b"", fin=True)
             out = protocol.data_to_send()
+            answered = self._answered() or answered
         self._write(out)
+        return answered
 
     def _check_open(self) -> None:
         # With _proto_lock held.
+        if self._answer_pending and not self._closed.is_set():
+            return  # the protocol sends the answering Close after this message
         if self.protocol.state is not ConnectionState.OPEN or self._closed.is_set():
             raise self._closed_error()
+
+    def _answered(self) -> bool:
+        # With _proto_lock held, after data_to_send(): True if that carried the Close
+        # answering the peer's (the closing handshake is then over once it is written).
+        answered, self._answer_pending = self._answer_pending, False
+        return answered
+
+    def _finish(self) -> None:
+        """The peer's Close (or a failure) is in: send the answer, close TCP."""
+        self._answer_pending = False
+        self._flush()
+        self._shut(wait_eof=self.protocol.is_client)
 
     def _write(self, out: list[Any]) -> None:
         # With _write_lock held.
@@ -368,6 +402,7 @@ class Connection:
         """Send what the protocol queued on its own (pongs, a Close)."""
         with self._write_lock:
             with self._proto_lock:
+                self._answer_pending = False
                 out = self.protocol.data_to_send()
             if out:
                 with contextlib.suppress(ConnectionClosed):
@@ -386,7 +421,10 @@ class Connection:
                 self.protocol.send_ping(payload)
                 self._pings.sent(payload, time.monotonic(), waiter)
                 out = self.protocol.data_to_send()
+                answered = self._answered()
             self._write(out)
+        if answered:
+            self._shut(wait_eof=self.protocol.is_client)
         return waiter
 
     def pong(self, data: str | bytes = b"") -> None:
@@ -396,7 +434,10 @@ class Connection:
                 self._check_open()
                 self.protocol.send_pong(data)
                 out = self.protocol.data_to_send()
+                answered = self._answered()
             self._write(out)
+        if answered:
+            self._shut(wait_eof=self.protocol.is_client)
 
     # -- closing --------------------------------------------------------------------
 
@@ -404,6 +445,8 @@ class Connection:
         """Run the closing handshake (RFC 6455 §7.1.2): send a Close frame, wait up to
         ``close_timeout`` for the peer's and for the end of the TCP connection, then
         close the socket. Messages still arriving meanwhile are dropped. Idempotent."""
+        if self._answer_pending:
+            self._finish()
         self._send_close(code, reason)
         self._wait_closed()
 
