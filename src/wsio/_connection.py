@@ -346,3 +346,47 @@ def _header(headers: list[tuple[str, str]], name: str, default: _T | None) -> st
         if key.lower() == lower:
             return value
     return default
+
+
+class RequestCapture:
+    """Keeps what a server's opening handshake saw (path, Host, headers) for the
+    :class:`Request` the connection reports, by wrapping the caller's Upgrader hooks
+    (which still run as given). One instance per thread, or per event loop: the hooks
+    run during one handshake's parse, before the connection is made."""
+
+    def __init__(self) -> None:
+        self.path = ""
+        self.headers: list[tuple[str, str]] = []
+
+    def request(self) -> Request:
+        """The last handshake's request (owned lists; the capture starts afresh)."""
+        request = Request(self.path, self.headers)
+        self.headers = []
+        return request
+
+    def wrap(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` (Upgrader keywords) with ``on_request``, ``on_host`` and
+        ``on_header`` replaced by hooks that record, then call the caller's; a new dict."""
+        on_request = options.get("on_request")
+        on_host = options.get("on_host")
+        on_header = options.get("on_header")
+
+        def request_hook(uri: Any) -> object:
+            self.path = bytes(uri).decode("latin-1")
+            self.headers = []
+            return None if on_request is None else on_request(uri)
+
+        def host_hook(host: Any) -> object:
+            self.headers.append(("Host", bytes(host).decode("latin-1")))
+            return None if on_host is None else on_host(host)
+
+        def header_hook(key: Any, value: Any) -> object:
+            self.headers.append((bytes(key).decode("latin-1"), bytes(value).decode("latin-1")))
+            return None if on_header is None else on_header(key, value)
+
+        return {
+            **options,
+            "on_request": request_hook,
+            "on_host": host_hook,
+            "on_header": header_hook,
+        }
