@@ -85,6 +85,11 @@ class Connection:
         self._write_paused: asyncio.Future[None] | None = None
         self._send_lock: asyncio.Lock | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
+        # The closing handshake as this side saw it (the callback level keeps its
+        # protocol core to itself): the peer's Close (code, reason) and ours.
+        self._rcvd: tuple[int, str] | None = None
+        self._sent: tuple[int, str] | None = None
+        self._code: tuple[int, str] | None = None
         self._pings = PingTracker(options.ping_interval, options.ping_timeout, self._loop.time())
         self._keepalive: asyncio.TimerHandle | None = None
 
@@ -109,6 +114,14 @@ class Connection:
                     if not waiter.done():
                         waiter.set_result(latency)
                 self._schedule_keepalive()
+            elif opcode == 8:
+                # RFC 6455 §5.5.1: the body is a 2-byte code and a UTF-8 reason (the
+                # core checked both and has answered with the same code).
+                body = frame.bytes()
+                code = int.from_bytes(body[:2], "big") if len(body) >= 2 else 1005
+                self._rcvd = (code, body[2:].decode())
+                if self._sent is None:
+                    self._sent = (code, "")
             return  # Pings and the Close are answered by the core (RFC 6455 §5.5.1, §5.5.2)
         if opcode:
             if frame.fin:
@@ -134,6 +147,9 @@ class Connection:
             self.transport.transport.pause_reading()
 
     def _on_close(self, transport: Transport, code: int, reason: str) -> None:
+        self._code = (code, reason)
+        if self._rcvd is None and code != 1006 and self._sent is None:
+            self._sent = (code, reason)  # the core failed the connection (1002, 1007...)
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None
@@ -277,10 +293,19 @@ class Connection:
         if self._closed.done():
             raise self._closed_error()
 
+    @property
+    def _open(self) -> bool:
+        # OPEN (RFC 6455 §4.1): no Close sent or received, the TCP connection up.
+        return self._sent is None and self._rcvd is None and not self._closed.done()
+
     def _check_open(self) -> None:
-        transport = self.transport
-        if transport.closed or transport._core.state is not ConnectionState.OPEN:
+        if not self._open:
             raise self._closed_error()
+
+    def _send_close(self, code: int, reason: str) -> None:
+        if self._open:
+            self._sent = (code, reason)
+            self.transport.send_close(code, reason)
 
     def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
         """Send a Ping; the returned future gives the latency (seconds) once its Pong
@@ -306,9 +331,7 @@ class Connection:
         """Run the closing handshake (RFC 6455 §7.1.2): send a Close frame, wait up to
         ``close_timeout`` for the peer's and for the end of the TCP connection (then
         drop it). Idempotent."""
-        transport = self.transport
-        if not transport.closed and transport._core.state is ConnectionState.OPEN:
-            transport.send_close(code, reason)
+        self._send_close(code, reason)
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -316,7 +339,14 @@ class Connection:
         await asyncio.shield(self._closed)
 
     def _closed_error(self) -> ConnectionClosed:
-        return shared.closed_error(self.transport._core)
+        # As shared.closed_error, from what this side saw.
+        received = self._rcvd or (1006, "")
+        sent = self._sent
+        return ConnectionClosed.of(
+            *received,
+            sent_code=None if sent is None else sent[0],
+            sent_reason=None if sent is None else sent[1],
+        )
 
     # -- keepalive ------------------------------------------------------------------
 
@@ -339,11 +369,10 @@ class Connection:
         pings = self._pings
         if pings.overdue(now):
             log.info("%s: %s", self.remote_address, shared.KEEPALIVE_REASON)
-            if transport._core.state is ConnectionState.OPEN:
-                transport.send_close(1011, shared.KEEPALIVE_REASON)
+            self._send_close(1011, shared.KEEPALIVE_REASON)
             transport.disconnect()
             return
-        if pings.keepalive_due(now) and transport._core.state is ConnectionState.OPEN:
+        if pings.keepalive_due(now) and self._open:
             payload = pings.new_payload()
             pings.keepalive_sent(payload, now)
             transport.send_ping(payload)
@@ -359,20 +388,19 @@ class Connection:
     @property
     def close_code(self) -> int | None:
         """The peer's close code (1005 none given, 1006 no Close frame); None while open."""
-        return self.transport._core.close_code if self._closed.done() else None
+        return None if self._code is None else self._code[0]
 
     @property
     def close_reason(self) -> str | None:
         """The peer's close reason; None while open."""
-        return self.transport._core.close_reason if self._closed.done() else None
+        return None if self._code is None else self._code[1]
 
     @property
     def state(self) -> ConnectionState:
         """OPEN, CLOSING or CLOSED (the protocol's state)."""
         if self._closed.done():
             return ConnectionState.CLOSED
-        state: ConnectionState = self.transport._core.state
-        return state
+        return ConnectionState.OPEN if self._open else ConnectionState.CLOSING
 
     async def __aenter__(self) -> Connection:
         return self
@@ -407,8 +435,7 @@ def broadcast(connections: Iterable[Connection], message: _Data | bytearray | me
         if (
             transport is None
             or transport.closed
-            or connection._closed.done()
-            or transport._core.state is not ConnectionState.OPEN
+            or not connection._open
             or (connection._send_lock is not None and connection._send_lock.locked())
             or transport.get_write_buffer_size() > connection.options.write_limits[0]
         ):
@@ -425,7 +452,10 @@ def broadcast(connections: Iterable[Connection], message: _Data | bytearray | me
             key = (extension.parameters, extension.level, extension.mem_level)
             frame = compressed.get(key)
             if frame is None:
-                payload = transport._core.extensions[0].deflate(data, True, True)
+                # A fresh codec: without context takeover every message starts afresh.
+                payload = extension.bind(client=False, max_message_size=None).deflate(
+                    data, True, True
+                )
                 frame = compressed[key] = _frame(opcode, extension.rsv, payload)
             transport.transport.write(frame)
         else:

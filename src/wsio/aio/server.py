@@ -208,7 +208,6 @@ import contextlib as _contextlib  # noqa: E402
 from collections.abc import Awaitable as _Awaitable, Generator as _Generator  # noqa: E402
 
 from wsio import _connection as _shared  # noqa: E402
-from wsio._engine.protocol import ConnectionState as _ConnectionState  # noqa: E402
 from wsio.aio.connection import _FOREVER, Connection  # noqa: E402
 from wsio.exceptions import ConnectionClosed as _ConnectionClosed  # noqa: E402
 from wsio.server import DEFAULT_MAX_CONNECTIONS as _MAX_CONNECTIONS  # noqa: E402
@@ -315,9 +314,7 @@ class Server:
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
-            transport = connection.transport
-            if not transport.closed and transport._core.state is _ConnectionState.OPEN:
-                transport.send_close(1001, "server shutdown")
+            connection._send_close(1001, "server shutdown")
         if self._tasks:
             await asyncio.wait(list(self._tasks))
         if self._server is not None:
