@@ -113,12 +113,30 @@ async def serve_aiohttp(listener: socket.socket) -> None:
     await asyncio.Event().wait()
 
 
+# -- wsio.aio, the callback level: a Listener called for every frame -----------------
+
+
+async def serve_wsio_aio_callback(listener: socket.socket) -> None:
+    """``wsio.aio.create_server`` with a Listener that sends each frame's payload view
+    back (the same shape as picows' echo above)."""
+    from wsio import aio
+
+    class Echo(aio.Listener):
+        def on_frame(self, transport: aio.Transport, frame: aio.Frame) -> None:
+            if frame.opcode < 8:
+                transport.send(frame.opcode, frame.payload, frame.fin)
+
+    server = await aio.create_server(Echo, sock=listener)
+    await server.serve_forever()
+
+
 #: Server name -> the coroutine that serves on a listening socket until cancelled.
 SERVE: dict[str, Callable[[socket.socket], Awaitable[None]]] = {
     "tcp": serve_tcp,
     "picows": serve_picows,
     "websockets": serve_websockets,
     "aiohttp": serve_aiohttp,
+    "wsio-aio-callback": serve_wsio_aio_callback,
 }
 
 #: The limits each server runs with: every library's defaults (picows 2.3.1,
@@ -133,6 +151,10 @@ LIMITS: dict[str, str] = {
     'compression="deflate" (server_max_window_bits 12, memLevel 5)',
     "aiohttp": "max_msg_size 4 MiB, compress=True, autoping, heartbeat off, close "
     "timeout 10 s, UTF-8 checked",
+    "wsio-aio-callback": "max_frame_size and max_message_size 16 MiB, max_fragments "
+    "131072, handshake "
+    "timeout 10 s, close timeout 10 s, auto-pong on, UTF-8 checked, permessage-deflate "
+    "accepted (threshold 128 B)",
 }
 
 

@@ -72,6 +72,7 @@ SERVERS: dict[str, list[str]] = {
     "picows": [sys.executable, "-m", "bench._aio_servers", "picows"],
     "websockets": [sys.executable, "-m", "bench._aio_servers", "websockets"],
     "aiohttp": [sys.executable, "-m", "bench._aio_servers", "aiohttp"],
+    "wsio-aio-callback": [sys.executable, "-m", "bench._aio_servers", "wsio-aio-callback"],
 }
 #: Servers that echo bytes, not messages (no handshake, no frames): the ceiling.
 RAW = {"tcp"}

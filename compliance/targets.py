@@ -206,6 +206,33 @@ CLIENTS: list[ClientTarget] = [
     ),
 ]
 
+# wsio.aio's callback level (examples/aio_*.py): groups 1-10 and the quick 12/13 set.
+SERVERS += [
+    ServerTarget(
+        name="aio-callback-server",
+        command=_example("aio_echo_callback.py"),
+        ci=True,
+        cases=_CORE_CASES,
+        description="wsio.aio.create_server, a Listener echoing each frame (deflate on)",
+    ),
+]
+CLIENTS += [
+    ClientTarget(
+        name="aio-callback-client",
+        command=["{python}", "examples/aio_autobahn_client.py", "{url}", "{agent}"],
+        ci=True,
+        exclude_cases=COMPRESSION_CASES,
+        description="wsio.aio.create_connection, a Listener echoing each frame",
+    ),
+    ClientTarget(
+        name="aio-callback-client-deflate",
+        command=["{python}", "examples/aio_autobahn_client.py", "{url}", "{agent}", "--deflate"],
+        ci=True,
+        cases=COMPRESSION_QUICK_CASES,
+        description="aio-callback-client offering permessage-deflate",
+    ),
+]
+
 # wsio.aio's high level (Connection, serve, connect), server and client.
 SERVERS.append(
     ServerTarget(

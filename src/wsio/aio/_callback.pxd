@@ -44,7 +44,7 @@ cdef class Stream:
     cdef public object _factory
     cdef bint _messages
     cdef bint _connected
-    cdef bint _continuing
+    cdef object _acc
     cdef Protocol _core
     cdef Frame _frame
     cdef object _on_frame
@@ -52,3 +52,5 @@ cdef class Stream:
 
     cdef int _process(self) except -1
     cdef int _deliver(self, list events) except -1
+    cdef bint _collect_piece(self) except -1
+    cdef bint _collect_chunks(self, list events, bint ends) except -1

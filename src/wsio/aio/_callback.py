@@ -17,7 +17,7 @@ import logging
 import os
 from typing import Any
 
-from wsio._engine.protocol import BinaryMessage, Chunk, Protocol, TextMessage
+from wsio._engine.protocol import BinaryMessage, Protocol, TextMessage
 from wsio.exceptions import LocalProtocolError, ProtocolError
 
 try:
@@ -39,16 +39,17 @@ logger = logging.getLogger("wsio.aio")
 # One read takes at most this much: a multi-megabyte kernel buffer is not drained into a
 # cold buffer in one go (the core's buffer grows only while a frame is incomplete).
 _MAX_READ = 262144
+# Room for the next frame's header after the rest of a large one.
+_MIN_READ = 4096
 
 
 class Frame:
-    """A piece of a received message, handed to ``Listener.on_frame``; reused per call.
+    """A received frame, handed to ``Listener.on_frame``; one object reused per call.
 
-    ``opcode`` is the message's (1 text, 2 binary) on its first piece and 0 on the
-    others, or the control opcode (8 close, 9 ping, 10 pong); ``fin`` is True on the
-    message's last piece. A message comes in pieces as it was fragmented, and a frame
-    over 4 KiB may come in several pieces as it arrives: echo a piece with
-    ``transport.send(frame.opcode, frame.payload, frame.fin)``. Text is UTF-8 checked.
+    ``opcode`` and ``fin`` are the frame's (0 on a continuation; 8 close, 9 ping, 10
+    pong), so ``transport.send(frame.opcode, frame.payload, frame.fin)`` echoes it. Text
+    is UTF-8 checked (a character may be split between the frames of one message); a
+    compressed frame is inflated.
     """
 
     def __init__(self) -> None:
@@ -61,8 +62,9 @@ class Frame:
 
     @property
     def payload(self) -> Any:
-        """The payload: a view into the read buffer, unmasked in place (inflated ``bytes``
-        for a compressed message). Valid until the callback returns: copy what you keep."""
+        """The payload: a view into the read buffer, unmasked in place (a frame larger than
+        one read is joined first; a compressed one inflated). Valid until the callback
+        returns: copy what you keep."""
         if self._data is not None:
             return self._data
         return self._core._whole[self._off : self._off + self._len]
@@ -292,7 +294,7 @@ class Stream:
         self._messages = messages
         self._hs: Any = None
         self._connected = False
-        self._continuing = False
+        self._acc: Any = None
         self.listener: Any = None
         self._core: Any = None
         self.ws: Any = None
@@ -314,7 +316,19 @@ class Stream:
         """Where asyncio reads next: the handshake's head buffer, then the core's."""
         if self._hs is not None:
             return self._hs_get_buffer(sizehint)
-        view = self._core.get_buffer()
+        core = self._core
+        if core._in_frame and core._start == core._end:
+            # The rest of a large frame: read it in reads as large as it (up to
+            # _MAX_READ), not in the small buffer an idle connection keeps; the core
+            # drops the large buffer at the next read after the frame.
+            want: cython.Py_ssize_t = _MAX_READ
+            if core._remaining + _MIN_READ < want:
+                want = core._remaining + _MIN_READ
+            core._start = core._end = 0
+            if want > len(core._buf):
+                core._reserve(want)
+            return core._whole[0:want]
+        view = core.get_buffer()
         return view if len(view) <= _MAX_READ else view[:_MAX_READ]
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -406,29 +420,39 @@ class Stream:
                     core._events = []
                     if self._messages:
                         continue
-                    frame.opcode = op
-                    frame.fin = True
                     frame._data = None
                     frame._off = core.piece_offset
                     frame._len = core.piece_length
-                    self._on_frame(ws, frame)
-                elif self._messages or core._msg_codec is not None:
+                elif self._messages:
                     core.handle_piece()
                     if core._events:
                         events = core._events
                         core._events = []
                         self._deliver(events)
+                    continue
+                elif core._msg_codec is not None:
+                    # Compressed: the core inflates (and checks text) into Chunk events;
+                    # a frame's chunks are joined.
+                    core.handle_piece()
+                    events = core._events
+                    core._events = []
+                    if not self._collect_chunks(events, core.piece_ends_frame):
+                        continue
                 else:
-                    frame.fin = core.piece_ends_frame and core.frame.fin
                     # RFC 3629: a text message may not end inside a character.
-                    if frame.fin and core._msg_check:
+                    if core.piece_ends_frame and core.frame.fin and core._msg_check:
                         core._check_text_end()
-                    frame.opcode = 0 if self._continuing else core._msg_opcode
-                    self._continuing = not frame.fin
-                    frame._data = None
-                    frame._off = core.piece_offset
-                    frame._len = core.piece_length
-                    self._on_frame(ws, frame)
+                    if core.piece_position == 0 and core.piece_ends_frame:
+                        # A whole frame in the read buffer: the listener sees it there.
+                        frame._data = None
+                        frame._off = core.piece_offset
+                        frame._len = core.piece_length
+                    elif not self._collect_piece():
+                        continue
+                frame.opcode = op
+                frame.fin = core.frame.fin
+                self._on_frame(ws, frame)
+                self._acc = None  # a joined frame is dropped once seen
         except ProtocolError as exc:
             core._fail_with(exc)
         except Exception as exc:  # the listener's: logged, and the connection ends (1011)
@@ -439,17 +463,36 @@ class Stream:
         ws._after()
         return 0
 
+    def _collect_piece(self) -> cython.bint:
+        # A frame too large to be read in one go arrives in pieces; the listener gets
+        # it whole, joined in a buffer of its declared size (bounded by max_frame_size).
+        core = self._core
+        pos: cython.Py_ssize_t = core.piece_position
+        n: cython.Py_ssize_t = core.piece_length
+        off: cython.Py_ssize_t = core.piece_offset
+        if pos == 0:
+            self._acc = bytearray(core.frame.length)
+        self._acc[pos : pos + n] = core._whole[off : off + n]
+        if not core.piece_ends_frame:
+            return False
+        self._frame._data = memoryview(self._acc)
+        return True
+
+    def _collect_chunks(self, events: list[Any], ends: cython.bint) -> cython.bint:
+        for event in events:
+            if self._acc is None:
+                self._acc = bytearray(event.data)
+            else:
+                self._acc += event.data
+        if not ends:
+            return False
+        self._frame._data = memoryview(self._acc) if self._acc is not None else b""
+        return True
+
     def _deliver(self, events: list[Any]) -> cython.int:
-        # Messages (message mode), or compressed data inflated by the core (frame mode).
-        frame = self._frame
+        # Whole messages (message mode).
         for event in events:
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
                 self._on_message(self.ws, event.data)
-            elif kind is Chunk:
-                frame.fin = event.message_finished
-                frame.opcode = 0 if self._continuing else event.opcode
-                self._continuing = not frame.fin
-                frame._data = event.data
-                self._on_frame(self.ws, frame)
         return 0

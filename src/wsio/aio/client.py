@@ -29,7 +29,7 @@ from wsio.aio.listener import Listener
 from wsio.dialer import _default_ssl_context, _parse_url
 from wsio.exceptions import HandshakeTimeoutError, IncompleteHandshakeError
 from wsio.wsflate import Extension
-from wsio.wsflate.parameters import EXTENSION_NAME
+from wsio.wsflate.parameters import EXTENSION_NAME, Parameters
 
 __all__ = ["create_connection"]
 
@@ -122,7 +122,7 @@ async def create_connection(
     headers: HeadersLike | None = None,
     subprotocols: Sequence[str] = (),
     extensions: Sequence[Option] = (),
-    compression: bool = True,
+    compression: bool | Parameters = True,
     compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
     max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
@@ -138,11 +138,19 @@ async def create_connection(
     ``sock=`` uses a connected socket, ``path=`` a Unix socket; ``wss`` verifies the
     server's certificate (``ssl=`` for another context). ``headers`` are extra request
     headers; ``subprotocols`` and ``extensions`` are offered (permessage-deflate is
-    offered unless ``compression=False``). ``open_timeout`` bounds connecting and the
+    offered unless ``compression=False``; ``compression=`` may
+    be the wsflate.Parameters to offer). ``open_timeout`` bounds connecting and the
     handshake together (HandshakeTimeoutError).
     """
     target = _parse_url(url, path)
-    deflate = Extension() if compression else None
+    deflate = None
+    if compression:
+        # The offer browsers make: any window size the server asks this client to use.
+        deflate = Extension(
+            compression
+            if isinstance(compression, Parameters)
+            else Parameters(client_max_window_bits=True)
+        )
     offered = list(extensions)
     if deflate is not None:
         offered.append(deflate.offer())

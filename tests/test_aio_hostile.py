@@ -1,0 +1,319 @@
+"""wsio.aio's callback level against peers that break the rules or never finish: the
+limits (1009), bad UTF-8 (1007), protocol errors (1002) with the right Close frames; a
+handshake that never ends, a Close never answered, a reader that never reads, too many
+connections, a server that never answers the client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import struct
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+import websockets
+
+from wsio import aio
+from wsio.exceptions import HandshakeTimeoutError
+
+TIMEOUT = 10.0
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, TIMEOUT * 3))
+
+
+class Recorder(aio.Listener):
+    """Echoes frames and keeps what happened to the connection."""
+
+    def __init__(self) -> None:
+        self.closed: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self.transport: aio.Transport | None = None
+        self.paused = 0
+
+    def on_connect(self, transport: aio.Transport) -> None:
+        self.transport = transport
+
+    def on_frame(self, transport: aio.Transport, frame: aio.Frame) -> None:
+        if frame.opcode < 8:
+            transport.send(frame.opcode, frame.payload, frame.fin)
+
+    def on_close(self, transport: aio.Transport, code: int, reason: str) -> None:
+        self.closed.set_result((code, reason))
+
+    def pause_writing(self) -> None:
+        self.paused += 1
+
+
+class RawClient:
+    """A client written by hand, to send what no library would."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int, handshake: bool = True) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client = cls(reader, writer)
+        if handshake:
+            key = base64.b64encode(os.urandom(16)).decode()
+            writer.write(
+                f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+            assert head.startswith(b"HTTP/1.1 101 ")
+        return client
+
+    def frame(self, opcode: int, payload: bytes, fin: bool = True, masked: bool = True) -> None:
+        """Send one frame (masked with a zero key, so the payload goes as it is)."""
+        first = (0x80 if fin else 0) | opcode
+        n = len(payload)
+        mask_bit = 0x80 if masked else 0
+        if n < 126:
+            head = bytes([first, mask_bit | n])
+        elif n < 65536:
+            head = bytes([first, mask_bit | 126]) + struct.pack("!H", n)
+        else:
+            head = bytes([first, mask_bit | 127]) + struct.pack("!Q", n)
+        self.writer.write(head + (b"\0\0\0\0" if masked else b"") + payload)
+
+    async def read_frame(self) -> tuple[int, bytes]:
+        """The server's next frame (servers do not mask)."""
+        first, second = await asyncio.wait_for(self.reader.readexactly(2), TIMEOUT)
+        n = second & 0x7F
+        if n == 126:
+            (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif n == 127:
+            (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        return first & 0x0F, await self.reader.readexactly(n)
+
+    async def read_eof(self) -> None:
+        """Wait until the server ends the connection (a reset counts)."""
+        try:
+            while await asyncio.wait_for(self.reader.read(65536), TIMEOUT):
+                pass
+        except ConnectionResetError:
+            pass
+
+
+async def _server(**options: Any) -> tuple[Any, int, list[Recorder]]:
+    listeners: list[Recorder] = []
+
+    def factory() -> Recorder:
+        listeners.append(Recorder())
+        return listeners[-1]
+
+    server = await aio.create_server(factory, "127.0.0.1", 0, **options)
+    return server, server.sockets[0].getsockname()[1], listeners
+
+
+async def _finish(server: Any, listeners: list[Recorder]) -> None:
+    """Stop listening once every connection has ended (its clients closed)."""
+    await asyncio.wait_for(asyncio.gather(*(r.closed for r in listeners)), TIMEOUT)
+    server.close()
+    await server.wait_closed()
+
+
+# -- violations: the Close frame that answers each, then the end ---------------------------
+
+CASES = {
+    # RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that
+    # is not masked."
+    "unmasked": (lambda c: c.frame(2, b"x", masked=False), 1002),
+    # §5.2: opcodes 3-7 are reserved.
+    "reserved opcode": (lambda c: c.frame(3, b""), 1002),
+    # §5.4: a continuation with no message to continue.
+    "lone continuation": (lambda c: c.frame(0, b"x"), 1002),
+    # §5.5: control frames are at most 125 bytes and not fragmented.
+    "long ping": (lambda c: c.frame(9, b"p" * 126), 1002),
+    # §8.1: text must be UTF-8.
+    "bad utf-8": (lambda c: c.frame(1, b"ok \xff"), 1007),
+    "bad utf-8 in a piece": (lambda c: c.frame(1, b"a" * 9000 + b"\xc0\x80"), 1007),
+    "text ends mid-character": (lambda c: c.frame(1, "é".encode()[:1]), 1007),
+    # The limits: 1009 (RFC 6455 §7.4.1: "a message that is too big for it to process").
+    "frame over max_frame_size": (lambda c: c.frame(2, b"x" * 2000), 1009),
+    "message over max_message_size": (
+        lambda c: [c.frame(2, b"x" * 900, fin=False), c.frame(0, b"x" * 900)],
+        1009,
+    ),
+    "too many fragments": (
+        lambda c: [c.frame(2 if i == 0 else 0, b"x", fin=False) for i in range(10)],
+        1009,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_violation_closes_with_its_code(case: str) -> None:
+    send, code = CASES[case]
+
+    async def main() -> None:
+        limits: dict[str, Any] = {}
+        if code == 1009:
+            limits = {"max_frame_size": 1500, "max_message_size": 1500, "max_fragments": 5}
+        server, port, listeners = await _server(**limits)
+        client = await RawClient.open(port)
+        send(client)
+        # Frames before the violation are echoed as they arrive; then the Close.
+        opcode, body = await client.read_frame()
+        while opcode < 8:
+            opcode, body = await client.read_frame()
+        assert (opcode, body[:2]) == (8, code.to_bytes(2, "big"))
+        await client.read_eof()  # the server closes the TCP connection first
+        assert (await asyncio.wait_for(listeners[0].closed, TIMEOUT))[0] == code
+        client.writer.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_ping_answered_and_close_completed() -> None:
+    async def main() -> None:
+        server, port, listeners = await _server()
+        client = await RawClient.open(port)
+        client.frame(9, b"hi")
+        assert await client.read_frame() == (10, b"hi")
+        client.frame(8, struct.pack("!H", 1000) + b"bye")
+        assert await client.read_frame() == (8, struct.pack("!H", 1000))
+        await client.read_eof()
+        assert await asyncio.wait_for(listeners[0].closed, TIMEOUT) == (1000, "bye")
+        client.writer.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_limits_with_websockets_client() -> None:
+    async def main() -> None:
+        server, port, listeners = await _server(max_message_size=1000)
+        async with websockets.connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
+            await ws.send(b"x" * 2000)
+            with pytest.raises(websockets.ConnectionClosedError):
+                await ws.recv()
+            assert ws.close_code == 1009
+        await _finish(server, listeners)
+
+    run(main())
+
+
+# -- peers that never finish ---------------------------------------------------------------
+
+
+def test_handshake_that_never_finishes_is_cut_off() -> None:
+    async def main() -> None:
+        server, port, listeners = await _server(handshake_timeout=0.5)
+        client = await RawClient.open(port, handshake=False)
+        client.writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        await client.read_eof()
+        assert listeners == []  # no listener was made for it
+        client.writer.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_close_never_answered_times_out() -> None:
+    async def main() -> None:
+        server, port, listeners = await _server(close_timeout=0.5)
+        client = await RawClient.open(port)
+        await asyncio.sleep(0)
+        for _ in range(100):
+            if listeners and listeners[0].transport is not None:
+                break
+            await asyncio.sleep(0.01)
+        transport = listeners[0].transport
+        assert transport is not None
+        transport.send_close(1001, "going away")
+        assert await client.read_frame() == (8, struct.pack("!H", 1001) + b"going away")
+        await client.read_eof()  # never answered: the server drops the connection
+        assert await asyncio.wait_for(listeners[0].closed, TIMEOUT) == (1006, "")
+        client.writer.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_slow_reader_pauses_writing_and_memory_stays_bounded() -> None:
+    async def main() -> None:
+        server, port, listeners = await _server()
+        raw = socket.create_connection(("127.0.0.1", port))
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        key = base64.b64encode(os.urandom(16)).decode()
+        raw.sendall(
+            f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        for _ in range(500):
+            if listeners and listeners[0].transport is not None:
+                break
+            await asyncio.sleep(0.01)
+        listener = listeners[0]
+        transport = listener.transport
+        assert transport is not None
+        chunk = b"x" * 65536
+        # Send as a well-behaved producer does: until told to pause.
+        sent = 0
+        while not listener.paused and sent < 4096:
+            transport.send(2, chunk)
+            sent += 1
+            await asyncio.sleep(0)
+        assert listener.paused == 1
+        # What asyncio holds is bounded by its high-water mark plus the last frame.
+        assert transport.get_write_buffer_size() <= 64 * 1024 + len(chunk) + 14
+        assert sent < 4096
+        raw.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_max_connections_refuses_with_503() -> None:
+    async def main() -> None:
+        server, port, listeners = await _server(max_connections=1)
+        first = await RawClient.open(port)
+        second = await RawClient.open(port, handshake=False)
+        head = await asyncio.wait_for(second.reader.read(), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 503 ")
+        first.frame(2, b"still here")
+        assert await first.read_frame() == (2, b"still here")
+        first.writer.close()
+        second.writer.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_origins_refused_with_403() -> None:
+    async def main() -> None:
+        server, port, listeners = await _server(origins=["https://good.example"])
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await websockets.connect(f"ws://127.0.0.1:{port}/", origin="https://evil.example")
+        assert info.value.response.status_code == 403
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/", origin="https://good.example"
+        ) as ws:
+            await ws.send("ok")
+            assert await ws.recv() == "ok"
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_client_open_timeout_on_a_silent_server() -> None:
+    async def main() -> None:
+        held: list[asyncio.StreamWriter] = []
+        silent = await asyncio.start_server(lambda r, w: held.append(w), "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        with pytest.raises(HandshakeTimeoutError):
+            await aio.create_connection(Recorder, f"ws://127.0.0.1:{port}/", open_timeout=0.3)
+        for writer in held:
+            writer.close()
+            await writer.wait_closed()
+        silent.close()
+
+    run(main())
