@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, Literal, overload
@@ -224,12 +223,17 @@ class Connection:
         """
         yield await self.recv(decode)  # type: ignore[arg-type]
 
-    async def __aiter__(self) -> AsyncIterator[_Data]:
+    def __aiter__(self) -> Connection:
         """Every message until the connection closes normally (ConnectionClosedError
-        otherwise)."""
-        with contextlib.suppress(ConnectionClosedOK):
-            while True:
-                yield await self.recv()
+        otherwise). The connection is its own iterator: no generator per message."""
+        return self
+
+    async def __anext__(self) -> _Data:
+        """The next message, as :meth:`recv`; StopAsyncIteration after a normal close."""
+        try:
+            return await self.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
 
     # -- sending --------------------------------------------------------------------
 
@@ -245,11 +249,15 @@ class Connection:
         if self._send_lock is not None and self._send_lock.locked():
             async with self._send_lock:  # a fragmented message is on the wire: after it
                 pass
-        self._check_open()
-        if isinstance(message, str):
+        if self._sent is not None or self._rcvd is not None or self._closed.done():
+            raise self._closed_error()  # not _open: the property, inlined on the hot path
+        kind = type(message)
+        if kind is str:
             self.transport.send(1, message)
-        elif isinstance(message, (bytes, bytearray, memoryview)):
+        elif kind is bytes or isinstance(message, (bytes, bytearray, memoryview)):
             self.transport.send(2, message)
+        elif isinstance(message, str):
+            self.transport.send(1, message)
         else:
             await self._send_fragments(message)
         if self._write_paused is not None:
