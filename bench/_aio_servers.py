@@ -158,6 +158,29 @@ LIMITS: dict[str, str] = {
 }
 
 
+# -- wsio.aio's high level: a Connection per client, ``async for`` / ``await send`` -----
+
+
+async def serve_wsio_aio(listener: socket.socket) -> None:
+    """``wsio.aio.serve``; the handler is ``async for msg in ws: await ws.send(msg)``."""
+    from wsio.aio import Connection, serve
+
+    async def echo(ws: Connection) -> None:
+        async for msg in ws:
+            await ws.send(msg)
+
+    async with serve(echo, sock=listener) as server:
+        await server.serve_forever()
+
+
+SERVE["wsio-aio"] = serve_wsio_aio
+LIMITS["wsio-aio"] = (
+    "max_message_size 16 MiB, max_frame_size 16 MiB, max_queue 16, write_limit 64 KiB, "
+    "ping_interval 20 s, ping_timeout 20 s, handshake timeout and close_timeout on, "
+    'UTF-8 checked, compression="deflate" with a threshold'
+)
+
+
 def run(name: str, loop: str) -> None:
     """Serve ``name`` on ``loop`` ("asyncio" or "uvloop") until terminated."""
     listener = socket.create_server((HOST, 0), backlog=BACKLOG)

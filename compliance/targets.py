@@ -232,3 +232,23 @@ CLIENTS += [
         description="aio-callback-client offering permessage-deflate",
     ),
 ]
+
+# wsio.aio's high level (Connection, serve, connect), server and client.
+SERVERS.append(
+    ServerTarget(
+        name="aio-echo",
+        command=_example("aio_echo.py"),
+        ci=True,
+        cases=_CORE_CASES,
+        description="wsio.aio.serve: a Connection per client, async for / send (deflate accepted)",
+    )
+)
+CLIENTS.append(
+    ClientTarget(
+        name="aio-client",
+        command=["{python}", "examples/aio_client.py", "{url}", "{agent}"],
+        ci=True,
+        cases=_CORE_CASES,
+        description="wsio.aio.connect: a Connection per case, offering permessage-deflate",
+    )
+)

@@ -6,6 +6,12 @@ connection gets a :class:`Listener` (subclass it) whose callbacks receive a
 a view into the read buffer, unmasked in place and valid until the callback returns.
 Pings and the closing handshake are answered by the protocol core; UTF-8, fragment and
 size rules are on. The receive loop and the sends are compiled (``wsio.aio._callback``).
+
+The high level, on top of it: :func:`connect` and :func:`serve` give a
+:class:`Connection` with the names and semantics of :class:`wsio.sync.Connection`
+(``await ws.send(...)``, ``await ws.recv()``, ``async for message in ws``, ``await
+ws.ping()`` for the latency, keepalive, ``max_queue`` and ``write_limit``);
+:func:`broadcast` sends one message to many connections, encoded once.
 """
 
 from __future__ import annotations
@@ -16,3 +22,21 @@ from wsio.aio.listener import Listener
 from wsio.aio.server import create_server
 
 __all__ = ["Frame", "Listener", "Transport", "create_connection", "create_server"]
+
+# The high level: a Connection object per connection, with coroutines.
+from wsio._connection import Backoff, Options, Request, Response
+from wsio.aio.client import connect
+from wsio.aio.connection import Connection, broadcast
+from wsio.aio.server import Server, serve
+
+__all__ += [
+    "Backoff",
+    "Connection",
+    "Options",
+    "Request",
+    "Response",
+    "Server",
+    "broadcast",
+    "connect",
+    "serve",
+]

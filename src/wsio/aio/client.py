@@ -215,3 +215,100 @@ def _unix() -> int | None:
     import socket
 
     return getattr(socket, "AF_UNIX", None)
+
+
+# -- The high level: connect() -----------------------------------------------------------
+
+import logging as _logging  # noqa: E402
+import urllib.parse as _urlparse  # noqa: E402
+from collections.abc import (  # noqa: E402
+    AsyncIterator as _AsyncIterator,
+    Generator as _Generator,
+    Mapping as _Mapping,
+)
+
+from wsio import _connection as _shared  # noqa: E402
+from wsio.aio.connection import _FOREVER, Connection  # noqa: E402
+
+__all__ += ["connect"]
+
+_log = _logging.getLogger("wsio")
+
+
+class connect:  # lowercase: it is used as a function, `await connect(...)`
+    """Open a WebSocket connection to ``url`` (ws, wss, ws+unix, wss+unix).
+
+    ``await connect(url)`` gives a :class:`~wsio.aio.Connection`; ``async with
+    connect(url) as ws`` closes it at the end; ``async for ws in connect(url)`` opens
+    a connection each time the previous one is done, waiting out failures (network
+    errors, timeouts, 5xx) with exponential backoff (``backoff=``, a
+    :class:`wsio._connection.Backoff`); other failures (a 4xx refusal) are raised.
+
+    Keywords: the connection's (:class:`wsio._connection.Options`: ``open_timeout``,
+    ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_message_size``,
+    ``max_queue``, ``write_limit``, ``compression``, ...) and :func:`create_connection`'s
+    (``headers``, ``subprotocols``, ``ssl``, ``sock``, ``path``, ``server_hostname``).
+    """
+
+    def __init__(self, url: str, *, backoff: _shared.Backoff | None = None, **options: Any):
+        self.url = url
+        self.backoff = backoff
+        self.options, self._rest = _shared.split_options(options)
+        self._connection: Connection | None = None
+
+    async def _open(self) -> Connection:
+        config = self.options
+        rest = dict(self._rest)
+        split = _urlparse.urlsplit(self.url)
+        path = (split.path or "/") + (f"?{split.query}" if split.query else "")
+        headers = rest.get("headers")
+        request_headers = list(headers.items()) if isinstance(headers, _Mapping) else []
+        connection = Connection(
+            config,
+            request=_shared.Request(path, request_headers),
+            response=_shared.Response(101, []),
+        )
+        await create_connection(
+            lambda: connection.listener,
+            self.url,
+            compression=config.compression == "deflate",
+            compression_threshold=config.compression_threshold,
+            max_frame_size=config.max_frame_size,
+            max_message_size=config.max_message_size,
+            max_fragments=config.max_fragments,
+            open_timeout=config.open_timeout,
+            close_timeout=_FOREVER if config.close_timeout is None else config.close_timeout,
+            **rest,
+        )
+        return connection
+
+    def __await__(self) -> _Generator[Any, None, Connection]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Connection:
+        self._connection = await self._open()
+        return self._connection
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
+        assert self._connection is not None
+        await self._connection.__aexit__(exc_type, exc, traceback)
+
+    async def __aiter__(self) -> _AsyncIterator[Connection]:
+        delays = self.backoff or _shared.Backoff()
+        while True:
+            try:
+                connection = await self._open()
+            except Exception as error:
+                if not _shared.retryable(error):
+                    raise
+                delay = delays.next()
+                _log.info(
+                    "connecting to %s failed (%s); retrying in %.1f s", self.url, error, delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            delays.reset()
+            try:
+                yield connection
+            finally:
+                await connection.close()

@@ -200,3 +200,151 @@ async def create_server(
     return await loop.create_server(
         factory, host, port, sock=sock, ssl=ssl, reuse_port=reuse_port, backlog=backlog
     )
+
+
+# -- The high level: serve() -------------------------------------------------------------
+
+import contextlib as _contextlib  # noqa: E402
+from collections.abc import Awaitable as _Awaitable, Generator as _Generator  # noqa: E402
+
+from wsio import _connection as _shared  # noqa: E402
+from wsio.aio.connection import _FOREVER, Connection  # noqa: E402
+from wsio.exceptions import ConnectionClosed as _ConnectionClosed  # noqa: E402
+from wsio.server import DEFAULT_MAX_CONNECTIONS as _MAX_CONNECTIONS  # noqa: E402
+
+__all__ += ["Server", "serve"]
+
+_log = logging.getLogger("wsio")
+
+
+class Server:
+    """Serves WebSocket connections, a task running ``handler(connection)`` each.
+
+    Made by :func:`serve`. ``async with`` starts listening and, on the way out,
+    :meth:`close`: stop accepting, end every connection with 1001 (going away) and wait.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[Connection], _Awaitable[object]],
+        host: Any,
+        port: int | None,
+        options: dict[str, Any],
+    ) -> None:
+        self.handler = handler
+        self.options, rest = _shared.split_options(options)
+        self._where = (host, port)
+        self._capture = _shared.RequestCapture()
+        self._rest = self._capture.wrap(rest)
+        self._rest.setdefault("max_connections", _MAX_CONNECTIONS)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[Connection] = set()
+        self._closing = False
+
+    async def start(self) -> Server:
+        """Listen (``async with`` does it); returns the server."""
+        config = self.options
+        self._server = await create_server(
+            self._new_listener,
+            *self._where,
+            compression=config.compression == "deflate",
+            compression_threshold=config.compression_threshold,
+            max_frame_size=config.max_frame_size,
+            max_message_size=config.max_message_size,
+            max_fragments=config.max_fragments,
+            handshake_timeout=(
+                _FOREVER if config.handshake_timeout is None else config.handshake_timeout
+            ),
+            close_timeout=_FOREVER if config.close_timeout is None else config.close_timeout,
+            logger=_log,
+            **self._rest,
+        )
+        return self
+
+    def _new_listener(self) -> Listener:
+        # Called by the callback level right after the request's hooks ran (same call
+        # on the loop): the capture holds this connection's request.
+        connection = Connection(
+            self.options, request=self._capture.request(), response=_shared.Response(101, [])
+        )
+        bridge = connection.listener
+
+        def on_connect(transport: Transport) -> None:
+            connection._on_connect(transport)
+            task = asyncio.get_running_loop().create_task(self._run(connection))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        bridge.on_connect = on_connect  # type: ignore[method-assign]
+        return bridge
+
+    async def _run(self, connection: Connection) -> None:
+        self._connections.add(connection)
+        try:
+            if self._closing:
+                return
+            await self.handler(connection)
+        except _ConnectionClosed:
+            pass  # the peer went away: nothing the handler could do
+        except Exception:
+            _log.exception("%s: handler failed", connection.remote_address)
+            await connection.close(1011)
+        finally:
+            await connection.close()
+            self._connections.discard(connection)
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets (empty before :meth:`start`)."""
+        return () if self._server is None else tuple(self._server.sockets)
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled or :meth:`close`."""
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        with _contextlib.suppress(asyncio.CancelledError):
+            await self._server.serve_forever()
+
+    async def close(self) -> None:
+        """Stop accepting; end every connection with 1001 (going away) and wait for
+        the handlers (each closing handshake is bounded by ``close_timeout``)."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            connection._send_close(1001, "server shutdown")
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def __await__(self) -> _Generator[Any, None, Server]:
+        return self.start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self.start()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
+        await self.close()
+
+
+def serve(
+    handler: Callable[[Connection], _Awaitable[object]],
+    host: str | list[str] | None = None,
+    port: int | None = None,
+    **options: Any,
+) -> Server:
+    """A :class:`Server` calling ``await handler(connection)`` per connection, on
+    ``host``:``port`` (or ``path=`` a Unix socket, ``sock=``, ``ssl=``); use it with
+    ``async with`` (or ``await`` it), then ``await server.serve_forever()``.
+
+    Keywords: the connection's options (:class:`wsio._connection.Options`, among them
+    ``handshake_timeout`` and ``compression``), :func:`create_server`'s
+    (``max_connections``, default 1000; ``reuse_port``, ``backlog``) and every
+    :class:`wsio.Upgrader` hook and rule (``origins``, ``subprotocols``, ``on_request``,
+    ``on_header``, ...). The connection is closed when the handler returns (1000) or
+    raises (1011).
+    """
+    return Server(handler, host, port, options)

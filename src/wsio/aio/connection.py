@@ -1,0 +1,476 @@
+"""A WebSocket connection for asyncio: :class:`Connection`, on the callback level.
+
+A connection is a :class:`~wsio.aio.Listener` underneath (one receive path: the
+compiled loop of :mod:`wsio.aio._callback`): each received frame is turned into a whole
+message (``str`` or ``bytes``, one copy out of the read buffer) and queued; ``recv``
+takes from the queue without a coroutine switch when a message is already there. Sends
+go straight through the :class:`~wsio.aio.Transport` (one write per frame). The names
+and semantics are :class:`wsio.sync.Connection`'s; the shared rules live in
+:mod:`wsio._connection`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any, Literal, overload
+
+from wsio import _connection as shared
+from wsio._connection import Options, PingTracker, Request, Response
+from wsio._engine.framing import Header, encode_header
+from wsio._engine.protocol import ConnectionState
+from wsio.aio._callback import Frame, Transport
+from wsio.aio.listener import Listener
+from wsio.exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+
+__all__ = ["Connection", "broadcast"]
+
+log = logging.getLogger("wsio")
+
+_Data = str | bytes
+# close_timeout=None: the Transport's timer still needs a number.
+_FOREVER = 365 * 86400.0
+
+
+class _Bridge(Listener):
+    """The callback-level listener of one :class:`Connection`: its callbacks are the
+    connection's own methods, bound once (no forwarding call per frame)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.on_connect = connection._on_connect  # type: ignore[method-assign]
+        self.on_frame = connection._on_frame  # type: ignore[method-assign]
+        self.on_close = connection._on_close  # type: ignore[method-assign]
+        self.pause_writing = connection._pause_writing  # type: ignore[method-assign]
+        self.resume_writing = connection._resume_writing  # type: ignore[method-assign]
+
+
+class Connection:
+    """One side of an open WebSocket connection on asyncio.
+
+    Made by :func:`wsio.aio.connect` or given to a :func:`wsio.aio.serve` handler.
+    Any number of tasks may ``send`` (the frames of one fragmented message never
+    interleave with another's); one task at a time receives (``recv``,
+    ``recv_streaming``, ``async for``). ``close`` (or leaving ``async with``) runs the
+    closing handshake within ``close_timeout``.
+    """
+
+    def __init__(
+        self,
+        options: Options,
+        *,
+        request: Request | None = None,
+        response: Response | None = None,
+    ) -> None:
+        self.options = options
+        #: The opening handshake's request, and response.
+        self.request = request
+        self.response = response
+        #: The subprotocol the handshake agreed on, or None.
+        self.subprotocol: str | None = None
+        self.local_address: Any = None
+        self.remote_address: Any = None
+        self.listener = _Bridge(self)
+        self.transport: Transport = None  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
+        self._queue: collections.deque[_Data] = collections.deque()
+        self._high = options.max_queue
+        self._low = None if options.max_queue is None else max(1, options.max_queue // 4)
+        self._reading_paused = False
+        self._getter: asyncio.Future[None] | None = None
+        self._pieces: list[bytes] = []
+        self._text = False
+        self._write_paused: asyncio.Future[None] | None = None
+        self._send_lock: asyncio.Lock | None = None
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        # The closing handshake as this side saw it (the callback level keeps its
+        # protocol core to itself): the peer's Close (code, reason) and ours.
+        self._rcvd: tuple[int, str] | None = None
+        self._sent: tuple[int, str] | None = None
+        self._code: tuple[int, str] | None = None
+        self._pings = PingTracker(options.ping_interval, options.ping_timeout, self._loop.time())
+        self._keepalive: asyncio.TimerHandle | None = None
+
+    # -- the callback level's side -----------------------------------------------------
+
+    def _on_connect(self, transport: Transport) -> None:
+        self.transport = transport
+        self.subprotocol = transport.subprotocol
+        raw = transport.transport
+        self.local_address = raw.get_extra_info("sockname")
+        self.remote_address = raw.get_extra_info("peername")
+        high, low = self.options.write_limits
+        raw.set_write_buffer_limits(high, low)
+        self._schedule_keepalive()
+
+    def _on_frame(self, transport: Transport, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode >= 8:
+            if opcode == 10:
+                now = self._loop.time()
+                for waiter, latency in self._pings.pong(frame.bytes(), now):
+                    if not waiter.done():
+                        waiter.set_result(latency)
+                self._schedule_keepalive()
+            elif opcode == 8:
+                # RFC 6455 §5.5.1: the body is a 2-byte code and a UTF-8 reason (the
+                # core checked both and has answered with the same code).
+                body = frame.bytes()
+                code = int.from_bytes(body[:2], "big") if len(body) >= 2 else 1005
+                self._rcvd = (code, body[2:].decode())
+                if self._sent is None:
+                    self._sent = (code, "")
+            return  # Pings and the Close are answered by the core (RFC 6455 §5.5.1, §5.5.2)
+        if opcode:
+            if frame.fin:
+                # The common case, a message in one piece: one copy out of the read buffer.
+                self._put(frame.text() if opcode == 1 else frame.bytes())
+                return
+            self._text = opcode == 1
+        self._pieces.append(frame.bytes())
+        if frame.fin:
+            data = b"".join(self._pieces)
+            self._pieces = []
+            self._put(data.decode() if self._text else data)
+
+    def _put(self, message: _Data) -> None:
+        queue = self._queue
+        queue.append(message)
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+        if self._high is not None and len(queue) >= self._high and not self._reading_paused:
+            # The application is not keeping up: stop reading, the peer's TCP window fills.
+            self._reading_paused = True
+            self.transport.transport.pause_reading()
+
+    def _on_close(self, transport: Transport, code: int, reason: str) -> None:
+        self._code = (code, reason)
+        if self._rcvd is None and code != 1006 and self._sent is None:
+            self._sent = (code, reason)  # the core failed the connection (1002, 1007...)
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        if not self._closed.done():
+            self._closed.set_result(None)
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+        waiter = self._write_paused
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        error = self._closed_error()
+        for ping in self._pings.waiters():
+            if not ping.done():
+                ping.set_exception(error)
+
+    def _pause_writing(self) -> None:
+        if self._write_paused is None:
+            self._write_paused = self._loop.create_future()
+
+    def _resume_writing(self) -> None:
+        waiter, self._write_paused = self._write_paused, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- receiving ------------------------------------------------------------------
+
+    @overload
+    async def recv(self, decode: None = None) -> _Data: ...
+    @overload
+    async def recv(self, decode: Literal[True]) -> str: ...
+    @overload
+    async def recv(self, decode: Literal[False]) -> bytes: ...
+
+    async def recv(self, decode: bool | None = None) -> _Data:
+        """The next message: ``str`` for text, ``bytes`` for binary (owned copies).
+
+        ``decode=False`` gives text as its UTF-8 bytes, ``decode=True`` binary decoded
+        as UTF-8. ConnectionClosedOK/ConnectionClosedError once closed (after the
+        messages that came before the Close); ConcurrencyError while another task is
+        receiving. Cancelling it loses no message.
+        """
+        queue = self._queue
+        if not queue:
+            if self._getter is not None:
+                raise ConcurrencyError("another task is already receiving on this connection")
+            while not queue:
+                if self._closed.done():
+                    raise self._closed_error()
+                self._getter = self._loop.create_future()
+                try:
+                    await self._getter
+                finally:
+                    self._getter = None
+        message = queue.popleft()
+        if self._reading_paused and len(queue) <= self._low:  # type: ignore[operator]
+            self._reading_paused = False
+            if not self._closed.done():
+                self.transport.transport.resume_reading()
+        if decode is None:
+            return message
+        if decode:
+            return message if isinstance(message, str) else message.decode()
+        return message.encode() if isinstance(message, str) else message
+
+    async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[_Data]:
+        """The next message as an async iterator of its pieces (``str`` or ``bytes``).
+
+        The protocol core checks each message whole (size limits, UTF-8, inflation)
+        before it is delivered, so a message comes as one piece today, as in
+        :meth:`wsio.sync.Connection.recv_streaming`.
+        """
+        yield await self.recv(decode)  # type: ignore[arg-type]
+
+    def __aiter__(self) -> Connection:
+        """Every message until the connection closes normally (ConnectionClosedError
+        otherwise). The connection is its own iterator: no generator per message."""
+        return self
+
+    async def __anext__(self) -> _Data:
+        """The next message, as :meth:`recv`; StopAsyncIteration after a normal close."""
+        try:
+            return await self.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+
+    # -- sending --------------------------------------------------------------------
+
+    async def send(
+        self, message: _Data | bytearray | memoryview | Iterable[Any] | AsyncIterable[Any]
+    ) -> None:
+        """Send one message: a ``str`` as text, a bytes-like object as binary, an (async)
+        iterable of ``str`` (or of bytes-like) as one fragmented message, a frame per item.
+
+        Waits while more than ``write_limit`` bytes are queued (the peer does not read);
+        the message is not referenced once it returns. ConnectionClosed once closed.
+        """
+        if self._send_lock is not None and self._send_lock.locked():
+            async with self._send_lock:  # a fragmented message is on the wire: after it
+                pass
+        if self._sent is not None or self._rcvd is not None or self._closed.done():
+            raise self._closed_error()  # not _open: the property, inlined on the hot path
+        kind = type(message)
+        if kind is str:
+            self.transport.send(1, message)
+        elif kind is bytes or isinstance(message, (bytes, bytearray, memoryview)):
+            self.transport.send(2, message)
+        elif isinstance(message, str):
+            self.transport.send(1, message)
+        else:
+            await self._send_fragments(message)
+        if self._write_paused is not None:
+            await self._drain()
+
+    async def _send_fragments(self, message: Any) -> None:
+        # RFC 6455 §5.4: "the fragments of one message MUST NOT be interleaved between
+        # the fragments of another message": other sends wait for the lock.
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        async with self._send_lock:
+            kind: int | None = None
+            if isinstance(message, AsyncIterable):
+                async for fragment in message:
+                    kind = await self._send_fragment(fragment, kind)
+            else:
+                shared.message_kind(message)
+                for fragment in message:
+                    kind = await self._send_fragment(fragment, kind)
+            self._check_open()
+            if kind is None:
+                self.transport.send(2, b"")  # an empty iterable: one empty binary message
+            else:
+                self.transport.send(0, b"", True)
+
+    async def _send_fragment(self, fragment: Any, kind: int | None) -> int:
+        kind_now = shared.fragment_kind(fragment, kind)
+        self._check_open()
+        if isinstance(fragment, str):
+            fragment = fragment.encode()
+        self.transport.send(kind_now if kind is None else 0, fragment, False)
+        if self._write_paused is not None:
+            await self._drain()
+        return kind_now
+
+    async def _drain(self) -> None:
+        # asyncio holds more than write_limit: wait until it drained to the low mark.
+        waiter = self._write_paused
+        if waiter is not None:
+            await asyncio.shield(waiter)
+        if self._closed.done():
+            raise self._closed_error()
+
+    @property
+    def _open(self) -> bool:
+        # OPEN (RFC 6455 §4.1): no Close sent or received, the TCP connection up.
+        return self._sent is None and self._rcvd is None and not self._closed.done()
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise self._closed_error()
+
+    def _send_close(self, code: int, reason: str) -> None:
+        if self._open:
+            self._sent = (code, reason)
+            self.transport.send_close(code, reason)
+
+    def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
+        """Send a Ping; the returned future gives the latency (seconds) once its Pong
+        arrives (ConnectionClosed if the connection closes first). ``data`` (at most
+        125 bytes) defaults to four random bytes."""
+        self._check_open()
+        payload = data.encode() if isinstance(data, str) else data
+        if payload is None:
+            payload = self._pings.new_payload()
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        self._pings.sent(bytes(payload), self._loop.time(), waiter)
+        self.transport.send_ping(payload)
+        return waiter
+
+    def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited Pong (a unidirectional heartbeat, RFC 6455 §5.5.3)."""
+        self._check_open()
+        self.transport.send_pong(data.encode() if isinstance(data, str) else data)
+
+    # -- closing --------------------------------------------------------------------
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Run the closing handshake (RFC 6455 §7.1.2): send a Close frame, wait up to
+        ``close_timeout`` for the peer's and for the end of the TCP connection (then
+        drop it). Idempotent."""
+        self._send_close(code, reason)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed (by either side)."""
+        await asyncio.shield(self._closed)
+
+    def _closed_error(self) -> ConnectionClosed:
+        # As shared.closed_error, from what this side saw.
+        received = self._rcvd or (1006, "")
+        sent = self._sent
+        return ConnectionClosed.of(
+            *received,
+            sent_code=None if sent is None else sent[0],
+            sent_reason=None if sent is None else sent[1],
+        )
+
+    # -- keepalive ------------------------------------------------------------------
+
+    def _schedule_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        wake = self._pings.next_deadline()
+        if wake is not None and not self._closed.done():
+            self._keepalive = self._loop.call_at(wake, self._keepalive_due)
+
+    def _keepalive_due(self) -> None:
+        # RFC 6455 §5.5.2: a Ping "may serve as a keepalive"; no Pong within
+        # ping_timeout fails the connection with 1011.
+        self._keepalive = None
+        transport = self.transport
+        if transport.closed:
+            return
+        now = self._loop.time()
+        pings = self._pings
+        if pings.overdue(now):
+            log.info("%s: %s", self.remote_address, shared.KEEPALIVE_REASON)
+            self._send_close(1011, shared.KEEPALIVE_REASON)
+            transport.disconnect()
+            return
+        if pings.keepalive_due(now) and self._open:
+            payload = pings.new_payload()
+            pings.keepalive_sent(payload, now)
+            transport.send_ping(payload)
+        self._schedule_keepalive()
+
+    # -- properties -----------------------------------------------------------------
+
+    @property
+    def latency(self) -> float:
+        """Seconds between the last answered ping and its pong (0.0 before any)."""
+        return self._pings.latency
+
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code (1005 none given, 1006 no Close frame); None while open."""
+        return None if self._code is None else self._code[0]
+
+    @property
+    def close_reason(self) -> str | None:
+        """The peer's close reason; None while open."""
+        return None if self._code is None else self._code[1]
+
+    @property
+    def state(self) -> ConnectionState:
+        """OPEN, CLOSING or CLOSED (the protocol's state)."""
+        if self._closed.done():
+            return ConnectionState.CLOSED
+        return ConnectionState.OPEN if self._open else ConnectionState.CLOSING
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
+        # An error escaping the block is an internal error: 1011 (cancellation is not).
+        if isinstance(exc, Exception) and not isinstance(exc, ConnectionClosed):
+            await self.close(1011)
+        else:
+            await self.close()
+
+    def __repr__(self) -> str:
+        return f"<wsio.aio.Connection {self.remote_address} {self.state.name}>"
+
+
+def broadcast(connections: Iterable[Connection], message: _Data | bytearray | memoryview) -> None:
+    """Send ``message`` (``str`` text, bytes-like binary) to every open connection,
+    without waiting: a connection whose write buffer is over its ``write_limit`` (a slow
+    reader) or that is in the middle of a fragmented send is skipped.
+
+    The frame is built once for every server connection it fits as it is, and
+    compressed once for each group of connections that compress alike without context
+    takeover (RFC 7692 §7.1.1.1: then each message is compressed on its own); the
+    others (clients, which mask each frame; context takeover) get their own frame.
+    """
+    opcode = 1 if isinstance(message, str) else 2
+    data = message.encode() if isinstance(message, str) else message
+    plain: bytes | None = None
+    compressed: dict[Any, bytes] = {}
+    for connection in connections:
+        transport = connection.transport
+        if (
+            transport is None
+            or transport.closed
+            or not connection._open
+            or (connection._send_lock is not None and connection._send_lock.locked())
+            or transport.get_write_buffer_size() > connection.options.write_limits[0]
+        ):
+            continue
+        if transport.is_client:
+            transport.send(opcode, data)
+            continue
+        extension = transport.extensions[0] if transport.extensions else None
+        if extension is None or len(data) < extension.threshold:
+            if plain is None:
+                plain = _frame(opcode, 0, data)
+            transport.transport.write(plain)
+        elif extension.parameters.server_no_context_takeover:
+            key = (extension.parameters, extension.level, extension.mem_level)
+            frame = compressed.get(key)
+            if frame is None:
+                # A fresh codec: without context takeover every message starts afresh.
+                payload = extension.bind(client=False, max_message_size=None).deflate(
+                    data, True, True
+                )
+                frame = compressed[key] = _frame(opcode, extension.rsv, payload)
+            transport.transport.write(frame)
+        else:
+            transport.send(opcode, data)
+
+
+def _frame(opcode: int, rsv: int, payload: Any) -> bytes:
+    # RFC 6455 §5.2: a server's frame is unmasked, so the same bytes go to every peer.
+    header = encode_header(Header(True, rsv, opcode, False, None, len(payload)))
+    return header + bytes(payload)

@@ -1,0 +1,633 @@
+"""A WebSocket connection for threads: :class:`Connection`, driven by the calling threads.
+
+There is no reader thread per connection. ``recv`` reads the socket in the caller's
+thread (the fast path: one ``recv_into`` straight into the protocol's buffer, then the
+message); ``send`` writes in the caller's thread under a lock, so the frames of one
+message never interleave with another's. One shared daemon thread
+(:mod:`wsio.sync.keepalive`) sends the keepalive pings and, when no thread is reading,
+reads what came (pongs, and messages into a queue of ``max_queue``) so that the
+keepalive works whatever the application does.
+
+Locks, always taken in this order: ``_write_lock`` (one message on the wire at a time)
+before ``_proto_lock`` (the protocol object, held only around its own calls, never
+around I/O). ``_read_lock`` serialises reading the socket; ``_reader`` marks an
+application thread in ``recv`` (a second one gets ConcurrencyError).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Any, Literal, overload
+
+from wsio import _connection as shared
+from wsio._connection import Options, PingTracker, Request, Response
+from wsio._engine.protocol import (
+    BinaryMessage,
+    Close,
+    ConnectionState,
+    Ping,
+    Pong,
+    Protocol,
+    TextMessage,
+)
+from wsio.exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+
+__all__ = ["Connection", "Pinged"]
+
+log = logging.getLogger("wsio")
+
+_Data = str | bytes
+_READ_SIZE = 65536
+
+
+class Pinged:
+    """A ping in flight: :meth:`wait` returns its latency once the pong arrives."""
+
+    __slots__ = ("_connection", "_event", "_latency", "_error")
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._event = threading.Event()
+        self._latency = 0.0
+        self._error: ConnectionClosed | None = None
+
+    def done(self) -> bool:
+        """True once the pong arrived or the connection closed."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> float:
+        """Seconds between the ping and its pong; reads the connection meanwhile if no
+        other thread does. TimeoutError after ``timeout``; ConnectionClosed if the
+        connection closed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._event.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError("no pong within the timeout")
+            if not self._connection._read_while(self._event.is_set, left):
+                self._event.wait(0.05 if left is None else min(left, 0.05))
+        if self._error is not None:
+            raise self._error
+        return self._latency
+
+    def _resolve(self, latency: float, error: ConnectionClosed | None = None) -> None:
+        self._latency, self._error = latency, error
+        self._event.set()
+
+
+class Connection:
+    """One side of an open WebSocket connection, safe to use from several threads.
+
+    Made by :func:`wsio.sync.connect` or given to a :func:`wsio.sync.serve` handler.
+    ``send`` may be called from any number of threads at once; one thread at a time
+    may receive (``recv``, ``recv_streaming``, iteration). Closing it (``close``, or
+    leaving its ``with`` block) runs the closing handshake within ``close_timeout``.
+    """
+
+    def __init__(
+        self,
+        sock: Any,
+        protocol: Protocol,
+        options: Options,
+        *,
+        request: Request | None = None,
+        response: Response | None = None,
+        subprotocol: str | None = None,
+        read_ahead: bytes | memoryview = b"",
+    ) -> None:
+        self.socket = sock
+        self.protocol = protocol
+        self.options = options
+        #: The opening handshake's request, and response.
+        self.request = request
+        self.response = response
+        #: The subprotocol the handshake agreed on, or None.
+        self.subprotocol = subprotocol
+        self.local_address: Any = _address(sock.getsockname)
+        self.remote_address: Any = _address(sock.getpeername)
+        self._write_lock = threading.Lock()
+        self._proto_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._reader = False
+        # The peer's Close is in but not yet answered: messages before it are queued.
+        self._answer_pending = False
+        self._queue: collections.deque[_Data] = collections.deque()
+        self._closed = threading.Event()
+        self._failure: BaseException | None = None
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._sendmsg = None if self._tls else getattr(sock, "sendmsg", None)
+        self._recv_into = sock.recv_into
+        self._pings = PingTracker(options.ping_interval, options.ping_timeout, time.monotonic())
+        if len(read_ahead):
+            self._process_data(read_ahead)
+        if options.ping_interval is not None:
+            threading.Thread(
+                target=self._keepalive_loop, name="wsio-keepalive", daemon=True
+            ).start()
+
+    # -- receiving ------------------------------------------------------------------
+
+    @overload
+    def recv(self, timeout: float | None = None, decode: None = None) -> _Data: ...
+    @overload
+    def recv(self, timeout: float | None = None, *, decode: Literal[True]) -> str: ...
+    @overload
+    def recv(self, timeout: float | None = None, *, decode: Literal[False]) -> bytes: ...
+    @overload
+    def recv(self, timeout: float | None, decode: Literal[True]) -> str: ...
+    @overload
+    def recv(self, timeout: float | None, decode: Literal[False]) -> bytes: ...
+
+    def recv(self, timeout: float | None = None, decode: bool | None = None) -> _Data:
+        """The next message: ``str`` for text, ``bytes`` for binary (owned copies).
+
+        ``decode=False`` gives text as its UTF-8 bytes, ``decode=True`` binary decoded
+        as UTF-8. TimeoutError after ``timeout`` seconds (the connection stays usable);
+        ConnectionClosedOK/ConnectionClosedError once it is closed; ConcurrencyError
+        while another thread is receiving.
+        """
+        message = self._next(timeout)
+        if decode is None:
+            return message
+        if decode:
+            return message if isinstance(message, str) else message.decode()
+        return message.encode() if isinstance(message, str) else message
+
+    def recv_streaming(self, decode: bool | None = None) -> Iterator[_Data]:
+        """The next message as an iterator of its pieces (``str`` or ``bytes``, owned).
+
+        The protocol core reassembles and checks each message before it is delivered
+        (size limits, UTF-8, inflation), so a message comes as one piece today; code
+        written against this keeps working when pieces get smaller.
+        """
+        yield self.recv(None, decode)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[_Data]:
+        """Every message until the connection closes normally (ConnectionClosedError
+        otherwise)."""
+        with contextlib.suppress(ConnectionClosedOK):
+            while True:
+                yield self.recv()
+
+    def _next(self, timeout: float | None) -> _Data:
+        queue = self._queue
+        if queue:
+            return queue.popleft()
+        with self._proto_lock:
+            if self._reader:
+                raise ConcurrencyError("another thread is already receiving on this connection")
+            self._reader = True
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not queue:
+                if self._closed.is_set() or self.protocol.close_expected():
+                    if self._answer_pending:
+                        self._finish()
+                    self._wait_closed()
+                    raise self._closed_error()
+                with self._read_lock:
+                    if queue:
+                        break
+                    self._read(deadline)
+            return queue.popleft()
+        finally:
+            self._reader = False
+
+    def _read(self, deadline: float | None) -> None:
+        # One read, and what follows from it; called with _read_lock held.
+        if deadline is not None and not self._readable(deadline - time.monotonic()):
+            raise TimeoutError("no message within the timeout")
+        protocol = self.protocol
+        try:
+            n = self._recv_into(protocol.get_buffer())
+        except (OSError, ValueError) as error:  # ValueError: the socket was closed under us
+            self._lost(error)
+            return
+        if n:
+            self._process(n)
+        else:
+            self._process(0)
+
+    def _readable(self, timeout: float) -> bool:
+        if self._tls and self.socket.pending():
+            return True
+        try:
+            ready, _, _ = select.select([self.socket], [], [], max(0.0, timeout))
+        except (OSError, ValueError):
+            return True  # let the read report it
+        return bool(ready)
+
+    def _read_while(self, wanted: Any, timeout: float | None) -> bool:
+        """Read until ``wanted()`` or ``timeout``, if no other thread is reading; False
+        if one is (it will do the work). Messages read go to the queue."""
+        if not self._read_lock.acquire(blocking=False):
+            return False
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not wanted() and not self._closed.is_set():
+                if deadline is not None and not self._readable(deadline - time.monotonic()):
+                    break
+                self._read(None)
+        finally:
+            self._read_lock.release()
+        return True
+
+    def _drain(self) -> None:
+        """Read what has arrived without waiting, unless someone is reading or the queue
+        is full (then reading pauses: the peer waits for the application)."""
+        limit = self.options.max_queue
+        if self._reader or not self._read_lock.acquire(blocking=False):
+            return
+        try:
+            while (
+                not self._closed.is_set()
+                and (limit is None or len(self._queue) < limit)
+                and self._readable(0.0)
+            ):
+                self._read(None)
+        finally:
+            self._read_lock.release()
+
+    def _process_data(self, data: bytes | memoryview) -> None:
+        with self._proto_lock:
+            self.protocol.receive_data(data)
+        self._after_events()
+
+    def _process(self, n: int) -> None:
+        protocol = self.protocol
+        with self._proto_lock:
+            if n:
+                protocol.buffer_updated(n)
+            else:
+                protocol.receive_eof()
+        self._after_events()
+
+    def _after_events(self) -> None:
+        protocol = self.protocol
+        queue = self._queue
+        with self._proto_lock:
+            events = protocol.events_received()
+            closing = protocol.close_expected()
+            if closing and protocol.close_initiator == "remote" and protocol.error is None:
+                # RFC 6455 §5.5.1: "An endpoint MAY delay sending a Close frame until its
+                # current message is sent": the application may still answer the
+                # messages that came before the peer's Close; the answering Close goes
+                # out with its first send, or once it has read them all.
+                self._answer_pending = bool(queue) or any(
+                    type(event) is TextMessage or type(event) is BinaryMessage for event in events
+                )
+        flush = False
+        for event in events:
+            kind = type(event)
+            if kind is TextMessage or kind is BinaryMessage:
+                queue.append(event.data)  # type: ignore[union-attr, arg-type]
+            elif kind is Ping or kind is Close:
+                flush = True
+            elif kind is Pong:
+                assert isinstance(event, Pong)
+                for waiter, latency in self._pings.pong(event.data, time.monotonic()):
+                    waiter._resolve(latency)
+        if closing:
+            if protocol.error is not None:
+                log.debug("%s: failed: %s", self.remote_address, protocol.error)
+            if not self._answer_pending:
+                self._finish()
+        elif flush:
+            self._flush()
+
+    # -- sending --------------------------------------------------------------------
+
+    def send(self, message: _Data | bytearray | memoryview | Iterable[Any]) -> None:
+        """Send one message: a ``str`` as text, a bytes-like object as binary, an iterable
+        of ``str`` (or of bytes-like) as one fragmented message, a frame per item.
+
+        Safe from several threads at once. Blocks while the peer does not read (the
+        kernel's send buffer is the only write buffer). ConnectionClosed once closed.
+        """
+        protocol = self.protocol
+        with self._write_lock:
+            if isinstance(message, (str, bytes, bytearray, memoryview)):
+                with self._proto_lock:
+                    self._check_open()
+                    if isinstance(message, str):
+                        protocol.send_text(message)
+                    else:
+                        protocol.send_binary(message)
+                    out = protocol.data_to_send()
+                    answered = self._answered()
+                self._write(out)
+            else:
+                answered = self._send_fragments(message)
+        if answered:
+            self._shut(wait_eof=protocol.is_client)
+
+    def _send_fragments(self, message: Any) -> bool:
+        # With _write_lock held: RFC 6455 §5.4 "the fragments of one message MUST NOT be
+        # interleaved between the fragments of another message".
+        shared.message_kind(message)
+        protocol = self.protocol
+        kind: int | None = None
+        answered = False
+        for fragment in message:
+            kind_now = shared.fragment_kind(fragment, kind)
+            with self._proto_lock:
+                self._check_open()
+                if kind is None:
+                    if kind_now == shared.TEXT:
+                        protocol.send_text(fragment, fin=False)
+                    else:
+                        protocol.send_binary(fragment, fin=False)
+                else:
+                    protocol.send_continuation(
+                        fragment.encode() if isinstance(fragment, str) else fragment, fin=False
+                    )
+                out = protocol.data_to_send()
+                answered = self._answered() or answered
+            kind = kind_now
+            self._write(out)
+        with self._proto_lock:
+            self._check_open()
+            if kind is None:
+                protocol.send_binary(b"")  # an empty iterable: one empty binary message
+            else:
+                protocol.send_continuation(b"", fin=True)
+            out = protocol.data_to_send()
+            answered = self._answered() or answered
+        self._write(out)
+        return answered
+
+    def _check_open(self) -> None:
+        # With _proto_lock held.
+        if self._answer_pending and not self._closed.is_set():
+            return  # the protocol sends the answering Close after this message
+        if self.protocol.state is not ConnectionState.OPEN or self._closed.is_set():
+            raise self._closed_error()
+
+    def _answered(self) -> bool:
+        # With _proto_lock held, after data_to_send(): True if that carried the Close
+        # answering the peer's (the closing handshake is then over once it is written).
+        answered, self._answer_pending = self._answer_pending, False
+        return answered
+
+    def _finish(self) -> None:
+        """The peer's Close (or a failure) is in: send the answer, close TCP."""
+        self._answer_pending = False
+        self._flush()
+        self._shut(wait_eof=self.protocol.is_client)
+
+    def _write(self, out: list[Any]) -> None:
+        # With _write_lock held.
+        try:
+            if len(out) == 1:
+                self.socket.sendall(out[0])
+            elif self._sendmsg is not None:
+                _sendmsg_all(self._sendmsg, out)
+            else:
+                for buffer in out:
+                    self.socket.sendall(buffer)
+        except (OSError, ValueError) as error:
+            self._lost(error)
+            raise self._closed_error() from error
+
+    def _flush(self) -> None:
+        """Send what the protocol queued on its own (pongs, a Close)."""
+        with self._write_lock:
+            with self._proto_lock:
+                self._answer_pending = False
+                out = self.protocol.data_to_send()
+            if out:
+                with contextlib.suppress(ConnectionClosed):
+                    self._write(out)
+
+    def ping(self, data: str | bytes | None = None) -> Pinged:
+        """Send a Ping; the returned :class:`Pinged` waits for its pong and gives the
+        latency. ``data`` (at most 125 bytes) defaults to four random bytes."""
+        waiter = Pinged(self)
+        payload = data.encode() if isinstance(data, str) else data
+        with self._write_lock:
+            with self._proto_lock:
+                self._check_open()
+                if payload is None:
+                    payload = self._pings.new_payload()
+                self.protocol.send_ping(payload)
+                self._pings.sent(payload, time.monotonic(), waiter)
+                out = self.protocol.data_to_send()
+                answered = self._answered()
+            self._write(out)
+        if answered:
+            self._shut(wait_eof=self.protocol.is_client)
+        return waiter
+
+    def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited Pong (a unidirectional heartbeat, RFC 6455 §5.5.3)."""
+        with self._write_lock:
+            with self._proto_lock:
+                self._check_open()
+                self.protocol.send_pong(data)
+                out = self.protocol.data_to_send()
+                answered = self._answered()
+            self._write(out)
+        if answered:
+            self._shut(wait_eof=self.protocol.is_client)
+
+    # -- closing --------------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Run the closing handshake (RFC 6455 §7.1.2): send a Close frame, wait up to
+        ``close_timeout`` for the peer's and for the end of the TCP connection, then
+        close the socket. Messages still arriving meanwhile are dropped. Idempotent."""
+        if self._answer_pending:
+            self._finish()
+        self._send_close(code, reason)
+        self._wait_closed()
+
+    def _send_close(self, code: int, reason: str) -> None:
+        # The write lock may be held by a send blocked on a peer that does not read: wait
+        # for it no longer than the close timeout, then give up on the Close frame.
+        timeout = self.options.close_timeout
+        if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
+            self._abort()
+            return
+        try:
+            with self._proto_lock:
+                if self.protocol.state is not ConnectionState.OPEN:
+                    return
+                self.protocol.send_close(code, reason)
+                out = self.protocol.data_to_send()
+            with contextlib.suppress(ConnectionClosed):
+                self._write(out)
+        finally:
+            self._write_lock.release()
+
+    def _wait_closed(self) -> None:
+        timeout = self.options.close_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            # Read the peer's Close ourselves, unless a receiving thread does.
+            if not self._read_while(self._closed.is_set, left):
+                self._closed.wait(0.05 if left is None else min(left, 0.05))
+        self._abort()
+
+    def _shut(self, wait_eof: bool) -> None:
+        """The closing handshake is over: close TCP (RFC 6455 §7.1.1: a client waits
+        ``close_timeout`` for the server to close first)."""
+        if wait_eof and not self._closed.is_set():
+            timeout = self.options.close_timeout
+            deadline = None if timeout is None else time.monotonic() + timeout
+            with contextlib.suppress(OSError, ValueError):
+                while deadline is None or self._readable(deadline - time.monotonic()):
+                    if not self.socket.recv(_READ_SIZE):
+                        break
+        self._abort()
+
+    def _abort(self) -> None:
+        """Close the socket now, wake every waiter; idempotent."""
+        if self._closed.is_set():
+            return
+        with self._proto_lock:
+            if self.protocol.state is not ConnectionState.CLOSED:
+                self.protocol.fail(1006)
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.socket.close()
+        error = self._closed_error()
+        for waiter in self._pings.waiters():
+            waiter._resolve(0.0, error)
+
+    def _lost(self, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+        self._abort()
+
+    def _closed_error(self) -> ConnectionClosed:
+        return shared.closed_error(self.protocol)
+
+    # -- keepalive (its own thread) -------------------------------------------------
+
+    def _keepalive_loop(self) -> None:
+        now = time.monotonic()
+        wake = self._pings.next_deadline()
+        while wake is not None and not self._closed.wait(max(0.0, wake - now)):
+            now = time.monotonic()
+            try:
+                wake = self._keepalive(now)
+            except Exception:  # a bug must not go unseen
+                log.exception("%s: keepalive failed", self.remote_address)
+                return
+
+    def _keepalive(self, now: float) -> float | None:
+        """Send the keepalive ping when due, fail the connection when its pong is late,
+        read what arrived when nobody reads; return when to look again (None: done)."""
+        pings = self._pings
+        self._drain()
+        if self._closed.is_set():
+            return None
+        if pings.overdue(now):
+            log.info("%s: %s", self.remote_address, shared.KEEPALIVE_REASON)
+            self._fail(1011, shared.KEEPALIVE_REASON)
+            return None
+        if pings.keepalive_due(now):
+            if self._write_lock.acquire(blocking=False):
+                try:
+                    with self._proto_lock:
+                        if self.protocol.state is not ConnectionState.OPEN:
+                            return None
+                        payload = pings.new_payload()
+                        self.protocol.send_ping(payload)
+                        pings.keepalive_sent(payload, now)
+                        out = self.protocol.data_to_send()
+                    with contextlib.suppress(ConnectionClosed):
+                        self._write(out)
+                finally:
+                    self._write_lock.release()
+            else:
+                # A send is blocked on a peer that does not read: that counts as a ping
+                # without an answer.
+                pings.keepalive_sent(b"", now)
+        return pings.next_deadline()
+
+    def _fail(self, code: int, reason: str) -> None:
+        with self._proto_lock:
+            self.protocol.fail(code, reason)
+        if self._write_lock.acquire(blocking=False):
+            try:
+                with self._proto_lock:
+                    out = self.protocol.data_to_send()
+                with contextlib.suppress(ConnectionClosed):
+                    self._write(out)
+            finally:
+                self._write_lock.release()
+        self._abort()
+
+    # -- properties -----------------------------------------------------------------
+
+    @property
+    def latency(self) -> float:
+        """Seconds between the last answered ping and its pong (0.0 before any)."""
+        return self._pings.latency
+
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code (1005 none given, 1006 no Close frame); None while open."""
+        return self.protocol.close_code if self._closed.is_set() else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """The peer's close reason; None while open."""
+        return self.protocol.close_reason if self._closed.is_set() else None
+
+    @property
+    def state(self) -> ConnectionState:
+        """OPEN, CLOSING or CLOSED (the protocol's state)."""
+        return self.protocol.state
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # An error escaping the block is an internal error: 1011, not a normal close
+        # (leaving a generator or an interrupt is not).
+        if isinstance(exc, Exception) and not isinstance(exc, ConnectionClosed):
+            self.close(1011)
+        else:
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"<wsio.sync.Connection {self.remote_address} {self.state.name}>"
+
+
+def _sendmsg_all(sendmsg: Any, buffers: list[Any]) -> None:
+    # sendmsg may take only part: drop what went, retry the rest.
+    views = [memoryview(buffer).cast("B") for buffer in buffers]
+    while views:
+        sent = sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views.pop(0))
+        if sent:
+            views[0] = views[0][sent:]
+
+
+def _address(get: Any) -> Any:
+    try:
+        return get()
+    except OSError:
+        return None

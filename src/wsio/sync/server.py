@@ -1,0 +1,252 @@
+"""A WebSocket server for threads: :func:`serve` and :class:`Server`.
+
+Accepting is :class:`wsio.server.ThreadedServer`'s (it survives running out of
+descriptors or threads, refuses past ``max_connections`` with 503); each connection's
+thread runs the TLS handshake, then the opening handshake (one :class:`wsio.Upgrader`
+for the server, every hook passed through, ``origins=``, a deadline of
+``handshake_timeout``), then ``handler(connection)``, then the closing handshake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import ssl as ssl_module
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from wsio import _connection as shared
+from wsio._connection import Options, Request, Response
+from wsio._engine.httphead import Option
+from wsio.exceptions import ConnectionClosed, HandshakeError
+from wsio.handshake import Upgrader
+from wsio.server import DEFAULT_MAX_CONNECTIONS, ThreadedServer
+from wsio.sync.connection import Connection
+from wsio.wsflate import Extension
+from wsio.wsflate.parameters import DEFAULT_PARAMETERS
+
+__all__ = ["Server", "serve"]
+
+log = logging.getLogger("wsio")
+
+_GOING_AWAY = 1001
+_INTERNAL_ERROR = 1011
+
+
+class _Capture(threading.local):
+    """What the handshake running in this thread saw, for the Connection it makes."""
+
+    def __init__(self) -> None:
+        self.path = ""
+        self.headers: list[tuple[str, str]] = []
+        self.extension: Extension | None = None
+
+
+class Server:
+    """Serves WebSocket connections on a listening socket, a thread each.
+
+    :meth:`serve_forever` runs the accept loop; :meth:`shutdown` (from another thread,
+    or leaving the ``with`` block) stops it and ends every connection with 1001.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[Connection], object],
+        listener: socket.socket,
+        options: Options,
+        upgrader_options: dict[str, Any],
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        self.handler = handler
+        self.socket = listener
+        self.options = options
+        self.ssl = ssl
+        self._capture = _Capture()
+        self._connections: set[Connection] = set()
+        self._lock = threading.Lock()
+        self.upgrader = self._upgrader(upgrader_options)
+        self._threads = ThreadedServer(
+            listener, self._serve_one, max_connections=max_connections, logger=log
+        )
+
+    def _upgrader(self, upgrader_options: dict[str, Any]) -> Upgrader:
+        # The hooks the caller gave run as given; wrapped only to keep what the
+        # Connection reports as its request.
+        capture = self._capture
+        on_request = upgrader_options.pop("on_request", None)
+        on_host = upgrader_options.pop("on_host", None)
+        on_header = upgrader_options.pop("on_header", None)
+        negotiate = upgrader_options.pop("negotiate", None)
+        compress = self.options.compression == "deflate"
+
+        def request_hook(uri: Any) -> object:
+            capture.path = bytes(uri).decode("latin-1")
+            capture.headers = []
+            return None if on_request is None else on_request(uri)
+
+        def host_hook(host: Any) -> object:
+            capture.headers.append(("Host", bytes(host).decode("latin-1")))
+            return None if on_host is None else on_host(host)
+
+        def header_hook(key: Any, value: Any) -> object:
+            capture.headers.append((bytes(key).decode("latin-1"), bytes(value).decode("latin-1")))
+            return None if on_header is None else on_header(key, value)
+
+        def negotiate_hook(option: Option) -> Option | None:
+            extension = capture.extension
+            if extension is not None:
+                answer = extension.negotiate(option)
+                if answer is not None:
+                    return answer
+            return None if negotiate is None else negotiate(option)
+
+        return Upgrader(
+            on_request=request_hook,
+            on_host=host_hook,
+            on_header=header_hook,
+            negotiate=negotiate_hook if compress or negotiate is not None else None,
+            timeout=self.options.handshake_timeout,
+            **upgrader_options,
+        )
+
+    # -- the accept loop ------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Accept connections until :meth:`shutdown`."""
+        self._threads.serve_forever()
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop accepting; end every connection with 1001 (going away) and wait up to
+        ``timeout`` (default: ``close_timeout``) for their handlers to finish."""
+        if timeout is None:
+            timeout = self.options.close_timeout or 10.0
+        self._threads.stopping.set()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(ConnectionClosed, OSError):
+                connection._send_close(_GOING_AWAY, "server shutdown")
+        # The handlers see the closing handshake end (their recv raises
+        # ConnectionClosedOK); ThreadedServer closes the rest after the timeout.
+        deadline = time.monotonic() + timeout
+        for connection in connections:
+            connection._closed.wait(max(0.0, deadline - time.monotonic()))
+        self._threads.shutdown(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def connections(self) -> int:
+        """Connections being served now (handshakes included)."""
+        return self._threads.connections
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    # -- one connection -------------------------------------------------------------
+
+    def _serve_one(self, sock: socket.socket, address: Any) -> None:
+        stream: Any = sock
+        options = self.options
+        capture = self._capture
+        capture.extension = (
+            Extension(DEFAULT_PARAMETERS) if options.compression == "deflate" else None
+        )
+        try:
+            if self.ssl is not None:
+                sock.settimeout(options.handshake_timeout)
+                stream = self.ssl.wrap_socket(sock, server_side=True)
+            conn, handshake = self.upgrader.upgrade_conn(stream)
+            stream.settimeout(None)
+        except (HandshakeError, OSError) as error:
+            log.debug("%s: handshake failed: %s", address, error)
+            with contextlib.suppress(OSError):
+                stream.close()
+            return
+        agreed = capture.extension.accepted() if capture.extension is not None else None
+        connection = Connection(
+            stream,
+            shared.new_protocol(False, options, agreed),
+            options,
+            request=Request(capture.path, capture.headers),
+            response=Response(101, []),
+            subprotocol=handshake.subprotocol,
+            read_ahead=conn.take_read_ahead(),
+        )
+        with self._lock:
+            self._connections.add(connection)
+        try:
+            if self._threads.stopping.is_set():
+                connection.close(_GOING_AWAY, "server shutdown")
+                return
+            self.handler(connection)
+        except ConnectionClosed:
+            pass  # the peer went away: nothing the handler could do
+        except Exception:
+            log.exception("%s: handler failed", address)
+            connection.close(_INTERNAL_ERROR)
+        finally:
+            connection.close()
+            with self._lock:
+                self._connections.discard(connection)
+
+
+def serve(
+    handler: Callable[[Connection], object],
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    sock: socket.socket | None = None,
+    unix_path: str | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    backlog: int = 128,
+    **options: Any,
+) -> Server:
+    """A :class:`Server` calling ``handler(connection)`` in a thread per connection,
+    listening on ``host``:``port``, on the Unix socket ``unix_path``, or on ``sock`` (an
+    already listening socket); ``ssl`` makes it ``wss://``. Call ``serve_forever()``.
+
+    Keywords: the connection's options (:class:`wsio._connection.Options`, among them
+    ``handshake_timeout`` and ``compression``) and every :class:`wsio.Upgrader` hook
+    and limit (``origins``, ``protocol``, ``on_request``, ``on_header``, ...). The
+    connection is closed when the handler returns (1000), or raises (1011).
+    """
+    config, upgrader_options = shared.split_options(options)
+    if sock is None:
+        if unix_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if not os.path.exists(unix_path) or _is_socket(unix_path):
+                    os.unlink(unix_path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(unix_path)
+            sock.listen(backlog)
+        else:
+            sock = socket.create_server((host or "", port or 0), backlog=backlog)
+    return Server(
+        handler,
+        sock,
+        config,
+        upgrader_options,
+        ssl=ssl,
+        max_connections=max_connections,
+    )
+
+
+def _is_socket(path: str) -> bool:
+    import stat
+
+    return stat.S_ISSOCK(os.stat(path).st_mode)

@@ -1,0 +1,356 @@
+"""wsio.aio's high level: Connection, connect, serve and broadcast, wsio on both ends
+and against hostile peers (silent, never reading, never finishing the handshake)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from wsio import aio
+from wsio.exceptions import (
+    ConcurrencyError,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidStatusError,
+)
+
+TIMEOUT = 20.0
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    """Run a test's coroutine with a generous bound on hangs."""
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, TIMEOUT)
+
+    return asyncio.run(bounded())
+
+
+async def echo(ws: aio.Connection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+@contextlib.asynccontextmanager
+async def server(
+    handler: Callable[[aio.Connection], Awaitable[object]] = echo, **options: Any
+) -> AsyncIterator[tuple[aio.Server, str]]:
+    async with aio.serve(handler, "127.0.0.1", 0, **options) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        yield srv, f"ws://127.0.0.1:{port}"
+
+
+def test_messages_both_ways_of_every_kind() -> None:
+    async def main() -> None:
+        async with server() as (_, url), aio.connect(url + "/chat?x=1") as ws:
+            await ws.send("héllo")
+            assert await ws.recv() == "héllo"
+            await ws.send(b"\x00\x01")
+            assert await ws.recv() == b"\x00\x01"
+            await ws.send(bytearray(b"ab"))
+            assert await ws.recv(decode=True) == "ab"
+            await ws.send("text")
+            assert await ws.recv(decode=False) == b"text"
+            await ws.send(["frag", "mented ✓"])  # one message in two frames
+            assert await ws.recv() == "fragmented ✓"
+
+            async def pieces() -> AsyncIterator[bytes]:
+                for piece in (b"a", b"b", b"c"):
+                    yield piece
+
+            await ws.send(pieces())
+            assert await ws.recv() == b"abc"
+            big = bytes(range(256)) * 8192  # 2 MiB: many reads, compressed
+            await ws.send(big)
+            assert await ws.recv() == big
+            await ws.send("streamed")
+            assert [piece async for piece in ws.recv_streaming()] == ["streamed"]
+
+    run(main())
+
+
+def test_request_subprotocol_addresses_and_close_codes() -> None:
+    seen: dict[str, Any] = {}
+
+    async def handler(ws: aio.Connection) -> None:
+        assert ws.request is not None
+        seen["path"] = ws.request.path
+        seen["token"] = ws.request.header("x-token")
+        seen["subprotocol"] = ws.subprotocol
+        seen["remote"] = ws.remote_address
+        await ws.send("hi")
+        await ws.close(4000, "bye")
+        seen["close"] = (ws.close_code, ws.close_reason)
+
+    async def main() -> None:
+        async with server(handler, subprotocols=["chat", "superchat"]) as (_, url):
+            ws = await aio.connect(
+                url + "/room?id=7", subprotocols=["superchat"], headers={"X-Token": "t1"}
+            )
+            assert ws.subprotocol == "superchat"
+            assert ws.local_address == seen.get("remote", ws.local_address)
+            assert await ws.recv() == "hi"
+            with pytest.raises(ConnectionClosedError):  # 4000: not a normal closure
+                await ws.recv()
+            assert (ws.close_code, ws.close_reason) == (4000, "bye")
+            await ws.wait_closed()
+        assert seen["path"] == "/room?id=7"
+        assert seen["token"] == "t1"
+        assert seen["subprotocol"] == "superchat"
+        assert seen["close"] == (4000, "")  # the peer's answer: the code echoed, RFC 6455 §5.5.1
+
+    run(main())
+
+
+def test_a_message_queued_before_the_close_is_still_delivered() -> None:
+    async def handler(ws: aio.Connection) -> None:
+        await ws.send("last words")
+
+    async def main() -> None:
+        async with server(handler) as (_, url), aio.connect(url) as ws:
+            await ws.wait_closed()
+            assert await ws.recv() == "last words"
+            with pytest.raises(ConnectionClosedOK):
+                await ws.recv()
+
+    run(main())
+
+
+def test_ping_gives_the_latency_and_pong_is_allowed() -> None:
+    async def main() -> None:
+        async with server() as (_, url), aio.connect(url) as ws:
+            latency = await ws.ping()
+            assert latency >= 0.0
+            assert ws.latency == latency
+            await ws.ping("custom")
+            ws.pong(b"unsolicited")
+            await ws.send("still fine")
+            assert await ws.recv() == "still fine"
+
+    run(main())
+
+
+def test_second_concurrent_reader_gets_concurrency_error() -> None:
+    async def main() -> None:
+        async with server() as (_, url), aio.connect(url) as ws:
+            first = asyncio.ensure_future(ws.recv())
+            await asyncio.sleep(0)
+            with pytest.raises(ConcurrencyError):
+                await ws.recv()
+            await ws.send("x")
+            assert await first == "x"
+
+    run(main())
+
+
+def test_handler_error_closes_with_1011() -> None:
+    async def handler(ws: aio.Connection) -> None:
+        raise RuntimeError("boom")
+
+    async def main() -> None:
+        async with server(handler) as (_, url), aio.connect(url) as ws:
+            with pytest.raises(ConnectionClosedError):
+                await ws.recv()
+            assert ws.close_code == 1011
+
+    logging.getLogger("wsio").disabled = True
+    try:
+        run(main())
+    finally:
+        logging.getLogger("wsio").disabled = False
+
+
+def test_server_close_says_going_away_and_waits() -> None:
+    async def main() -> None:
+        async with server() as (srv, url):
+            clients = [await aio.connect(url) for _ in range(3)]
+            await srv.close()
+            for ws in clients:
+                with pytest.raises(ConnectionClosedOK):
+                    await ws.recv()
+                assert ws.close_code == 1001
+
+    run(main())
+
+
+def test_origins_refuses_a_foreign_page_with_403() -> None:
+    async def main() -> None:
+        async with server(origins=["https://app.example"]) as (_, url):
+            with pytest.raises(InvalidStatusError) as info:
+                await aio.connect(url, headers={"Origin": "https://evil.example"})
+            assert info.value.status == 403
+            async with aio.connect(url, headers={"Origin": "https://app.example"}) as ws:
+                await ws.send("ok")
+                assert await ws.recv() == "ok"
+
+    run(main())
+
+
+# -- hostile peers ---------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def silent_peer() -> AsyncIterator[str]:
+    """A server that completes the opening handshake, then never reads or writes."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept_value = base64.b64encode(
+            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+        )
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_value + b"\r\n\r\n"
+        )
+        held.append(writer)
+
+    srv = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    finally:
+        for writer in held:
+            writer.transport.abort()
+        srv.close()
+        await srv.wait_closed()
+
+
+def test_keepalive_fails_a_silent_peer_with_1011() -> None:
+    async def main() -> None:
+        async with silent_peer() as url:
+            ws = await aio.connect(url, ping_interval=0.1, ping_timeout=0.2, close_timeout=0.2)
+            with pytest.raises(ConnectionClosedError) as info:
+                await ws.recv()
+            assert info.value.sent_code == 1011
+            assert ws.close_code == 1006
+
+    run(main())
+
+
+def test_close_timeout_ends_a_close_the_peer_never_answers() -> None:
+    async def main() -> None:
+        async with silent_peer() as url:
+            ws = await aio.connect(url, close_timeout=0.2)
+            await ws.close()
+            assert ws.close_code == 1006
+            with pytest.raises(ConnectionClosedError):
+                await ws.send("too late")
+
+    run(main())
+
+
+def test_slow_reader_holds_the_sender_at_write_limit() -> None:
+    """A client that never reads (max_queue=1 pauses its reading) makes the server's
+    sends wait: asyncio's buffer stays within write_limit plus one message."""
+    chunk = b"x" * 65536
+    sent = 0
+    largest = 0
+
+    async def flood(ws: aio.Connection) -> None:
+        nonlocal sent, largest
+        for _ in range(1000):  # 64 MB: more than any kernel buffers hold
+            await ws.send(chunk)
+            sent += 1
+            largest = max(largest, ws.transport.get_write_buffer_size())
+
+    async def main() -> None:
+        async with server(flood, write_limit=131072, compression=None) as (srv, url):
+            ws = await aio.connect(url, max_queue=1, compression=None)
+            await asyncio.sleep(1.0)
+            assert sent < 1000, "the server sent everything to a client that does not read"
+            assert largest <= 131072 + len(chunk)
+            ws.transport.abort()
+            await srv.close()
+
+    run(main())
+
+
+def test_handshake_that_never_finishes_is_dropped() -> None:
+    async def main() -> None:
+        async with server(handshake_timeout=0.2) as (_, url):
+            port = int(url.rsplit(":", 1)[1])
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+            assert await reader.read() == b""
+            writer.close()
+
+    run(main())
+
+
+def test_async_for_over_connect_reconnects_with_backoff() -> None:
+    async def one_message(ws: aio.Connection) -> None:
+        await ws.send("hello")
+
+    async def main() -> None:
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nothing listens there yet: the first attempts fail
+        started: list[aio.Server] = []
+
+        async def start_later() -> None:
+            await asyncio.sleep(0.3)
+            started.append(await aio.serve(one_message, "127.0.0.1", port))
+
+        starter = asyncio.ensure_future(start_later())
+        got = []
+        backoff = aio.Backoff(initial=0.05, maximum=0.2, jitter=0.0)
+        async for ws in aio.connect(f"ws://127.0.0.1:{port}", backoff=backoff):
+            got.append(await ws.recv())
+            if len(got) == 2:
+                break
+        await starter
+        await started[0].close()
+        assert got == ["hello", "hello"]
+
+    run(main())
+
+
+def test_broadcast_reaches_everyone_once_encoded() -> None:
+    connected: list[aio.Connection] = []
+
+    async def hold(ws: aio.Connection) -> None:
+        connected.append(ws)
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with server(hold) as (_, url):
+            clients = [
+                await aio.connect(url),
+                await aio.connect(url, compression=None),
+                await aio.connect(url),
+            ]
+            while len(connected) < 3:
+                await asyncio.sleep(0.01)
+            aio.broadcast(connected, "news")
+            aio.broadcast(connected, b"z" * 10000)  # over the compression threshold
+            for ws in clients:
+                assert await ws.recv() == "news"
+                assert await ws.recv() == b"z" * 10000
+                await ws.close()
+
+    run(main())
+
+
+def test_uvloop() -> None:
+    import uvloop
+
+    async def main() -> None:
+        async with server() as (_, url), aio.connect(url) as ws:
+            await ws.send("on uvloop")
+            assert await ws.recv() == "on uvloop"
+
+    uvloop.run(main())

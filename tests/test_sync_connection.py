@@ -1,0 +1,400 @@
+"""wsio.sync's promises under stress: keepalive with a peer that stops answering, close
+timeouts, slow readers, concurrent senders checked on the wire, one reader at a time,
+reconnection, TLS and Unix sockets. Peers are real sockets on loopback; the silent ones
+are wsio's handshake followed by nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import trustme
+import websockets.sync.client
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import wsio
+from wsio.protocol import BinaryMessage, ClientProtocol, Close, ServerProtocol, TextMessage
+from wsio.sync import Backoff, Connection, connect, reconnect, serve
+
+TIMEOUT = 10.0
+# Bounds on hangs only: generous, never a measure of speed.
+HANG = 30.0
+
+
+def echo(ws: Connection) -> None:
+    for message in ws:
+        ws.send(message)
+
+
+@contextmanager
+def wsio_server(
+    handler: Callable[[Connection], object] = echo, **options: Any
+) -> Iterator[wsio.sync.Server]:
+    server = serve(handler, "127.0.0.1", options.pop("port", 0), **options)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(HANG)
+        assert not thread.is_alive()
+
+
+def url_of(server: wsio.sync.Server) -> str:
+    return f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+
+
+@contextmanager
+def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    """Upgrades each connection (wsio.Upgrader), then never reads or writes again."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def run() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            wsio.Upgrader().upgrade(sock)
+            held.append(sock)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{listener.getsockname()[1]}", held
+    finally:
+        listener.close()
+        for sock in held:
+            sock.close()
+
+
+def read_until_close(sock: Any, *, client: bool = False) -> tuple[list[Any], Close | None]:
+    """Every event a raw peer reads until the Close frame or end of stream (wsio's own
+    parser on the bytes: a frame of one message inside another's fails it with 1002)."""
+    proto = (ClientProtocol if client else ServerProtocol)(max_message_size=None)
+    events: list[Any] = []
+    sock.settimeout(HANG)
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            proto.receive_eof()
+        else:
+            proto.receive_data(data)
+        for event in proto.events_received():
+            if isinstance(event, Close):
+                assert proto.error is None, proto.error
+                for buffer in proto.data_to_send():
+                    sock.sendall(buffer)
+                return events, event
+            events.append(event)
+        if not data:
+            assert proto.error is None, proto.error
+            return events, None
+
+
+# -- keepalive ------------------------------------------------------------------------
+
+
+def test_keepalive_fails_a_client_whose_server_stops_answering() -> None:
+    with silent_server() as (url, _):
+        ws = connect(url, ping_interval=0.1, ping_timeout=0.2, close_timeout=1.0)
+        with pytest.raises(wsio.ConnectionClosedError) as info:
+            ws.recv(HANG)  # blocked in recv: the keepalive thread still acts
+        assert info.value.code == 1006
+        assert info.value.sent_code == 1011
+        assert info.value.sent_reason == "keepalive ping timeout"
+
+
+def test_keepalive_fails_a_server_connection_without_anyone_reading() -> None:
+    closed: list[Any] = []
+    done = threading.Event()
+
+    def idle(ws: Connection) -> None:
+        # Never reads: the keepalive must work whatever the handler does.
+        ws._closed.wait(HANG)
+        closed.append(ws.protocol.close_sent)
+        done.set()
+
+    with wsio_server(idle, ping_interval=0.1, ping_timeout=0.2) as server:
+        conn, _ = wsio.dial(url_of(server), proxy=None)
+        # The client reads but never answers: it sees a ping, then the 1011 Close.
+        events, close = read_until_close(conn, client=True)
+        assert done.wait(HANG)
+        conn.close()
+    assert any(type(event).__name__ == "Ping" for event in events)
+    assert close is not None and close.code == 1011
+    assert closed[0].code == 1011
+
+
+def test_keepalive_keeps_a_send_only_client_alive() -> None:
+    # aiohttp #4153 / websockets #1620: a client that only sends must not be dropped
+    # while the peer answers pings.
+    received: list[Any] = []
+
+    def sink(ws: Connection) -> None:
+        received.extend(ws)
+
+    with wsio_server(sink) as server:
+        with connect(url_of(server), ping_interval=0.05, ping_timeout=0.5) as ws:
+            for i in range(20):
+                ws.send(str(i))
+                time.sleep(0.03)
+            assert ws.latency > 0.0  # pongs were read though the application never reads
+        assert ws.close_code == 1000
+    assert received == [str(i) for i in range(20)]
+
+
+# -- closing --------------------------------------------------------------------------
+
+
+def test_close_gives_up_after_close_timeout_when_the_peer_never_answers() -> None:
+    with silent_server() as (url, _):
+        ws = connect(url, ping_interval=None, close_timeout=0.3)
+        started = time.monotonic()
+        ws.close()
+        assert time.monotonic() - started < HANG
+        assert ws.close_code == 1006
+        with pytest.raises(wsio.ConnectionClosedError):
+            ws.send("late")
+
+
+def test_close_while_another_thread_receives() -> None:
+    with wsio_server() as server, connect(url_of(server)) as ws:
+        errors: list[BaseException] = []
+
+        def receive() -> None:
+            try:
+                ws.recv(HANG)
+            except BaseException as error:
+                errors.append(error)
+
+        thread = threading.Thread(target=receive)
+        thread.start()
+        time.sleep(0.05)
+        ws.close(1000, "bye")
+        thread.join(HANG)
+        assert isinstance(errors[0], wsio.ConnectionClosedOK)
+        assert errors[0].sent_code == 1000
+
+
+def test_handler_exception_closes_with_1011() -> None:
+    def broken(ws: Connection) -> None:
+        ws.recv()
+        raise RuntimeError("bug")
+
+    with wsio_server(broken) as server, websockets.sync.client.connect(url_of(server)) as ws:
+        ws.send("x")
+        with pytest.raises(websockets.exceptions.ConnectionClosedError):
+            ws.recv(TIMEOUT)
+    assert ws.close_code == 1011
+
+
+def test_recv_timeout_leaves_the_connection_usable() -> None:
+    with wsio_server() as server, connect(url_of(server)) as ws:
+        with pytest.raises(TimeoutError):
+            ws.recv(0.05)
+        ws.send("still here")
+        assert ws.recv(TIMEOUT) == "still here"
+
+
+# -- one reader, many senders ---------------------------------------------------------
+
+
+def test_second_reader_gets_concurrency_error() -> None:
+    with wsio_server() as server, connect(url_of(server)) as ws:
+        got: list[Any] = []
+        thread = threading.Thread(target=lambda: got.append(ws.recv(HANG)))
+        thread.start()
+        while not ws._reader:  # the other thread is receiving
+            time.sleep(0.01)
+        with pytest.raises(wsio.ConcurrencyError):
+            ws.recv(TIMEOUT)
+        ws.send("wake")
+        thread.join(HANG)
+        assert got == ["wake"]
+
+
+_message = st.one_of(
+    st.text(max_size=300),
+    st.binary(max_size=5000),
+    st.lists(st.text(max_size=20), min_size=1, max_size=4),
+    st.lists(st.binary(max_size=20), min_size=1, max_size=4),
+)
+
+
+def _joined(message: Any) -> Any:
+    if isinstance(message, list):
+        return "".join(message) if isinstance(message[0], str) else b"".join(message)
+    return message
+
+
+def _tagged(sender: int, seq: int, message: Any) -> Any:
+    """``message`` with who sent it first, so each sender's order can be read back."""
+    tag = f"{sender}.{seq}|"
+    if isinstance(message, list):
+        first = tag if isinstance(message[0], str) else tag.encode()
+        return [first, *message]
+    return tag + message if isinstance(message, str) else tag.encode() + message
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_message, max_size=12), min_size=2, max_size=5))
+def test_concurrent_senders_never_interleave_on_the_wire(plan: list[list[Any]]) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    result: list[Any] = []
+
+    def peer() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            wsio.Upgrader().upgrade(sock)
+            result.append(read_until_close(sock))
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    ws = connect(f"ws://127.0.0.1:{listener.getsockname()[1]}", compression=None)
+    start = threading.Barrier(len(plan))
+
+    def sender(index: int, messages: list[Any]) -> None:
+        start.wait()
+        for seq, message in enumerate(messages):
+            ws.send(_tagged(index, seq, message))
+
+    senders = [threading.Thread(target=sender, args=item) for item in enumerate(plan)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(HANG)
+    ws.close()
+    thread.join(HANG)
+    listener.close()
+    # The raw peer parsed every byte with wsio's parser: a frame of one message inside
+    # another's would have failed it (1002) before the Close.
+    events, close = result[0]
+    assert close is not None and close.code == 1000
+    got = [event.data for event in events if isinstance(event, (TextMessage, BinaryMessage))]
+    for index, messages in enumerate(plan):
+        prefix = f"{index}."
+        mine = [
+            m for m in got if (m if isinstance(m, str) else m.decode("latin-1")).startswith(prefix)
+        ]
+        assert mine == [_joined(_tagged(index, seq, m)) for seq, m in enumerate(messages)]
+    assert len(got) == sum(map(len, plan))
+
+
+# -- backpressure ---------------------------------------------------------------------
+
+
+def test_slow_reader_blocks_the_sender_and_loses_nothing() -> None:
+    total = 400
+    sent = threading.Event()
+
+    def flood(ws: Connection) -> None:
+        for i in range(total):
+            ws.send(i.to_bytes(4, "big") * 16384)  # 64 KiB each, 25 MiB in all
+        sent.set()
+        ws.recv()
+
+    with (
+        wsio_server(flood, compression=None) as server,
+        connect(url_of(server), compression=None, ping_interval=0.05, max_queue=4) as ws,
+    ):
+        # Nobody reads: the keepalive thread drains at most max_queue messages, then
+        # reading pauses and the server's send blocks instead of buffering.
+        assert not sent.wait(0.5)
+        assert len(ws._queue) <= 4
+        for i in range(total):
+            assert ws.recv(TIMEOUT) == i.to_bytes(4, "big") * 16384
+        assert sent.wait(HANG)
+        ws.send("done")
+
+
+# -- reconnecting ---------------------------------------------------------------------
+
+
+def test_reconnect_waits_out_refusals_and_5xx() -> None:
+    attempts: list[int] = []
+
+    def on_request(uri: Any) -> None:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise wsio.RejectConnectionError("busy", status=503)
+
+    with wsio_server(on_request=on_request) as server:
+        backoff = Backoff(initial=0.01, maximum=0.05)
+        seen = []
+        for ws in reconnect(url_of(server), backoff=backoff):
+            ws.send(f"attempt {len(attempts)}")
+            seen.append(ws.recv(TIMEOUT))
+            if len(seen) == 2:
+                break
+    assert seen == ["attempt 3", "attempt 4"]
+    assert ws.close_code == 1000
+
+
+def test_reconnect_raises_a_4xx() -> None:
+    def on_request(uri: Any) -> None:
+        raise wsio.RejectConnectionError("no", status=403)
+
+    with wsio_server(on_request=on_request) as server, pytest.raises(wsio.InvalidStatusError):
+        next(reconnect(url_of(server), backoff=Backoff(initial=0.01)))
+
+
+# -- transports -----------------------------------------------------------------------
+
+
+def test_tls_both_ways() -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with wsio_server(ssl=server_context, ping_interval=0.05) as server:
+        url = f"wss://127.0.0.1:{server.socket.getsockname()[1]}"
+        with connect(url, ssl=client_context, ping_interval=0.05) as ws:
+            for message in ["tls ✓", os.urandom(200000), ["a", "b"]]:
+                ws.send(message)
+                assert ws.recv(TIMEOUT) == _joined(message)
+            assert ws.ping().wait(TIMEOUT) > 0
+        assert ws.close_code == 1000
+        # Verification is on: an untrusted certificate is refused.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            connect(url, open_timeout=TIMEOUT)
+
+
+def test_unix_socket_and_existing_listener() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "ws.sock")
+        server = serve(echo, unix_path=path)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        try:
+            with connect("ws://localhost/", unix_path=path) as ws:
+                ws.send("over unix")
+                assert ws.recv(TIMEOUT) == "over unix"
+        finally:
+            server.shutdown()
+            thread.join(HANG)
+    listener = socket.create_server(("127.0.0.1", 0))
+    with wsio_server(sock=listener) as server, connect(url_of(server)) as ws:
+        ws.send(b"given socket")
+        assert ws.recv(TIMEOUT) == b"given socket"
+
+
+def test_options_are_checked_before_connecting() -> None:
+    with pytest.raises(ValueError, match="ping_interval"):
+        connect("ws://127.0.0.1:9/", ping_interval=0)
+    with pytest.raises(ValueError, match="compression"):
+        serve(echo, "127.0.0.1", 0, compression="gzip")
+    with pytest.raises(TypeError):
+        wsio.sync.Options(nonsense=1)  # type: ignore[call-arg]
