@@ -20,6 +20,7 @@ its start and at its end), not once per attempt.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import http.server
@@ -110,15 +111,43 @@ def accept(listener: socket.socket, backoff: Backoff | None = None) -> tuple[soc
 
 
 def refuse_busy(sock: socket.socket) -> None:
-    """Answer ``503 Service Unavailable`` without blocking, then close ``sock``."""
+    """Answer ``503 Service Unavailable`` on ``sock`` without blocking, and end our side.
+
+    The caller closes ``sock`` (a server, after :data:`_LINGER` seconds).
+    """
     with contextlib.suppress(OSError):
         sock.setblocking(False)
         sock.send(_BUSY)
-        # Closing with the request unread would reset the connection, and a reset can
-        # discard the 503 before the client reads it: end our side, drop what came.
         sock.shutdown(socket.SHUT_WR)
-        sock.recv(65536)
-    sock.close()
+
+
+#: Seconds a refused socket stays open after its answer. Closing it with the request
+#: unread would reset the connection, and a reset can discard the 503 before the
+#: client reads it; a moment later the request is there to drain.
+_LINGER = 1.0
+#: Refused sockets kept lingering at most (each is a descriptor).
+_MAX_LINGERING = 64
+
+
+class _Lingering:
+    """Refused sockets waiting to be closed without a reset, oldest first."""
+
+    def __init__(self) -> None:
+        self._socks: collections.deque[tuple[float, socket.socket]] = collections.deque()
+
+    def add(self, sock: socket.socket) -> None:
+        self._socks.append((time.monotonic() + _LINGER, sock))
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Close the sockets whose time is up (or the oldest, past the maximum)."""
+        now = time.monotonic()
+        socks = self._socks
+        while socks and (socks[0][0] <= now or len(socks) > _MAX_LINGERING):
+            sock = socks.popleft()[1]
+            with contextlib.suppress(OSError):
+                sock.recv(65536)  # non-blocking: what the client sent, so no reset
+            sock.close()
 
 
 class ThreadedServer:
@@ -127,7 +156,8 @@ class ThreadedServer:
     The handler owns the socket while it runs; it is closed after. Exhaustion of
     descriptors or threads pauses accepting (see the module); past
     ``max_connections`` open at once a new connection gets ``refuse(sock)`` (by
-    default :func:`refuse_busy`, a 503) in the accepting thread, which must not block.
+    default :func:`refuse_busy`, a 503) in the accepting thread, which must not block;
+    the server closes it a moment later.
     Threads are daemons: a process that ends does not wait for a stuck connection.
     An exception from ``handler`` is logged, never raised.
     """
@@ -154,6 +184,7 @@ class ThreadedServer:
         self._backoff = Backoff(logger)
         self._thread_backoff = Backoff(logger)
         self._full = False
+        self._lingering = _Lingering()
         self._lock = threading.Lock()
         self._open: dict[threading.Thread, socket.socket] = {}
 
@@ -212,7 +243,9 @@ class ThreadedServer:
                 self.logger.warning("%d connections open: refusing more", self.max_connections)
                 self._full = True
             self.refuse(sock)
+            self._lingering.add(sock)
             return
+        self._lingering.sweep()
         if self._full:
             self.logger.warning("below %d connections: accepting again", self.max_connections)
             self._full = False
@@ -247,6 +280,7 @@ class ThreadingHTTPServer(http.server.ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 drops connections at the first burst
 
     def __init__(
         self,
@@ -260,6 +294,7 @@ class ThreadingHTTPServer(http.server.ThreadingHTTPServer):
         self._thread_backoff = Backoff()
         self._count_lock = threading.Lock()
         self._count = 0
+        self._lingering = _Lingering()
         super().__init__(server_address, handler_class)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -274,7 +309,9 @@ class ThreadingHTTPServer(http.server.ThreadingHTTPServer):
                 self._count += 1
         if full:
             refuse_busy(request)
+            self._lingering.add(request)
             return
+        self._lingering.sweep()
         try:
             super().process_request(request, client_address)
         except RuntimeError as error:  # "can't start new thread"
