@@ -34,6 +34,7 @@ from wsio import (
     RejectConnectionError,
     UnexpectedEOFError,
     Upgrader,
+    UpgradeRequestHandler,
     build_rejection,
     build_response,
     check_request,
@@ -1070,10 +1071,20 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _WsioHandler(UpgradeRequestHandler, _Handler):
+    """The same handler, with wsio reading the request heads."""
+
+
+# Every upgrade_http test runs with http.server's parser and with wsio's.
+HANDLERS = pytest.mark.parametrize("base", [_Handler, _WsioHandler], ids=["plain", "wsio"])
+
+
 @contextmanager
-def http_server(upgrader: Upgrader | None = None) -> Iterator[tuple[int, list[Any]]]:
+def http_server(
+    upgrader: Upgrader | None = None, base: type[_Handler] = _Handler
+) -> Iterator[tuple[int, list[Any]]]:
     outcomes: list[Any] = []
-    handler = type("Handler", (_Handler,), {"outcomes": outcomes, "upgrader": upgrader})
+    handler = type("Handler", (base,), {"outcomes": outcomes, "upgrader": upgrader})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
@@ -1085,9 +1096,10 @@ def http_server(upgrader: Upgrader | None = None) -> Iterator[tuple[int, list[An
         thread.join(timeout=10)
 
 
-def test_upgrade_http_with_websockets_client() -> None:
+@HANDLERS
+def test_upgrade_http_with_websockets_client(base: type[_Handler]) -> None:
     with (
-        http_server(Upgrader(protocol=["chat"])) as (port, outcomes),
+        http_server(Upgrader(protocol=["chat"]), base) as (port, outcomes),
         websockets.sync.client.connect(
             f"ws://127.0.0.1:{port}/chat", subprotocols=["chat"], open_timeout=10
         ) as ws,
@@ -1098,7 +1110,8 @@ def test_upgrade_http_with_websockets_client() -> None:
     assert outcomes == [Handshake("chat", [])]
 
 
-def test_upgrade_http_keeps_bytes_buffered_in_rfile() -> None:
+@HANDLERS
+def test_upgrade_http_keeps_bytes_buffered_in_rfile(base: type[_Handler]) -> None:
     text = b"pipelined"
     mask = b"\x01\x02\x03\x04"
     masked = bytearray(text)
@@ -1106,7 +1119,7 @@ def test_upgrade_http_keeps_bytes_buffered_in_rfile() -> None:
     frame = struct.pack("!BB", 0x81, 0x80 | len(text)) + mask + bytes(masked)
     close = struct.pack("!BB", 0x88, 0x80) + mask
     with (
-        http_server() as (port, outcomes),
+        http_server(None, base) as (port, outcomes),
         socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
     ):
         sock.sendall(request() + frame + close)
@@ -1121,9 +1134,10 @@ def test_upgrade_http_keeps_bytes_buffered_in_rfile() -> None:
     assert outcomes == [Handshake()]
 
 
-def test_upgrade_http_refusal() -> None:
+@HANDLERS
+def test_upgrade_http_refusal(base: type[_Handler]) -> None:
     with (
-        http_server() as (port, outcomes),
+        http_server(None, base) as (port, outcomes),
         socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
     ):
         sock.sendall(request(replace={"Sec-WebSocket-Version": "12"}))
@@ -1137,6 +1151,43 @@ def test_upgrade_http_refusal() -> None:
     assert b"\r\nSec-WebSocket-Version: 13\r\n" in data
     assert isinstance(outcomes[0], RejectConnectionError)
     assert outcomes[0].status == 426
+
+
+@HANDLERS
+def test_upgrade_http_with_aiohttp_client_and_origins(base: type[_Handler]) -> None:
+    async def talk(port: int, origin: str) -> str:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://127.0.0.1:{port}/", headers={"Origin": origin}) as ws,
+        ):
+            await ws.send_str("through http.server")
+            return str(await ws.receive_str())
+
+    upgrader = Upgrader(origins=["https://app.example"])
+    with http_server(upgrader, base) as (port, outcomes):
+        assert asyncio.run(talk(port, "https://app.example")) == "through http.server"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            asyncio.run(talk(port, "https://evil.example"))
+        assert info.value.status == 403
+    assert outcomes[0] == Handshake()
+    assert isinstance(outcomes[1], RejectConnectionError) and outcomes[1].status == 403
+
+
+def test_upgrade_http_takes_origins_or_an_upgrader_not_both() -> None:
+    with pytest.raises(TypeError):
+        wsio.check_request("GET", [], upgrader=Upgrader(), origins=["https://a.example"])
+
+
+def test_module_upgrade_takes_origins_and_timeout() -> None:
+    result = run(
+        DebugUpgrader(Upgrader(origins=["https://a.example"], timeout=5)),
+        request(add=[("Origin", "https://b.example")]),
+    )
+    assert rejected(result).status == 403
+    server, client = socket.socketpair()
+    with server, client:
+        client.sendall(request(add=[("Origin", "https://a.example")]))
+        assert wsio.upgrade(server, origins=["https://a.example"], timeout=5) == Handshake()
 
 
 def test_upgrade_sets_tcp_nodelay() -> None:

@@ -29,13 +29,24 @@ it wants credentials: put them in the proxy URL).
 
 Timeouts: one ``timeout`` covers connecting, the proxy exchange, TLS and the opening
 handshake; each step gets the time that is left, and running out raises
-:class:`~wsio.HandshakeTimeoutError` (name resolution is not bounded by it). A socket the
-Dialer made is left blocking (timeout None) on success; a ``sock=`` keeps its own
-timeout. The socket is closed whenever dialing fails.
+:class:`~wsio.HandshakeTimeoutError` (name resolution is not bounded by it). After the
+handshake there is **no read timeout** by default: a socket the Dialer made is left
+blocking (timeout None), a ``sock=`` gets its own timeout back, so a server that goes
+silent blocks a read forever. ``keep_timeout=True`` leaves ``timeout`` on the socket
+instead (a read or write without progress for that long raises TimeoutError); or call
+``conn.settimeout(...)``. The socket is closed whenever dialing fails.
+
+Extensions: without an ``accept_extensions`` hook the Dialer fails the connection
+(:class:`~wsio.UnexpectedExtensionError`) on an extension it did not offer, one the
+server accepts twice, and a parameter the offer does not allow or that is repeated
+(RFC 6455 §4.1, §9.1; RFC 7692 §7.1 for permessage-deflate); the hook, when given,
+makes those decisions (wsflate's does).
 
 Not done: redirects (a 3xx raises :class:`~wsio.InvalidStatusError`, whose ``headers``
 hold ``Location``), interim 1xx responses before the 101, SOCKS and ``https://``
-proxies.
+proxies (an environment that sets one, e.g. ``ALL_PROXY=socks5://...``, makes a dial
+that would use it raise LocalProtocolError "unsupported proxy scheme"; ``proxy=None``
+connects directly).
 """
 
 from __future__ import annotations
@@ -44,7 +55,6 @@ import base64
 import dataclasses
 import functools
 import ipaddress
-import os
 import socket
 import ssl as ssl_module
 import time
@@ -53,17 +63,9 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
+from wsio._engine.handshake import ACCEPTED, NEED_DATA, ClientHandshake
 from wsio._engine.http import HeadError, ResponseParser
-from wsio._engine.httphead import (
-    HeaderSyntaxError,
-    Option,
-    accept_key,
-    check_value,
-    format_options,
-    has_token,
-    is_token,
-    parse_options,
-)
+from wsio._engine.httphead import Option, check_value, format_options, is_token
 from wsio._engine.limits import (
     DEFAULT_MAX_HEAD_SIZE,
     DEFAULT_MAX_HEADERS,
@@ -74,15 +76,10 @@ from wsio.conn import Conn, SocketLike
 from wsio.exceptions import (
     HandshakeTimeoutError,
     IncompleteHandshakeError,
-    InvalidAcceptError,
-    InvalidConnectionError,
     InvalidStatusError,
-    InvalidUpgradeError,
     LocalProtocolError,
     MalformedResponseError,
     ProxyError,
-    UnexpectedExtensionError,
-    UnexpectedSubprotocolError,
 )
 from wsio.handshake import Handshake, HeadersLike, encode_headers
 
@@ -183,6 +180,10 @@ class Dialer:
     """Largest response head; also the size of the buffer the response is read into."""
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     """Most bytes of a non-101 response body to read (given a Content-Length)."""
+    keep_timeout: bool = False
+    """After the handshake, leave ``timeout`` on the socket: every later read or write
+    then raises TimeoutError after that many seconds without progress. Off by default:
+    the connection blocks (a dialed socket) or gets its own timeout back (``sock=``)."""
     _extra: bytes = dataclasses.field(default=b"", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -226,7 +227,7 @@ class Dialer:
                 sock = self._start_tls(sock, target, deadline)
             stream = sock if self.wrap_socket is None else self.wrap_socket(sock)
             conn, handshake = self._handshake(stream, target, deadline)
-            stream.settimeout(restore)
+            stream.settimeout(self.timeout if self.keep_timeout else restore)
             return conn, handshake
         except BaseException:
             if stream is not None:
@@ -246,7 +247,7 @@ class Dialer:
         restore = sock.gettimeout()
         try:
             conn, handshake = self._handshake(sock, target, deadline)
-            sock.settimeout(restore)
+            sock.settimeout(self.timeout if self.keep_timeout else restore)
             return conn, handshake
         except BaseException:
             sock.close()
@@ -330,129 +331,51 @@ class Dialer:
 
     # -- the handshake -----------------------------------------------------------------
 
-    def _request(self, target: _Target, key: str) -> bytes:
-        # RFC 6455 §4.1: "The method of the request MUST be GET, and the HTTP version MUST
-        # be at least 1.1." ... "The request MUST contain a |Host| header field" ... "an
-        # |Upgrade| header field whose value MUST include the "websocket" keyword" ... "a
-        # |Connection| header field whose value MUST include the "Upgrade" token" ... "a
-        # header field with the name |Sec-WebSocket-Key|" ... "|Sec-WebSocket-Version|.
-        # The value of this header field MUST be 13."
-        host = self.host if self.host is not None else target.host_header
-        head = (
-            f"GET {target.resource} HTTP/1.1\r\n"
-            f"Host: {host}\r\n"
-            "Upgrade: websocket\r\n"
-            "Connection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n"
-        )
-        if self.subprotocols:
-            head += f"Sec-WebSocket-Protocol: {', '.join(self.subprotocols)}\r\n"
-        if self.extensions:
-            head += f"Sec-WebSocket-Extensions: {format_options(self.extensions)}\r\n"
-        extra = self._extra
-        if target.authorization is not None and b"\nauthorization:" not in b"\n" + extra.lower():
-            head += f"Authorization: {target.authorization}\r\n"
-        return head.encode("ascii") + extra + b"\r\n"
-
     def _handshake(
         self, sock: SocketLike, target: _Target, deadline: float | None
     ) -> tuple[Conn, Handshake]:
-        # RFC 6455 §4.1: "The request MUST include a header field with the name
-        # |Sec-WebSocket-Key|. The value of this header field MUST be a nonce consisting
-        # of a randomly selected 16-byte value that has been base64-encoded".
-        key = base64.b64encode(os.urandom(16)).decode("ascii")
-        request = self._request(target, key)
+        handshake = ClientHandshake(
+            resource=target.resource,
+            host=self.host if self.host is not None else target.host_header,
+            subprotocols=self.subprotocols,
+            extensions=self.extensions,
+            headers=self._extra,
+            authorization=target.authorization,
+            on_header=self.on_header,
+            accept_extensions=self.accept_extensions,
+            on_head=None if self.on_response_bytes is None else self._on_101_head,
+            max_line=self.max_line,
+            max_headers=self.max_headers,
+            max_head_size=self.max_head_size,
+        )
+        request = handshake.data_to_send()
         if self.on_request_bytes is not None:
             self.on_request_bytes(request)
         sock.settimeout(_remaining(deadline))
         _timed(sock.sendall, request)
-        parser = self._read_head(sock, deadline, what="response")
-        # RFC 6455 §4.1: "If the status code received from the server is not 101, the
-        # client handles the response per HTTP [RFC2616] procedures."
-        if parser.status != 101:
-            self._status_error(sock, parser, deadline)
-        if self.on_response_bytes is not None:
-            with memoryview(parser.buffer)[: parser.end] as head:
-                self.on_response_bytes(head)
-        if parser.version < (1, 1) or parser.version[0] != 1:
-            raise MalformedResponseError(
-                f"{parser.start_line[:64]!r}: the opening handshake needs HTTP/1.1"
-            )
-        handshake = self._check(parser, key)
-        return Conn(sock, parser.trailing()), handshake
+        while handshake.state == NEED_DATA:
+            sock.settimeout(_remaining(deadline))
+            count = _timed(sock.recv_into, handshake.get_buffer())
+            if count == 0:
+                handshake.receive_eof()
+                break
+            handshake.buffer_updated(count)
+        if handshake.state != ACCEPTED:
+            error = handshake.error
+            if isinstance(error, InvalidStatusError):
+                self._status_error(sock, handshake.parser, deadline)
+            assert error is not None
+            raise error
+        result = handshake.handshake
+        assert result is not None
+        return Conn(sock, handshake.trailing()), result
 
-    def _check(self, parser: ResponseParser, key: str) -> Handshake:
-        upgrade: list[memoryview] = []
-        connection: list[memoryview] = []
-        accept: list[memoryview] = []
-        protocols: list[memoryview] = []
-        extensions: list[memoryview] = []
-        by_name = {
-            b"upgrade": upgrade,
-            b"connection": connection,
-            b"sec-websocket-accept": accept,
-            b"sec-websocket-protocol": protocols,
-            b"sec-websocket-extensions": extensions,
-        }
-        on_header = self.on_header
-        for i in range(len(parser)):
-            values = by_name.get(parser.lower_name(i))
-            if values is not None:
-                values.append(parser.value(i))
-            elif on_header is not None:
-                # Released on return: a view kept past the hook fails loudly, not silently.
-                with parser.name(i) as name, parser.value(i) as value:
-                    on_header(name, value)
-
-        # RFC 6455 §4.1: "If the response lacks an |Upgrade| header field or the |Upgrade|
-        # header field contains a value that is not an ASCII case-insensitive match for
-        # the value "websocket", the client MUST _Fail the WebSocket Connection_."
-        if len(upgrade) != 1 or bytes(upgrade[0]).strip(b" \t").lower() != b"websocket":
-            raise InvalidUpgradeError(f"Upgrade is {_shown(upgrade)}, not websocket")
-        # "If the response lacks a |Connection| header field or the |Connection| header
-        # field doesn't contain a token that is an ASCII case-insensitive match for the
-        # value "Upgrade", the client MUST _Fail the WebSocket Connection_."
-        if not any(has_token(value, "upgrade") for value in connection):
-            raise InvalidConnectionError(f"Connection is {_shown(connection)}, without upgrade")
-        # "If the response lacks a |Sec-WebSocket-Accept| header field or the
-        # |Sec-WebSocket-Accept| contains a value other than the base64-encoded SHA-1 of
-        # the concatenation of the |Sec-WebSocket-Key| (as a string, not base64-decoded)
-        # with the string "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" but ignoring any leading
-        # and trailing whitespace, the client MUST _Fail the WebSocket Connection_."
-        if len(accept) != 1 or bytes(accept[0]) != accept_key(key).encode("ascii"):
-            raise InvalidAcceptError(f"Sec-WebSocket-Accept is {_shown(accept)}")
-        # "If the response includes a |Sec-WebSocket-Extensions| header field and this
-        # header field indicates the use of an extension that was not present in the
-        # client's handshake (the server has indicated an extension not requested by the
-        # client), the client MUST _Fail the WebSocket Connection_."
-        accepted: list[Option] = []
-        try:
-            for value in extensions:
-                accepted.extend(parse_options(value))
-        except HeaderSyntaxError as exc:
-            raise MalformedResponseError(f"Sec-WebSocket-Extensions: {exc}") from None
-        offered = {option.name.lower() for option in self.extensions}
-        for option in accepted:
-            if option.name.lower() not in offered:
-                raise UnexpectedExtensionError(f"server accepted {option.name[:64]!r}, not offered")
-        if self.accept_extensions is not None:
-            replaced = self.accept_extensions(self.extensions, accepted)
-            if replaced is not None:
-                accepted = list(replaced)
-        # "If the response includes a |Sec-WebSocket-Protocol| header field and this header
-        # field indicates the use of a subprotocol that was not present in the client's
-        # handshake (the server has indicated a subprotocol not requested by the client),
-        # the client MUST _Fail the WebSocket Connection_."
-        subprotocol: str | None = None
-        if protocols:
-            chosen = bytes(protocols[0]).decode("latin-1")
-            if len(protocols) != 1 or chosen not in self.subprotocols:
-                raise UnexpectedSubprotocolError(
-                    f"server chose {_shown(protocols)}, offered {list(self.subprotocols)}"
-                )
-            subprotocol = chosen
-        return Handshake(subprotocol=subprotocol, extensions=accepted)
+    def _on_101_head(self, head: memoryview) -> None:
+        # The debug hook sees a 101 head before the checks; any other status's head is
+        # shown with its body by _status_error.
+        parts = bytes(head[:64]).split(b"\n", 1)[0].split(b" ")
+        if self.on_response_bytes is not None and parts[1:2] and parts[1].strip() == b"101":
+            self.on_response_bytes(head)
 
     def _status_error(
         self, sock: SocketLike, parser: ResponseParser, deadline: float | None
@@ -648,8 +571,12 @@ def _parse_proxy(url: str, origin: str = "") -> _Proxy:
     except ValueError as exc:
         raise LocalProtocolError(f"invalid proxy URL{where} {url!r}: {exc}") from None
     if parts.scheme.lower() != "http":
+        # SOCKS and TLS-to-the-proxy (https://) are not implemented: say so plainly rather
+        # than fail later with a protocol error from the proxy's answer.
+        hint = " (set proxy=None to connect directly)" if origin else ""
         raise LocalProtocolError(
-            f"proxy{where} {url!r}: only http:// proxies (HTTP CONNECT) are supported"
+            f"unsupported proxy scheme {parts.scheme.lower() or 'none'!r}: proxy{where} "
+            f"{url!r}; only http:// proxies (HTTP CONNECT) are supported{hint}"
         )
     if not parts.hostname:
         raise LocalProtocolError(f"proxy URL{where} has no host: {url!r}")
@@ -704,14 +631,6 @@ def _encode_headers(headers: HeadersLike | None) -> bytes:
             hint = f"; use {own}" if own else ""
             raise LocalProtocolError(f"the Dialer writes {name} itself{hint}")
     return raw
-
-
-def _shown(values: list[memoryview]) -> str:
-    """Header values for an error message: at most 3, each cut to 64 bytes."""
-    if not values:
-        return "missing"
-    shown = [bytes(value[:64]) for value in values[:3]]
-    return repr(shown) + (f" (+{len(values) - 3} more)" if len(values) > 3 else "")
 
 
 def _header_list(parser: ResponseParser) -> list[tuple[str, str]]:

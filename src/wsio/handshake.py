@@ -1,11 +1,16 @@
 """The server side of the opening handshake (RFC 6455 §4.2): :class:`Upgrader` and friends.
 
-Three ways in, one set of checks:
+Three ways in, one set of checks (the engine's :class:`~wsio._engine.handshake.ServerRules`,
+which :class:`Upgrader` extends):
 
 - :meth:`Upgrader.upgrade` on a raw connected socket (the zero-copy path: the request
   head is read into a pooled buffer and parsed in place; hooks get views of it).
-- :func:`upgrade_http` from inside :mod:`http.server` (a ``BaseHTTPRequestHandler``
-  whose ``do_GET`` calls it), the counterpart of gobwas/ws's ``UpgradeHTTP``.
+- :func:`upgrade_http` from inside :mod:`http.server` (a handler's ``do_GET`` calls it),
+  the counterpart of gobwas/ws's ``UpgradeHTTP``. Subclass :class:`UpgradeRequestHandler`
+  instead of ``BaseHTTPRequestHandler``: it reads the request head with the Upgrader's
+  parser, limits and deadline, so that http.server's own lenient parser (obs-fold, bare
+  CR, megabytes of headers) never sees it. With a plain ``BaseHTTPRequestHandler`` the
+  same rules are checked again on what http.server parsed, after it spent the work.
 - :func:`check_request` + :func:`build_response` / :func:`build_rejection` for servers
   that parse HTTP themselves.
 
@@ -20,6 +25,7 @@ Every refusal is answered on the wire first and then raised to the caller as
        malformed Sec-WebSocket-Protocol or -Extensions; a request body (announced by
        Transfer-Encoding or a non-zero Content-Length); malformed HTTP (obs-fold,
        control characters, whitespace before a colon, ...)
+403    ``origins`` is set and the Origin header is not in it (or appears twice)
 426    a Sec-WebSocket-Version other than 13 (with ``Sec-WebSocket-Version: 13``)
 414    a request line over ``max_line``
 431    a header line over ``max_line``, more than ``max_headers`` headers, or a head
@@ -31,55 +37,86 @@ text/plain body) and headers; any other exception from a hook answers 500 with a
 generic body and is chained as the ``__cause__`` of the RejectConnectionError raised.
 No exception text other than a rejection's own reason ever reaches the peer.
 
-Timeouts belong to the caller: set one on the socket (or pass ``timeout=`` to the
-Upgrader, which sets and restores it) so that a silent or dripping peer cannot hold a
-thread (reliability.md A.5). The Upgrader never closes the connection, even after a
-rejection: the caller does.
+**Cross-site WebSocket hijacking.** A browser opens a WebSocket to any site a page asks
+for and attaches that site's cookies; no same-origin policy or CORS applies to the
+handshake. A server that trusts cookies (or the client's network position) must check
+``Origin``: pass ``origins=["https://app.example.com"]`` to refuse other origins with
+403. Entries match the whole origin exactly (ASCII case ignored), never a prefix or a
+suffix; ``None`` in the list admits a request without Origin (non-browser clients,
+which can also send any Origin they like: this protects browser users, it is not
+authentication); ``"null"`` (sandboxed frames, ``file:`` pages) only if listed.
+
+**Deadline.** The whole handshake — reading the request, checking it, writing the
+answer — must finish within ``timeout`` seconds (``DEFAULT_HANDSHAKE_TIMEOUT``, 10 s, by
+default everywhere; ``None`` turns it off): a peer dripping one byte a second is cut
+off at the deadline with :class:`~wsio.HandshakeTimeoutError`, not after a timeout per
+read. The socket's own timeout is restored afterwards. Streams without ``settimeout``
+(file-like objects) are not timed. The Upgrader never closes the connection, even after
+a rejection or a timeout: the caller does.
+
+The checks themselves have no I/O (:class:`~wsio._engine.handshake.ServerHandshake`):
+an event loop feeds the same object from ``data_received``.
 """
 
 from __future__ import annotations
 
-import http
+import functools
+import io
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+import time
+from collections.abc import Callable, Iterable, Sequence
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Protocol
 
+from wsio._engine.handshake import (
+    ACCEPTED,
+    NEED_DATA,
+    Accepted,
+    Handshake,
+    HeadersLike,
+    ServerHandshake,
+    ServerRules,
+    View,
+    build_rejection,
+    build_response,
+    encode_headers,
+)
 from wsio._engine.http import HeadError, RequestParser
 from wsio._engine.httphead import (
     ABSENT,
     HeaderSyntaxError,
     Option,
     accept_key,
-    check_value,
     format_options,
     has_token,
-    is_token,
     is_valid_key,
     parse_options,
     parse_tokens,
     scan_cookies,
 )
-from wsio._engine.limits import DEFAULT_MAX_HEAD_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_LINE
+from wsio._engine.limits import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_HEAD_SIZE,
+    DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_LINE,
+)
 from wsio.conn import Conn
 from wsio.exceptions import (
     HandshakeTimeoutError,
     IncompleteHandshakeError,
-    LocalProtocolError,
     RejectConnectionError,
 )
 
-if TYPE_CHECKING:
-    from http.server import BaseHTTPRequestHandler
-
 __all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_SERVER_READ_BUFFER_SIZE",
     "Accepted",
     "DebugUpgrader",
     "Handshake",
     "HeadersLike",
+    "UpgradeRequestHandler",
     "Upgrader",
     "build_rejection",
     "build_response",
@@ -104,176 +141,11 @@ __all__ = [
 #: Bytes asked of the socket per read while the request head arrives.
 DEFAULT_SERVER_READ_BUFFER_SIZE = 4096
 
-#: Extra response headers: a mapping, ``(name, value)`` pairs, or raw CRLF-terminated lines.
-HeadersLike: TypeAlias = (
-    "Mapping[str, str | bytes] | Iterable[tuple[str, str | bytes]] | bytes | str"
-)
-
-#: A view of request bytes, valid only until the hook it is passed to returns.
-View: TypeAlias = "memoryview | bytes"
-
-
-@dataclass(slots=True)
-class Handshake:
-    """What the opening handshake agreed on: the subprotocol and the accepted extensions.
-
-    ``read_ahead`` holds bytes the peer sent after its request that the server had to
-    read with it (only on streams that cannot peek: TLS sockets, file-like streams); wrap
-    the stream as ``wsio.Conn(sock, handshake.read_ahead)`` or use
-    :meth:`Upgrader.upgrade_conn`, which does. It is always empty on a client.
-    """
-
-    subprotocol: str | None = None
-    extensions: list[Option] = field(default_factory=list)
-    read_ahead: bytes | memoryview = field(default=b"", repr=False, compare=False)
-
-
-# -- rendering -------------------------------------------------------------------------
-
-# RFC 6455 §4.2.2 item 5: the 101 status line, Upgrade, Connection, then the accept key.
-_HEAD_101 = (
-    b"HTTP/1.1 101 Switching Protocols\r\n"
-    b"Upgrade: websocket\r\n"
-    b"Connection: Upgrade\r\n"
-    b"Sec-WebSocket-Accept: "
-)
-_CRLF = b"\r\n"
-_PROTOCOL_LINE = b"Sec-WebSocket-Protocol: "
-_EXTENSIONS_LINE = b"Sec-WebSocket-Extensions: "
-
-
-def encode_headers(headers: HeadersLike | None, what: str = "response header") -> bytes:
-    """Header lines for ``headers``, each CRLF-terminated, checked for injection.
-
-    Names must be tokens and values free of control characters (CR, LF, NUL...):
-    LocalProtocolError otherwise, before anything is written (response splitting,
-    CVE-2023-37276). Raw ``bytes``/``str`` lines are checked the same way.
-    """
-    if not headers:
-        return b""
-    if isinstance(headers, (bytes, str)):
-        text = headers.decode("latin-1") if isinstance(headers, bytes) else headers
-        if not text.endswith("\r\n"):
-            raise LocalProtocolError(f"raw {what} lines must end with CRLF")
-        lines: list[tuple[str, str | bytes]] = []
-        for line in text[:-2].split("\r\n"):
-            key, colon, raw = line.partition(":")
-            if not colon:
-                raise LocalProtocolError(f"{what} line has no colon: {line[:64]!r}")
-            lines.append((key, raw.strip(" \t")))
-        pairs: Iterable[tuple[str, str | bytes]] = lines
-    elif isinstance(headers, Mapping):
-        pairs = headers.items()
-    else:
-        pairs = headers
-    out = []
-    name: object
-    for name, value in pairs:
-        if not isinstance(name, str) or not is_token(name):
-            raise LocalProtocolError(f"{what} name is not a token: {name!r}")
-        text_value = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-        check_value(text_value, f"value of {what} {name}")
-        out.append(f"{name}: {text_value}\r\n")
-    return "".join(out).encode("latin-1", "strict")
-
-
-def build_response(
-    accept: str,
-    *,
-    subprotocol: str | None = None,
-    extensions: Sequence[Option] = (),
-    headers: HeadersLike | None = None,
-) -> bytes:
-    """The whole ``101 Switching Protocols`` response (RFC 6455 §4.2.2), one ``bytes``.
-
-    ``accept`` is the Sec-WebSocket-Accept value (:func:`wsio.accept_key` of the key).
-    Raises LocalProtocolError for a value that cannot be written safely.
-    """
-    parts = [_HEAD_101, check_value(accept, "Sec-WebSocket-Accept").encode("ascii"), _CRLF]
-    if subprotocol is not None:
-        if not is_token(subprotocol):
-            raise LocalProtocolError(f"subprotocol is not a token: {subprotocol!r}")
-        parts += (_PROTOCOL_LINE, subprotocol.encode("ascii"), _CRLF)
-    if extensions:
-        parts += (_EXTENSIONS_LINE, format_options(extensions).encode("latin-1"), _CRLF)
-    if headers:
-        parts.append(encode_headers(headers))
-    parts.append(_CRLF)
-    return b"".join(parts)
-
-
-def _reason_phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def build_rejection(
-    status: int,
-    reason: str = "",
-    headers: HeadersLike | None = None,
-) -> bytes:
-    """A complete error response: ``status``, ``reason`` as the text/plain body, ``headers``.
-
-    The body is the status's phrase when ``reason`` is empty. A status outside 400-599
-    becomes 500 (a rejection is an error). ``Connection: close`` is always sent.
-    """
-    if not 400 <= status <= 599:
-        status = 500
-    body = (reason or _reason_phrase(status)).encode("utf-8")
-    return b"".join(
-        (
-            f"HTTP/1.1 {status} {_reason_phrase(status)}\r\n"
-            "Connection: close\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\n".encode("ascii"),
-            encode_headers(headers),
-            _CRLF,
-            body,
-        )
-    )
-
-
-# -- the checks ----------------------------------------------------------------------
-
-# The built-in refusals, raised inside the checks and answered by the caller.
-_VERSION_13 = (("Sec-WebSocket-Version", "13"),)
-_ALLOW_GET = (("Allow", "GET"),)
-
-
-# Names checked by the Upgrader itself (lower case prefixes; the rest go to on_header).
-_OWN_PREFIXES = (
-    b"sec-websocket-",
-    b"host",
-    b"upgrade",
-    b"connection",
-    b"content-length",
-    b"transfer-encoding",
-)
-
-
 _PEER_LEFT = "the peer closed the connection during the handshake"
+_TIMED_OUT = "the opening handshake timed out"
 
 
-class _HookFailed(Exception):
-    """A hook raised something other than RejectConnectionError (answered with 500)."""
-
-
-def _reject(reason: str, status: int = 400, headers: Any = None) -> RejectConnectionError:
-    return RejectConnectionError(reason, status=status, headers=headers)
-
-
-@dataclass(slots=True)
-class Accepted:
-    """A request that passed :func:`check_request`: the result and the 101 to send."""
-
-    handshake: Handshake
-    #: The complete ``101 Switching Protocols`` response, ready for one ``sendall``.
-    response: bytes
-
-
-class Upgrader:
+class Upgrader(ServerRules):
     """Checks opening-handshake requests and answers them (gobwas/ws ``Upgrader``).
 
     Every hook is optional and may raise :class:`~wsio.RejectConnectionError` to refuse
@@ -294,10 +166,17 @@ class Upgrader:
     - ``negotiate(option)``: called per offered extension, in order; return the
       :class:`Option` to accept (appended to the response) or None to decline.
     - ``header``: extra headers sent with every response, success or refusal.
+    - ``origins``: the origins allowed to connect, e.g. ``["https://app.example.com"]``
+      (exact match, ASCII case ignored; ``None`` in the list admits a request without an
+      Origin header); any other Origin is refused with 403. The default, None, checks
+      nothing: set it on any server a browser can reach whose clients hold cookies or
+      sit on a private network, or a page on any site can use their credentials
+      (cross-site WebSocket hijacking, CWE-1385). Origin also goes to ``on_header``.
     - ``max_line``, ``max_headers``, ``max_head_size``: request-head limits (414/431).
     - ``read_buffer_size``: bytes asked of the socket per read.
-    - ``timeout``: seconds for the whole handshake on the socket (set and restored);
-      None leaves the socket's own timeout alone. Running out raises HandshakeTimeoutError.
+    - ``timeout``: seconds for the whole handshake (reading, checking, answering); the
+      socket's timeout is set to what is left before each read and write, and restored
+      afterwards. Running out raises HandshakeTimeoutError. None: no deadline.
 
     An Upgrader is immutable after construction and safe to share between threads.
     """
@@ -313,44 +192,37 @@ class Upgrader:
         protocol_custom: Callable[[str], str | None] | None = None,
         negotiate: Callable[[Option], Option | None] | None = None,
         header: HeadersLike | None = None,
+        origins: Iterable[str | None] | None = None,
         max_line: int = DEFAULT_MAX_LINE,
         max_headers: int = DEFAULT_MAX_HEADERS,
         max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
         read_buffer_size: int = DEFAULT_SERVER_READ_BUFFER_SIZE,
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
         hook_bytes: bool = False,
     ) -> None:
-        self.on_request = on_request
-        self.on_host = on_host
-        self.on_header = on_header
-        self.on_before_upgrade = on_before_upgrade
-        if protocol is None or callable(protocol):
-            self._select: Callable[[str], bool] | None = protocol
-        else:
-            if isinstance(protocol, str):
-                raise TypeError("protocol must be a sequence of names, not one string")
-            for name in protocol:
-                if not is_token(name):
-                    raise LocalProtocolError(f"subprotocol is not a token: {name!r}")
-            self._select = frozenset(protocol).__contains__
-        self.protocol = protocol
-        self.protocol_custom = protocol_custom
-        self.negotiate = negotiate
-        self.header = header
-        self._header = encode_headers(header)
-        if max_head_size < 16 or max_line < 16 or max_headers < 0 or read_buffer_size < 1:
+        super().__init__(
+            on_request=on_request,
+            on_host=on_host,
+            on_header=on_header,
+            on_before_upgrade=on_before_upgrade,
+            protocol=protocol,
+            protocol_custom=protocol_custom,
+            negotiate=negotiate,
+            header=header,
+            origins=origins,
+            max_line=max_line,
+            max_headers=max_headers,
+            max_head_size=max_head_size,
+            hook_bytes=hook_bytes,
+        )
+        if read_buffer_size < 1:
             raise ValueError("Upgrader limits are too small")
-        self.max_line = max_line
-        self.max_headers = max_headers
-        self.max_head_size = max_head_size
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be positive, or None for no deadline")
         self.read_buffer_size = read_buffer_size
         self.timeout = timeout
-        self.hook_bytes = hook_bytes
         self._pool: list[RequestParser] = []
-        self._rejections: dict[tuple[int, str], bytes] = {}
         self._lock = threading.Lock()
-
-    # -- public entry points ---------------------------------------------------------
 
     def upgrade(self, conn: Any) -> Handshake:
         """Read the request from ``conn``, check it, answer it; return the Handshake.
@@ -358,377 +230,39 @@ class Upgrader:
         ``conn`` is a connected socket, an ``ssl.SSLSocket``, a :class:`wsio.Conn` or a
         binary file-like stream (``readinto`` + ``write``). On a plain socket the head is
         peeked, so bytes after it stay in the socket; elsewhere they end up in
-        ``Handshake.read_ahead``. A TCP socket gets TCP_NODELAY, as Go sets on every TCP
-        connection. Raises RejectConnectionError after answering a refusal,
-        IncompleteHandshakeError if the peer left first, HandshakeTimeoutError or OSError.
+        ``Handshake.read_ahead`` (a view of the head buffer: copy it to keep it long). A
+        TCP socket gets TCP_NODELAY, as Go sets on every TCP connection. Raises
+        RejectConnectionError after answering a refusal, IncompleteHandshakeError if the
+        peer left first, HandshakeTimeoutError at the deadline, or OSError.
         """
-        return self._upgrade(conn, None, None)
+        parser = self._take_parser()
+        try:
+            result = _exchange(
+                conn, ServerHandshake(self, parser), self.timeout, self.read_buffer_size
+            )
+        except BaseException:
+            self._give_parser(parser)
+            raise
+        if not result.read_ahead:
+            # A read-ahead view keeps the buffer; otherwise it serves the next request.
+            self._give_parser(parser)
+        return result
 
     def upgrade_conn(self, conn: Any) -> tuple[Conn, Handshake]:
         """Like :meth:`upgrade`, returning a :class:`wsio.Conn` that reads any read-ahead first."""
-        handshake = self._upgrade(conn, None, None)
-        ahead, handshake.read_ahead = handshake.read_ahead, b""
-        if isinstance(conn, Conn) and not ahead:
-            return conn, handshake
-        return Conn(conn, ahead), handshake
+        return _with_conn(conn, self.upgrade(conn))
 
-    def check(
-        self,
-        method: str | bytes,
-        headers: Iterable[tuple[str | bytes, str | bytes]],
-        *,
-        target: str | bytes = "/",
-        version: tuple[int, int] = (1, 1),
-    ) -> Accepted:
-        """Check an already parsed request with this Upgrader's rules and hooks.
-
-        Returns :class:`Accepted` (with the 101 response to send), or raises
-        RejectConnectionError with the status, reason and headers to answer with (the
-        Upgrader's ``header`` included); nothing is written.
-        """
-        pairs = [
-            (
-                name.encode("latin-1") if isinstance(name, str) else bytes(name),
-                value.encode("latin-1") if isinstance(value, str) else bytes(value),
-            )
-            for name, value in headers
-        ]
-        raw_method = method.encode("latin-1") if isinstance(method, str) else method
-        raw_target = target.encode("latin-1") if isinstance(target, str) else target
-        try:
-            handshake, response = self._check(raw_method, raw_target, version, pairs, len(pairs))
-        except RejectConnectionError as exc:
-            try:
-                encode_headers(exc.headers)
-            except LocalProtocolError as bad:
-                # A hook's rejection headers cannot be written safely: refuse with 500.
-                raise self._with_header(_reject("", 500)) from bad
-            raise self._with_header(exc) from exc.__cause__
-        except _HookFailed as exc:
-            raise self._with_header(_reject("", 500)) from exc.__cause__
-        return Accepted(handshake, response)
-
-    # -- the raw path ------------------------------------------------------------------
-
-    def _upgrade(
-        self,
-        conn: Any,
-        on_raw_request: Callable[[bytes], object] | None,
-        on_raw_response: Callable[[bytes], object] | None,
-    ) -> Handshake:
-        previous: float | None = None
-        if self.timeout is not None:
-            previous = conn.gettimeout()
-            conn.settimeout(self.timeout)
-        parser = self._get_parser()
-        keep_parser = True
-        sock = _peekable(conn)
-        try:
-            try:
-                self._read_head(conn, sock, parser)
-            except HeadError as exc:
-                # Consume what was peeked, so that closing does not reset the connection
-                # before the peer has read the answer.
-                _consume(sock, parser, parser.filled)
-                raise self._refuse(conn, _reject(str(exc), exc.status), on_raw_response) from None
-            if on_raw_request is not None:
-                on_raw_request(bytes(parser.buffer[: parser.end]))
-            try:
-                handshake, response = self._check(
-                    parser.method, parser.target, parser.version, parser, len(parser)
-                )
-            except RejectConnectionError as exc:
-                _consume(sock, parser, parser.filled)
-                raise self._refuse(conn, exc, on_raw_response) from exc.__cause__
-            except _HookFailed as exc:
-                _consume(sock, parser, parser.filled)
-                raise self._refuse(conn, _reject("", 500), on_raw_response) from exc.__cause__
-            if sock is not None:
-                # Exactly the head: what follows it stays in the socket.
-                _consume(sock, parser, parser.end)
-            elif parser.filled > parser.end:
-                # Bytes after the head: hand the buffer over instead of copying them.
-                handshake.read_ahead = parser.trailing()
-                keep_parser = False
-            if on_raw_response is not None:
-                on_raw_response(response)
-            _send(conn, response)
-            _set_nodelay(conn)
-            return handshake
-        except TimeoutError as exc:
-            if isinstance(exc, HandshakeTimeoutError):
-                raise
-            raise HandshakeTimeoutError(f"the opening handshake timed out ({exc})") from exc
-        finally:
-            if keep_parser:
-                self._put_parser(parser)
-            if self.timeout is not None:
-                try:
-                    conn.settimeout(previous)
-                except OSError:
-                    pass
-
-    def _get_parser(self) -> RequestParser:
+    def _take_parser(self) -> RequestParser:
         with self._lock:
             if self._pool:
                 return self._pool.pop()
-        return RequestParser(
-            max_line=self.max_line, max_headers=self.max_headers, max_size=self.max_head_size
-        )
+        return self.new_parser()
 
-    def _put_parser(self, parser: RequestParser) -> None:
+    def _give_parser(self, parser: RequestParser) -> None:
         parser.reset()
         with self._lock:
             if len(self._pool) < 16:
                 self._pool.append(parser)
-
-    def _read_head(self, conn: Any, sock: _Peekable | None, parser: RequestParser) -> None:
-        """Read until the head is complete; with ``sock``, the last chunk stays unread."""
-        size = self.read_buffer_size
-        if sock is not None:
-            # Peek, parse only the new bytes; while the head is incomplete every peeked
-            # byte belongs to it, so consume them and peek again (this blocks: no busy
-            # loop). Once complete, the caller consumes exactly up to the end of the head.
-            while True:
-                free = parser.free()
-                n = sock.recv_into(free, min(size, len(free)), socket.MSG_PEEK)
-                if n == 0:
-                    raise IncompleteHandshakeError(_PEER_LEFT)
-                if parser.advance(n):
-                    return
-                _consume(sock, parser, parser.filled)
-        readinto = getattr(conn, "recv_into", None)
-        while True:
-            free = parser.free()
-            if readinto is not None:
-                n = readinto(free, min(size, len(free)))
-            else:
-                got = conn.readinto(free[:size])
-                n = 0 if got is None else got
-            if n == 0:
-                raise IncompleteHandshakeError(_PEER_LEFT)
-            if parser.advance(n):
-                return
-
-    def _refuse(
-        self,
-        conn: Any,
-        exc: RejectConnectionError,
-        on_raw_response: Callable[[bytes], object] | None,
-    ) -> RejectConnectionError:
-        """Answer ``exc`` on ``conn`` and return the exception to raise."""
-        try:
-            response = self._rejection_bytes(exc)
-        except LocalProtocolError as bad:
-            # A hook's rejection headers cannot be written safely: refuse with 500.
-            exc = _reject("", 500)
-            exc.__cause__ = bad
-            response = self._rejection_bytes(exc)
-        if on_raw_response is not None:
-            on_raw_response(response)
-        try:
-            _send(conn, response)
-        except OSError:
-            pass  # the peer is gone; the refusal is still what the caller learns
-        return self._with_header(exc)
-
-    def _rejection_bytes(self, exc: RejectConnectionError) -> bytes:
-        status = exc.status if 400 <= exc.status <= 599 else 500
-        if exc.headers:
-            headers = self._header + encode_headers(exc.headers)
-            return build_rejection(status, exc.reason, headers)
-        key = (status, exc.reason)
-        cached = self._rejections.get(key)
-        if cached is None:
-            cached = build_rejection(status, exc.reason, self._header)
-            if len(self._rejections) < 64:
-                self._rejections[key] = cached
-        return cached
-
-    def _with_header(self, exc: RejectConnectionError) -> RejectConnectionError:
-        """The refusal as raised to the caller: status, reason, every header sent."""
-        status = exc.status if 400 <= exc.status <= 599 else 500
-        reason = exc.reason or _reason_phrase(status)
-        headers = _pairs(self.header) + list(exc.headers)
-        out = RejectConnectionError(reason, status=status, headers=headers)
-        out.__cause__ = exc.__cause__
-        return out
-
-    # -- the checks, shared by every entry point -----------------------------------------
-
-    def _check(
-        self,
-        method: bytes,
-        target: bytes,
-        version: tuple[int, int],
-        headers: Any,
-        count: int,
-    ) -> tuple[Handshake, bytes]:
-        """Check one request; return the Handshake and the 101 response bytes.
-
-        ``headers`` is a RequestParser (names and values read as views) or a list of
-        ``(name, value)`` bytes pairs. Raises RejectConnectionError or _HookFailed.
-        """
-        # RFC 6455 §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
-        if version[0] != 1 or version[1] < 1:
-            raise _reject("the WebSocket handshake needs HTTP/1.1", 505)
-        if method != b"GET":
-            raise _reject("the WebSocket handshake must be a GET request", 405, _ALLOW_GET)
-        views = not self.hook_bytes
-        parser = headers if isinstance(headers, RequestParser) else None
-        if self.on_request is not None:
-            uri: View = target
-            if parser is not None and views:
-                with memoryview(target) as uri_view:
-                    _call(self.on_request, uri_view)
-            else:
-                _call(self.on_request, uri)
-
-        host = upgrade = connection = False
-        key: bytes | None = None
-        ws_version: bytes | None = None
-        protocols: list[bytes] = []
-        extensions: list[bytes] = []
-        on_header = self.on_header
-        names = parser.lower_names() if parser is not None else [h[0].lower() for h in headers]
-        for i in range(count):
-            name = names[i]
-            if not name.startswith(_OWN_PREFIXES):
-                if on_header is not None:
-                    _call_header(on_header, parser, headers, i, views)
-                continue
-            value = parser.value_bytes(i) if parser is not None else headers[i][1]
-            if name == b"host":
-                # RFC 7230 §5.4: "A server MUST respond with a 400 (Bad Request) status
-                # code to any HTTP/1.1 request message that lacks a Host header field and
-                # to any that contains more than one Host header field".
-                if host:
-                    raise _reject("more than one Host header")
-                host = True
-                if self.on_host is not None:
-                    if parser is not None and views:
-                        with parser.value(i) as host_view:
-                            _call(self.on_host, host_view)
-                    else:
-                        _call(self.on_host, value)
-            elif name == b"upgrade":
-                # RFC 6455 §4.2.1 item 3: "An |Upgrade| header field containing the value
-                # "websocket", treated as an ASCII case-insensitive value."
-                upgrade = upgrade or has_token(value, "websocket")
-            elif name == b"connection":
-                # Item 4: "A |Connection| header field that includes the token "Upgrade",
-                # treated as an ASCII case-insensitive value."
-                connection = connection or has_token(value, "upgrade")
-            elif name == b"sec-websocket-key":
-                # RFC 6455 §11.3.1: "The |Sec-WebSocket-Key| header field MUST NOT appear
-                # more than once in an HTTP request."
-                if key is not None:
-                    raise _reject("more than one Sec-WebSocket-Key header")
-                key = value
-            elif name == b"sec-websocket-version":
-                # RFC 6455 §11.3.5: "MUST NOT appear more than once in an HTTP request."
-                if ws_version is not None:
-                    raise _reject("more than one Sec-WebSocket-Version header")
-                ws_version = value
-            elif name == b"content-length" or name == b"transfer-encoding":
-                # RFC 7230 §3.3: these announce a request body, and what follows this
-                # head is the WebSocket stream: a body would be read as frames (or the
-                # frames as a body by a proxy in front). No body, then.
-                if name == b"transfer-encoding" or value.strip(b" \t") != b"0":
-                    raise _reject("the upgrade request must not have a body")
-                if on_header is not None:
-                    _call_header(on_header, parser, headers, i, views)
-            elif name == b"sec-websocket-protocol":
-                protocols.append(value)
-            elif name == b"sec-websocket-extensions":
-                extensions.append(value)
-            elif on_header is not None:
-                # Other Sec-WebSocket-* (and e.g. "Hostname", "Upgrade-Insecure-Requests")
-                # go to the application like any other header.
-                _call_header(on_header, parser, headers, i, views)
-
-        if not host:
-            raise _reject("missing Host header")
-        if not upgrade:
-            raise _reject('missing or bad Upgrade header: expected "websocket"')
-        if not connection:
-            raise _reject('missing or bad Connection header: expected "Upgrade"')
-        # Item 6: "A |Sec-WebSocket-Version| header field, with a value of 13."
-        if ws_version is None:
-            raise _reject("missing Sec-WebSocket-Version header")
-        if ws_version.strip(b" \t") != b"13":
-            # RFC 6455 §4.4: "... MUST abort the WebSocket handshake ... and send an
-            # appropriate HTTP error code (such as 426 Upgrade Required) and a
-            # |Sec-WebSocket-Version| header field indicating the version(s) the server
-            # is capable of understanding."
-            raise _reject("unsupported WebSocket version", 426, _VERSION_13)
-        # Item 5: "a base64-encoded value that, when decoded, is 16 bytes in length."
-        if key is None:
-            raise _reject("missing Sec-WebSocket-Key header")
-        if not is_valid_key(key):
-            raise _reject("bad Sec-WebSocket-Key header")
-
-        subprotocol = self._select_subprotocol(protocols)
-        accepted = self._negotiate_extensions(extensions)
-        extra: HeadersLike | None = None
-        if self.on_before_upgrade is not None:
-            extra = _call(self.on_before_upgrade)
-        try:
-            response = build_response(
-                accept_key(key),
-                subprotocol=subprotocol,
-                extensions=accepted,
-                headers=self._header + encode_headers(extra) if extra else self._header,
-            )
-        except LocalProtocolError as exc:
-            # A hook returned something that cannot be written: a server bug (500).
-            raise _HookFailed() from exc
-        return Handshake(subprotocol, accepted), response
-
-    def _select_subprotocol(self, values: list[bytes]) -> str | None:
-        if not values:
-            return None
-        raw = b", ".join(values).decode("latin-1")
-        if self.protocol_custom is not None:
-            chosen = _call(self.protocol_custom, raw)
-            if chosen is not None and (not isinstance(chosen, str) or not is_token(chosen)):
-                raise _HookFailed() from LocalProtocolError(
-                    f"protocol_custom returned a value that is not a token: {chosen!r}"
-                )
-            return chosen
-        try:
-            offered = parse_tokens(raw)
-        except HeaderSyntaxError as exc:
-            raise _reject(f"malformed Sec-WebSocket-Protocol header: {exc}") from None
-        select = self._select
-        if select is None:
-            return None
-        for name in offered:
-            if _call(select, name):
-                return name
-        return None
-
-    def _negotiate_extensions(self, values: list[bytes]) -> list[Option]:
-        if not values:
-            return []
-        try:
-            offered = parse_options(b", ".join(values))
-        except HeaderSyntaxError as exc:
-            raise _reject(f"malformed Sec-WebSocket-Extensions header: {exc}") from None
-        negotiate = self.negotiate
-        if negotiate is None:
-            return []
-        accepted = []
-        for option in offered:
-            result = _call(negotiate, option)
-            if result is None:
-                continue
-            if not isinstance(result, Option):
-                raise _HookFailed() from TypeError(
-                    f"negotiate must return an Option or None, not {type(result).__name__}"
-                )
-            accepted.append(result)
-        return accepted
 
 
 class DebugUpgrader:
@@ -751,91 +285,107 @@ class DebugUpgrader:
 
     def upgrade(self, conn: Any) -> Handshake:
         """:meth:`Upgrader.upgrade`, calling the debug hooks with the raw bytes."""
-        return self.upgrader._upgrade(conn, self.on_request, self.on_response)
+        on_request = self.on_request
+        handshake = ServerHandshake(
+            self.upgrader,
+            on_head=None if on_request is None else (lambda head: on_request(bytes(head))),
+        )
+        upgrader = self.upgrader
+        return _exchange(
+            conn, handshake, upgrader.timeout, upgrader.read_buffer_size, self.on_response
+        )
 
     def upgrade_conn(self, conn: Any) -> tuple[Conn, Handshake]:
         """:meth:`Upgrader.upgrade_conn`, calling the debug hooks with the raw bytes."""
-        handshake = self.upgrade(conn)
-        ahead, handshake.read_ahead = handshake.read_ahead, b""
-        return Conn(conn, ahead), handshake
+        return _with_conn(conn, self.upgrade(conn))
 
 
-# -- module-level helpers ------------------------------------------------------------
-
-_DEFAULT_UPGRADER = Upgrader()
-
-
-def upgrade(conn: Any) -> Handshake:
-    """Run the server side of the opening handshake on ``conn`` with default settings.
-
-    See :meth:`Upgrader.upgrade`.
-    """
-    return _DEFAULT_UPGRADER.upgrade(conn)
-
-
-def upgrade_conn(conn: Any) -> tuple[Conn, Handshake]:
-    """:func:`upgrade`, returning a :class:`wsio.Conn` that reads any read-ahead first."""
-    return _DEFAULT_UPGRADER.upgrade_conn(conn)
-
-
-def check_request(
-    method: str | bytes,
-    headers: Iterable[tuple[str | bytes, str | bytes]],
-    *,
-    target: str | bytes = "/",
-    version: tuple[int, int] = (1, 1),
-    upgrader: Upgrader | None = None,
-) -> Accepted:
-    """Check a request that another HTTP server parsed; see :meth:`Upgrader.check`.
-
-    For frameworks: send ``accepted.response`` and go on with WebSocket frames, or answer
-    a RejectConnectionError ``exc`` with ``build_rejection(exc.status, exc.reason,
-    exc.headers)``.
-    """
-    return (upgrader or _DEFAULT_UPGRADER).check(method, headers, target=target, version=version)
-
-
-def upgrade_http(
-    handler: BaseHTTPRequestHandler, upgrader: Upgrader | None = None
-) -> tuple[Conn, Handshake]:
-    """Upgrade from inside an :mod:`http.server` handler's ``do_GET`` (Go's ``UpgradeHTTP``).
-
-    Checks the request http.server parsed, writes the 101 response on the connection and
-    returns a :class:`wsio.Conn` that first serves the bytes http.server had already
-    buffered in ``handler.rfile``. The handler is marked ``close_connection``: when
-    ``do_GET`` returns, http.server closes the connection instead of reading another
-    request. The request is logged with ``handler.log_request`` like any other. A
-    refusal is answered and raised as RejectConnectionError.
-    """
-    upgrader = upgrader or _DEFAULT_UPGRADER
-    handler.close_connection = True
-    sock = handler.connection
-    version = _parse_request_version(handler.request_version)
-    try:
-        accepted = upgrader.check(
-            handler.command or "",
-            handler.headers.items(),
-            target=handler.path,
-            version=version,
-        )
-    except RejectConnectionError as exc:
-        handler.log_request(exc.status)
-        handler.wfile.flush()
-        _send(sock, build_rejection(exc.status, exc.reason, exc.headers))
-        raise
-    ahead = _drain_buffered(handler, sock)
-    handler.log_request(101)
-    handler.wfile.flush()
-    _send(sock, accepted.response)
-    _set_nodelay(sock)
-    return Conn(sock, ahead), accepted.handshake
-
-
-# -- helpers -------------------------------------------------------------------------
+# -- driving the handshake over a blocking stream --------------------------------------
 
 
 class _Peekable(Protocol):
     def recv_into(self, buffer: Any, nbytes: int = ..., flags: int = ..., /) -> int: ...
+
+
+def _exchange(
+    conn: Any,
+    handshake: ServerHandshake,
+    timeout: float | None,
+    read_size: int = DEFAULT_SERVER_READ_BUFFER_SIZE,
+    on_response: Callable[[bytes], object] | None = None,
+) -> Handshake:
+    """Run ``handshake`` over the blocking stream ``conn`` within ``timeout`` seconds.
+
+    The I/O half of :meth:`Upgrader.upgrade` (see there): reads into the handshake's
+    buffer until it decides, sends the answer, returns the result or raises.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    settimeout = getattr(conn, "settimeout", None) if deadline is not None else None
+    previous = conn.gettimeout() if settimeout is not None else None
+    sock = _peekable(conn)
+    readinto = getattr(conn, "recv_into", None)
+    try:
+        while handshake.state == NEED_DATA:
+            free = handshake.get_buffer(read_size)
+            if settimeout is not None:
+                settimeout(_remaining(deadline))
+            if sock is not None:
+                # Peek, so that what follows the head stays in the socket; then consume
+                # exactly the bytes the head took (this blocks: no busy loop).
+                n = sock.recv_into(free, len(free), socket.MSG_PEEK)
+            elif readinto is not None:
+                n = readinto(free, len(free))
+            else:
+                n = conn.readinto(free) or 0
+            if n == 0:
+                handshake.receive_eof()
+                raise IncompleteHandshakeError(_PEER_LEFT)
+            taken = handshake.buffer_updated(n)
+            if sock is not None:
+                # A refusal consumes all it peeked, so that closing does not reset the
+                # connection before the peer has read the answer.
+                _consume(sock, free, n if handshake.state != ACCEPTED else taken)
+        response = handshake.data_to_send()
+        if on_response is not None:
+            on_response(response)
+        if settimeout is not None:
+            settimeout(_remaining(deadline))
+        if handshake.rejection is not None:
+            try:
+                _send(conn, response)
+            except TimeoutError:
+                raise
+            except OSError:
+                pass  # the peer is gone; the refusal is still what the caller learns
+            raise handshake.rejection
+        _send(conn, response)
+        result = handshake.handshake
+        assert result is not None
+        if sock is None and handshake.trailing():
+            # Bytes after the head: hand the buffer over instead of copying them.
+            result.read_ahead = handshake.trailing()
+        _set_nodelay(conn)
+        return result
+    except TimeoutError as exc:
+        if isinstance(exc, HandshakeTimeoutError):
+            raise
+        raise HandshakeTimeoutError(f"{_TIMED_OUT} ({exc})") from exc
+    finally:
+        if settimeout is not None:
+            try:
+                settimeout(previous)
+            except OSError:
+                pass
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Seconds left before ``deadline``; raises HandshakeTimeoutError when none are."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise HandshakeTimeoutError(_TIMED_OUT)
+    return left
 
 
 def _peekable(conn: Any) -> _Peekable | None:
@@ -849,22 +399,21 @@ def _peekable(conn: Any) -> _Peekable | None:
     return None
 
 
-def _consume(sock: _Peekable | None, parser: RequestParser, upto: int) -> None:
-    """Read the peeked bytes before ``upto`` for real, into where they already are.
+def _consume(sock: _Peekable, peeked: memoryview, count: int) -> None:
+    """Read for real the first ``count`` bytes peeked into ``peeked`` (same bytes, same place)."""
+    start = 0
+    while start < count:
+        n = sock.recv_into(peeked[start:count])
+        if n == 0:
+            break
+        start += n
 
-    Everything before ``parser.consumed`` was consumed already; afterwards everything
-    before ``upto`` is. No-op for a stream that is not peeked.
-    """
-    if sock is None:
-        return
-    start = parser.consumed
-    with memoryview(parser.buffer) as mem:
-        while start < upto:
-            n = sock.recv_into(mem[start:upto])
-            if n == 0:
-                break
-            start += n
-    parser.consumed = start
+
+def _with_conn(conn: Any, handshake: Handshake) -> tuple[Conn, Handshake]:
+    ahead, handshake.read_ahead = handshake.read_ahead, b""
+    if isinstance(conn, Conn) and not ahead:
+        return conn, handshake
+    return Conn(conn, ahead), handshake
 
 
 def _set_nodelay(conn: Any) -> None:
@@ -889,50 +438,269 @@ def _send(conn: Any, data: bytes) -> None:
         flush()
 
 
-def _call(hook: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return hook(*args)
-    except RejectConnectionError:
-        raise
-    except Exception as exc:
-        raise _HookFailed() from exc
+# -- module-level helpers ------------------------------------------------------------
+
+_DEFAULT_UPGRADER = Upgrader()
+_Origins = Iterable[str | None] | None
 
 
-def _canonical(name: bytes) -> bytes:
-    # Go's textproto.CanonicalMIMEHeaderKey: upper case after "-" and at the start.
-    return b"-".join([part[:1].upper() + part[1:].lower() for part in name.split(b"-")])
+@functools.lru_cache(maxsize=64)
+def _cached_upgrader(origins: tuple[str | None, ...] | None, timeout: float | None) -> Upgrader:
+    return Upgrader(origins=origins, timeout=timeout)
 
 
-def _call_header(
-    on_header: Callable[[View, View], object],
-    parser: RequestParser | None,
-    headers: Any,
-    i: int,
-    views: bool,
-) -> None:
-    if parser is None:
-        name, value = headers[i]
-        _call(on_header, _canonical(name), value)
-        return
-    # The key is canonicalised in place in the read buffer, as gobwas/ws does.
-    with parser.name(i) as key:
-        key[:] = _canonical(bytes(key))
-        if not views:
-            _call(on_header, bytes(key), parser.value_bytes(i))
+def _upgrader_for(
+    upgrader: Upgrader | None,
+    origins: _Origins,
+    timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+) -> Upgrader:
+    """The Upgrader a module-level helper uses: ``upgrader``, or one for these keywords."""
+    if upgrader is not None:
+        if origins is not None:
+            raise TypeError("pass origins= to the Upgrader, not beside it")
+        return upgrader
+    if origins is None and timeout == DEFAULT_HANDSHAKE_TIMEOUT:
+        return _DEFAULT_UPGRADER
+    if isinstance(origins, (str, bytes)):
+        raise TypeError("origins must be a sequence of origins, not one string")
+    return _cached_upgrader(None if origins is None else tuple(origins), timeout)
+
+
+def upgrade(
+    conn: Any, *, origins: _Origins = None, timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
+) -> Handshake:
+    """Run the server side of the opening handshake on ``conn`` with default settings.
+
+    ``origins`` and ``timeout`` (10 s by default) are :class:`Upgrader`'s; see
+    :meth:`Upgrader.upgrade`.
+    """
+    return _upgrader_for(None, origins, timeout).upgrade(conn)
+
+
+def upgrade_conn(
+    conn: Any, *, origins: _Origins = None, timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
+) -> tuple[Conn, Handshake]:
+    """:func:`upgrade`, returning a :class:`wsio.Conn` that reads any read-ahead first."""
+    return _upgrader_for(None, origins, timeout).upgrade_conn(conn)
+
+
+def check_request(
+    method: str | bytes,
+    headers: Iterable[tuple[str | bytes, str | bytes]],
+    *,
+    target: str | bytes = "/",
+    version: tuple[int, int] = (1, 1),
+    upgrader: Upgrader | None = None,
+    origins: _Origins = None,
+) -> Accepted:
+    """Check a request that another HTTP server parsed; see :meth:`Upgrader.check`.
+
+    For frameworks: send ``accepted.response`` and go on with WebSocket frames, or answer
+    a RejectConnectionError ``exc`` with ``build_rejection(exc.status, exc.reason,
+    exc.headers)``. ``origins`` is :class:`Upgrader`'s (403 for another Origin).
+    """
+    rules = _upgrader_for(upgrader, origins)
+    return rules.check(method, headers, target=target, version=version)
+
+
+class UpgradeRequestHandler(BaseHTTPRequestHandler):
+    """A ``BaseHTTPRequestHandler`` whose request heads wsio reads, for :func:`upgrade_http`.
+
+    Subclass it instead of ``BaseHTTPRequestHandler``: every request head is read with
+    wsio's parser, the limits of :attr:`upgrader` (431, 414) and its deadline for the
+    whole head, and refused with 400 for what wsio refuses (obs-fold, bare CR, NUL,
+    non-token names, whitespace before a colon, a tab in the request line) before
+    http.server parses it; http.server then parses only a head that passed. ``do_GET``
+    calls ``upgrade_http(self)`` (which uses :attr:`upgrader`) as usual.
+    """
+
+    #: The rules for the head and the upgrade; None: the defaults of :class:`Upgrader`.
+    upgrader: Upgrader | None = None
+    #: True once wsio has read and checked the current request's head.
+    head_checked: bool = False
+
+    def handle_one_request(self) -> None:
+        """Read and check one request head with wsio's parser, then dispatch as usual."""
+        upgrader = self.upgrader or _DEFAULT_UPGRADER
+        self.head_checked = False
+        try:
+            head = _read_request_head(self, upgrader)
+        except IncompleteHandshakeError:
+            self.close_connection = True
             return
-        with parser.value(i) as value:
-            _call(on_header, key, value)
+        except TimeoutError as exc:
+            self.log_error("Request timed out: %r", exc)
+            self.close_connection = True
+            return
+        except HeadError as exc:
+            self.requestline = self.request_version = self.command = ""
+            self.close_connection = True
+            self.log_request(exc.status)
+            refusal = RejectConnectionError(str(exc), status=exc.status)
+            self.wfile.write(upgrader.refusal(refusal)[1])
+            self.wfile.flush()
+            return
+        if head is None:
+            self.close_connection = True
+            return
+        line_end = head.index(b"\n") + 1
+        self.raw_requestline = head[:line_end]
+        real = self.rfile
+        # http.server parses the head that passed, from memory.
+        self.rfile = io.BytesIO(head[line_end:])
+        try:
+            parsed = self.parse_request()
+        finally:
+            self.rfile = real
+        if not parsed:
+            return
+        self.head_checked = True
+        method = getattr(self, "do_" + self.command, None)
+        if method is None:
+            self.send_error(501, f"Unsupported method ({self.command!r})")
+            return
+        try:
+            method()
+            self.wfile.flush()
+        except TimeoutError as exc:
+            self.log_error("Request timed out: %r", exc)
+            self.close_connection = True
 
 
-def _pairs(headers: HeadersLike | None) -> list[tuple[str, str]]:
-    """``headers`` as ``(name, value)`` str pairs (for the exception raised)."""
-    raw = encode_headers(headers).decode("latin-1")
-    out = []
-    for line in raw.split("\r\n"):
-        if line:
-            name, _, value = line.partition(": ")
-            out.append((name, value))
-    return out
+def _read_request_head(handler: BaseHTTPRequestHandler, upgrader: Upgrader) -> bytes | None:
+    """The request head from ``handler.rfile``, checked; None if the peer sent nothing.
+
+    Only the head's bytes are taken from the buffered reader (peeked, then read), so
+    what follows stays for the handler. Raises HeadError or TimeoutError at the deadline.
+    """
+    rfile = handler.rfile
+    sock = handler.connection
+    parser = upgrader.new_parser()
+    timeout = upgrader.timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
+    previous = sock.gettimeout()
+    try:
+        while True:
+            if deadline is not None:
+                sock.settimeout(_remaining(deadline))
+            chunk = rfile.peek()  # type: ignore[attr-defined]
+            if not chunk:
+                if parser.filled == 0:
+                    return None
+                raise IncompleteHandshakeError(_PEER_LEFT)
+            before = parser.filled
+            taken = parser.feed(chunk)
+            if parser.complete:
+                rfile.read(parser.end - before)
+                return bytes(parser.buffer[: parser.end])
+            rfile.read(taken)
+    finally:
+        if deadline is not None:
+            try:
+                sock.settimeout(previous)
+            except OSError:
+                pass
+
+
+def upgrade_http(
+    handler: BaseHTTPRequestHandler,
+    upgrader: Upgrader | None = None,
+    *,
+    origins: _Origins = None,
+) -> tuple[Conn, Handshake]:
+    """Upgrade from inside an :mod:`http.server` handler's ``do_GET`` (Go's ``UpgradeHTTP``).
+
+    Checks the request http.server parsed, writes the 101 response on the connection and
+    returns a :class:`wsio.Conn` that first serves the bytes http.server had already
+    buffered in ``handler.rfile``. The handler is marked ``close_connection``: when
+    ``do_GET`` returns, http.server closes the connection instead of reading another
+    request. The request is logged with ``handler.log_request`` like any other. A
+    refusal is answered and raised as RejectConnectionError. ``upgrader`` defaults to
+    the handler's ``upgrader`` attribute (:class:`UpgradeRequestHandler`), then to
+    ``Upgrader(origins=origins)``; its ``timeout`` bounds writing the answer.
+
+    The head must meet the Upgrader's rules and limits whichever parser read it: with
+    :class:`UpgradeRequestHandler` wsio read it, within the deadline; otherwise what
+    http.server kept (the request line, the headers and their parse defects) is checked
+    again here, after http.server spent the time and CPU reading it with no deadline
+    (only its per-read ``timeout`` class attribute): subclass UpgradeRequestHandler.
+    """
+    if upgrader is None:
+        upgrader = getattr(handler, "upgrader", None)
+    upgrader = _upgrader_for(upgrader, origins)
+    handler.close_connection = True
+    sock = handler.connection
+    deadline = None if upgrader.timeout is None else time.monotonic() + upgrader.timeout
+    version = _parse_request_version(handler.request_version)
+    try:
+        if not (isinstance(handler, UpgradeRequestHandler) and handler.head_checked):
+            _recheck_head(handler, upgrader)
+        accepted = upgrader.check(
+            handler.command or "",
+            handler.headers.items(),
+            target=handler.path,
+            version=version,
+        )
+    except RejectConnectionError as exc:
+        handler.log_request(exc.status)
+        handler.wfile.flush()
+        try:
+            _send_by(sock, build_rejection(exc.status, exc.reason, exc.headers), deadline)
+        except OSError:
+            pass
+        raise
+    ahead = _drain_buffered(handler, sock)
+    handler.log_request(101)
+    handler.wfile.flush()
+    _send_by(sock, accepted.response, deadline)
+    _set_nodelay(sock)
+    return Conn(sock, ahead), accepted.handshake
+
+
+def _send_by(sock: Any, data: bytes, deadline: float | None) -> None:
+    """Send all of ``data`` before ``deadline`` (HandshakeTimeoutError), timeout restored."""
+    if deadline is None:
+        _send(sock, data)
+        return
+    previous = sock.gettimeout()
+    try:
+        sock.settimeout(_remaining(deadline))
+        _send(sock, data)
+    except TimeoutError as exc:
+        if isinstance(exc, HandshakeTimeoutError):
+            raise
+        raise HandshakeTimeoutError(f"{_TIMED_OUT} ({exc})") from exc
+    finally:
+        sock.settimeout(previous)
+
+
+def _recheck_head(handler: BaseHTTPRequestHandler, upgrader: Upgrader) -> None:
+    """Apply wsio's head rules to what a plain http.server handler parsed, or refuse.
+
+    http.server keeps the raw request line and the parsed headers; it accepts obs-fold,
+    bare CR, NUL and names that are not tokens, and records what it could not parse as
+    defects. Rebuilding the head from what it kept and parsing that with wsio's parser
+    refuses what the Upgrader refuses (400, 414, 431).
+    """
+    headers = handler.headers
+    if getattr(headers, "defects", None):
+        # email's parser dropped or re-split a line (bare CR, a line without a colon,
+        # whitespace before a colon): the head was not what it now looks like.
+        raise upgrader.refusal(RejectConnectionError("malformed request head"))[0]
+    parser = upgrader.new_parser()
+    try:
+        parser.feed(bytes(getattr(handler, "raw_requestline", b"")))
+        for name, value in headers.raw_items():
+            if parser.complete:
+                break
+            line = f"{name}: {value}\r\n".encode("latin-1", "replace")
+            if parser.feed(line) < len(line):
+                raise HeadError(f"head is larger than {upgrader.max_head_size} bytes", 431)
+        parser.feed(b"\r\n")
+    except HeadError as exc:
+        raise upgrader.refusal(RejectConnectionError(str(exc), status=exc.status))[0] from None
+    if not parser.complete:
+        raise upgrader.refusal(RejectConnectionError("malformed request head"))[0]
 
 
 def _parse_request_version(text: str) -> tuple[int, int]:

@@ -54,6 +54,7 @@ COMPILED_MODULE_NAMES: tuple[str, ...] = (
     "wsio._engine.httphead",
     "wsio.wsutil.reader",
     "wsio.wsutil.writer",
+    "wsio._engine.handshake",
 )
 
 

@@ -390,6 +390,40 @@ class HeadParser:
         low = bytes(self.buffer[first : spans[len(spans) - 1]]).lower()
         return [low[spans[k] - first : spans[k + 1] - first] for k in range(0, len(spans), 4)]
 
+    def find_name(self, i: cython.Py_ssize_t, names: tuple[bytes, ...]) -> cython.Py_ssize_t:
+        """The index in ``names`` (lower-case ``bytes``) of header ``i``'s name, or -1.
+
+        Compared ASCII case-insensitively in the buffer, without copying the name: the
+        Upgrader classifies every header this way.
+        """
+        spans = self._spans
+        start: cython.Py_ssize_t = spans[4 * i]
+        size: cython.Py_ssize_t = spans[4 * i + 1] - start
+        k: cython.Py_ssize_t
+        if cython.compiled:
+            data = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.buffer))
+            j: cython.Py_ssize_t
+            c: cython.uchar
+            for k in range(len(names)):
+                wanted: bytes = names[k]
+                if len(wanted) != size:
+                    continue
+                low = cython.cast(cython.p_uchar, PyBytes_AS_STRING(wanted))
+                for j in range(size):
+                    c = data[start + j]
+                    if 65 <= c <= 90:
+                        c += 32
+                    if c != low[j]:
+                        break
+                else:
+                    return k
+            return -1
+        lowered = bytes(self.buffer[start : start + size]).lower()
+        for k in range(len(names)):
+            if names[k] == lowered:
+                return k
+        return -1
+
     def value_bytes(self, i: int) -> bytes:
         """Header ``i``'s value as a new ``bytes``."""
         spans = self._spans

@@ -30,3 +30,5 @@ DEFAULT_PING_TIMEOUT = 20.0
 DEFAULT_WRITE_LIMIT = (65536, 16384)
 #: Received messages queued before reading from the peer pauses.
 DEFAULT_MAX_QUEUE = 16
+#: Seconds for a server's whole opening handshake (request read, checked and answered).
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
