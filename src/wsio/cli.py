@@ -131,12 +131,13 @@ class _EchoServer:
         write_timeout: float,
         ping_interval: float,
         ping_timeout: float,
+        origins: Sequence[str | None] | None,
     ) -> None:
         self.max_message_size = max_message_size
         self.write_timeout = write_timeout
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        self.upgrader = Upgrader(timeout=handshake_timeout)
+        self.upgrader = Upgrader(timeout=handshake_timeout, origins=origins)
         self.server = ThreadedServer(
             listener, self.connection, max_connections=max_connections, logger=log
         )
@@ -191,11 +192,13 @@ def serve(
     write_timeout: float = WRITE_TIMEOUT,
     ping_interval: float = DEFAULT_PING_INTERVAL,
     ping_timeout: float = DEFAULT_PING_TIMEOUT,
+    origins: Sequence[str | None] | None = None,
     out: TextIO | None = None,
 ) -> int:
     """Run the echo server until SIGINT or SIGTERM; return the exit status (0).
 
     Prints ``listening on HOST:PORT`` on ``out`` (stdout) once the port is open.
+    ``origins`` is :class:`~wsio.Upgrader`'s: None checks no Origin header.
     """
     listener = socket.create_server((host, port), backlog=128)
     echo_server = _EchoServer(
@@ -206,6 +209,7 @@ def serve(
         write_timeout=write_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        origins=origins,
     )
     server = echo_server.server
     bound_host, bound_port = listener.getsockname()[:2]
@@ -397,6 +401,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_PING_TIMEOUT,
         help="close with 1011 a client still silent this long after a ping (default %(default)s)",
     )
+    serve_parser.add_argument(
+        "--origins",
+        nargs="+",
+        metavar="ORIGIN",
+        help="accept only these Origin headers, e.g. https://app.example.com (the word "
+        "'none' admits clients that send no Origin, as non-browser clients do); others get "
+        "403. Default: no check, so any web page a browser opens can connect",
+    )
     serve_parser.add_argument("--quiet", "-q", action="store_true", help="no connection log")
     connect_parser = commands.add_parser("connect", help="an interactive client")
     connect_parser.add_argument("url", help="ws:// or wss:// URL")
@@ -421,5 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_timeout=args.write_timeout,
             ping_interval=args.ping_interval,
             ping_timeout=args.ping_timeout,
+            origins=None
+            if args.origins is None
+            else [None if origin == "none" else origin for origin in args.origins],
         )
     return connect(args.url)

@@ -25,8 +25,9 @@ from _hostile_servers import (
     raw_upgrade,
     serve,
 )
-from websockets.exceptions import ConnectionClosedOK
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 import wsio
 
@@ -191,3 +192,16 @@ def test_sigint_closes_every_connection_with_1001_and_exits(
     assert server.proc.wait(TIMEOUT) == 0
     stuck.close()
     stack.close()
+
+
+def test_origins_refuse_a_foreign_page_with_403(start: Callable[..., ServerProcess]) -> None:
+    # Cross-site WebSocket hijacking: a page on another site opens the connection.
+    server = start(serve("--origins", "https://app.example", "none"))
+    for origin in ["https://evil.example", "null"]:
+        with pytest.raises(InvalidStatus) as refused:
+            connect(server.url, open_timeout=TIMEOUT, origin=Origin(origin))
+        assert refused.value.response.status_code == 403
+    with connect(server.url, open_timeout=TIMEOUT, origin=Origin("https://app.example")) as ws:
+        ws.send("same site")
+        assert ws.recv(TIMEOUT) == "same site"
+    echo_once(server.url)  # no Origin header at all: a non-browser client, admitted
