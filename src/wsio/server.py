@@ -146,8 +146,14 @@ class _Lingering:
         while socks and (socks[0][0] <= now or len(socks) > _MAX_LINGERING):
             sock = socks.popleft()[1]
             with contextlib.suppress(OSError):
-                sock.recv(65536)  # non-blocking: what the client sent, so no reset
+                sock.setblocking(False)
+                sock.recv(65536)  # what the client sent, so the close sends no reset
             sock.close()
+
+    def close(self) -> None:
+        """Close every lingering socket now."""
+        while self._socks:
+            self._socks.popleft()[1].close()
 
 
 class ThreadedServer:
@@ -215,6 +221,7 @@ class ThreadedServer:
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes an accept() in another thread
         self.listener.close()
+        self._lingering.close()
         with self._lock:
             open_now = list(self._open.items())
         for _, sock in open_now:
@@ -327,6 +334,11 @@ class ThreadingHTTPServer(http.server.ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._done()
+
+    def server_close(self) -> None:
+        """Close the listening socket and the refused sockets still lingering."""
+        super().server_close()
+        self._lingering.close()
 
     def _done(self) -> None:
         with self._count_lock:
