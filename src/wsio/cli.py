@@ -15,9 +15,10 @@ message into a :class:`~wsio.wsutil.Writer` (no message is held whole) and a
 :class:`~wsio.wsutil.ControlHandler` answers pings and the closing handshake. A peer
 silent for ``--ping-interval`` seconds is pinged and, if still silent after
 ``--ping-timeout``, closed with 1011; a peer that does not read what it is sent is
-dropped after ``--write-timeout``. Every connection is logged to stderr. Ctrl-C (or
-SIGTERM) stops accepting, sends Close 1001 (going away) on each open connection and
-exits 0 within ``CLOSE_TIMEOUT`` seconds.
+dropped after ``--write-timeout``. ``--origins`` admits only the listed ``Origin``
+headers (403 for any other: cross-site WebSocket hijacking). Every connection is
+logged to stderr. Ctrl-C (or SIGTERM) stops accepting, sends Close 1001 (going away) on
+each open connection and exits 0 within ``CLOSE_TIMEOUT`` seconds.
 
 ``connect`` sends each line typed as a text message and prints every message received
 (text as it is, binary as hex) on stdout; status lines go to stderr. End of input
