@@ -118,14 +118,14 @@ def serve(*args: str) -> list[str]:
 
 
 def hold_tcp(port: int, count: int) -> list[socket.socket]:
-    """``count`` TCP connections that send nothing; past the server's backlog they stay
-    half-open (connecting), which also costs it nothing. The first one is connected."""
-    held = [socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)]
-    for _ in range(count - 1):
-        sock = socket.socket()
-        held.append(sock)
-        sock.setblocking(False)
-        sock.connect_ex(("127.0.0.1", port))
+    """Up to ``count`` TCP connections that send nothing, opened one after another until
+    one is not accepted within 2 s: the server is full, its listen backlog too."""
+    held: list[socket.socket] = []
+    for _ in range(count):
+        try:
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=2.0))
+        except TimeoutError:  # noqa: PERF203 (the end of the loop)
+            break
     return held
 
 

@@ -66,15 +66,15 @@ def test_out_of_file_descriptors_pauses_without_spinning_and_recovers(
 ) -> None:
     server = start(script, nofile=64)
     probe = SERVERS[script][1]
-    held = hold_tcp(server.port, 100)
+    held = hold_tcp(server.port, 100)  # 64 descriptors: full, and the backlog too
     try:
-        server.wait_for_stderr("EMFILE: pausing new connections")
-        assert server.alive()
         before = server.cpu_seconds()
         held[0].settimeout(3.0)
         with contextlib.suppress(TimeoutError, ConnectionError):
             held[0].recv(1)  # three seconds while it is full
-        assert server.cpu_seconds() - before < 1.0  # backing off, not retrying at once
+        assert server.cpu_seconds() - before < 0.5  # backing off, not retrying at once
+        server.wait_for_stderr("EMFILE: pausing new connections")
+        assert server.alive()
         assert server.stderr().count("pausing new connections") == 1  # once an episode
     finally:
         close_all(held)

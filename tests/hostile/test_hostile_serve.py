@@ -73,7 +73,7 @@ def test_out_of_file_descriptors_pauses_accepting_and_recovers(
         held[0].settimeout(3.0)
         with pytest.raises(TimeoutError):
             held[0].recv(1)  # the connections it has are kept, not dropped
-        assert server.cpu_seconds() - before < 1.0
+        assert server.cpu_seconds() - before < 0.5
         assert server.stderr().count("pausing new connections") == 1  # once an episode
     finally:
         close_all(held)
