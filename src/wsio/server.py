@@ -48,6 +48,25 @@ DEFAULT_MAX_CONNECTIONS = 1000
 
 #: accept() errors that mean "out of resources now", not "the listener is broken".
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# accept(2) on Linux: "accept() passes already-pending network errors on the new socket
+# as an error code from accept() ... the application should detect the network errors
+# defined for the protocol after accept() and treat them like EAGAIN by retrying"; and
+# ECONNABORTED, a connection reset while it waited in the backlog. One client's error.
+_RETRY_AT_ONCE = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNABORTED",
+        "ENETDOWN",
+        "EPROTO",
+        "ENOPROTOOPT",
+        "EHOSTDOWN",
+        "ENONET",
+        "EHOSTUNREACH",
+        "EOPNOTSUPP",
+        "ENETUNREACH",
+    )
+    if hasattr(errno, name)
+)
 # Go's net/http Server.Serve: "if tempDelay == 0 { tempDelay = 5 * time.Millisecond }
 # else { tempDelay *= 2 }; if max := 1 * time.Second; tempDelay > max { ... }".
 _FIRST_DELAY = 0.005
@@ -94,7 +113,8 @@ def accept(listener: socket.socket, backoff: Backoff | None = None) -> tuple[soc
 
     While the process or system is out of descriptors or buffers, it sleeps (see
     :class:`Backoff`) and tries again; connections wait in the listen backlog
-    meanwhile. Any other error (a closed listener) is raised. Pass the loop's
+    meanwhile. A network error of one pending connection (ECONNABORTED, EPROTO, ...) is
+    skipped. Any other error (a closed listener) is raised. Pass the loop's
     ``backoff`` to log an episode once across calls.
     """
     backoff = backoff or Backoff()
@@ -102,6 +122,8 @@ def accept(listener: socket.socket, backoff: Backoff | None = None) -> tuple[soc
         try:
             pair = listener.accept()
         except OSError as error:
+            if error.errno in _RETRY_AT_ONCE:
+                continue
             if error.errno not in _EXHAUSTED:
                 raise
             time.sleep(backoff.failed(f"accept() failed with {errno.errorcode[error.errno]}"))
