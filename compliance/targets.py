@@ -53,6 +53,12 @@ from compliance.model import (
 __all__ = ["CLIENTS", "COMPRESSION_CASES", "SERVERS"]
 
 
+# The sans-I/O core under the smallest blocking driver (compliance/protocol_driver.py):
+# groups 1-10 and the quick cut of 12-13 on one server and one client in CI.
+_CORE_CASES = (*(f"{group}.*" for group in range(1, 11)), *COMPRESSION_QUICK_CASES)
+_DRIVER = ["{python}", "-m", "compliance.protocol_driver"]
+
+
 def _example(script: str, *extra: str) -> list[str]:
     return ["{python}", f"examples/{script}", "--host", "{host}", "--port", "{port}", *extra]
 
@@ -137,6 +143,21 @@ SERVERS: list[ServerTarget] = [
         cases=COMPRESSION_CASES,
         description="wsflate-stream-takeover on all 216 compression cases",
     ),
+    ServerTarget(
+        name="protocol-server",
+        command=[*_DRIVER, "serve", "--host", "{host}", "--port", "{port}"],
+        ci=True,
+        cases=_CORE_CASES,
+        description="wsio.protocol.ServerProtocol under a blocking driver (deflate accepted)",
+    ),
+    ServerTarget(
+        name="protocol-server-pure",
+        command=[*_DRIVER, "serve", "--host", "{host}", "--port", "{port}"],
+        ci=False,
+        cases=_CORE_CASES,
+        env={"WSIO_PURE": "1"},
+        description="protocol-server on the uncompiled engine",
+    ),
 ]
 
 CLIENTS: list[ClientTarget] = [
@@ -168,5 +189,19 @@ CLIENTS: list[ClientTarget] = [
         ci=False,
         cases=COMPRESSION_CASES,
         description="autobahn-client-deflate on all 216 compression cases",
+    ),
+    ClientTarget(
+        name="protocol-client",
+        command=[*_DRIVER, "client", "{url}", "{agent}"],
+        ci=True,
+        exclude_cases=COMPRESSION_CASES,
+        description="wsio.protocol.ClientProtocol under a blocking driver",
+    ),
+    ClientTarget(
+        name="protocol-client-deflate",
+        command=[*_DRIVER, "client", "{url}", "{agent}", "--deflate"],
+        ci=True,
+        cases=COMPRESSION_QUICK_CASES,
+        description="protocol-client offering permessage-deflate",
     ),
 ]

@@ -15,12 +15,21 @@ from wsio import State
 from wsio._engine.framing import FrameParser, check_header
 from wsio._engine.http import HeadError, RequestParser, ResponseParser
 from wsio.exceptions import ConnectionEOFError, ProtocolError
+from wsio.protocol import (
+    BinaryMessage,
+    Chunk,
+    Close,
+    PerMessageDeflate,
+    ServerProtocol,
+    TextMessage,
+)
 from wsio.wsutil import Reader
 
 __all__ = [
     "TARGETS",
     "fuzz_frame_parser",
     "fuzz_message_reader",
+    "fuzz_protocol",
     "fuzz_request_head",
     "fuzz_response_head",
 ]
@@ -86,6 +95,35 @@ def fuzz_message_reader(data: bytes) -> None:
         assert error.close_code in (1002, 1007, 1009)
 
 
+def fuzz_protocol(data: bytes) -> None:
+    """wsio.protocol (server side; deflate negotiated when the split byte is odd, and
+    streaming mode when its bit 1 is set): events, or a failed connection with a close
+    code and the Close frame queued; receive_data itself never raises."""
+    mode = data[0] if data else 0
+    proto = ServerProtocol(
+        max_frame_size=4096,
+        max_message_size=8192,
+        max_fragments=16,
+        streaming=bool(mode & 2),
+        extensions=[PerMessageDeflate()] if mode & 1 else [],
+    )
+    for chunk in _chunks(data):
+        proto.receive_data(chunk)
+        for event in proto.events_received():
+            if isinstance(event, TextMessage):
+                assert isinstance(event.data, str) and len(event.data.encode()) <= 8192
+            elif isinstance(event, (BinaryMessage, Chunk)):
+                assert len(event.data) <= 8192
+            elif isinstance(event, Close):
+                assert proto.close_expected()
+        proto.data_to_send()
+    error = proto.error
+    if error is not None:
+        assert isinstance(error, ProtocolError), error  # never an internal error (1011)
+        assert error.close_code in (1002, 1007, 1009)
+        assert proto.close_expected()
+
+
 def _fuzz_head(parser: RequestParser | ResponseParser, data: bytes) -> None:
     try:
         for chunk in _chunks(data):
@@ -113,6 +151,7 @@ def fuzz_response_head(data: bytes) -> None:
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "frames": fuzz_frame_parser,
     "reader": fuzz_message_reader,
+    "protocol": fuzz_protocol,
     "request": fuzz_request_head,
     "response": fuzz_response_head,
 }

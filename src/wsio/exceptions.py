@@ -27,6 +27,7 @@ The tree::
     │   ├── IncompleteHandshakeError  the connection ended mid-handshake (an UnexpectedEOFError)
     │   └── HandshakeTimeoutError     connect + TLS + handshake took too long (a TimeoutError)
     ├── LocalProtocolError            the caller asked for something the RFC forbids (a ValueError)
+    │   └── InvalidStateError         ... a frame the connection's state forbids (after a Close)
     ├── ConcurrencyError              two threads or tasks used a connection at once (RuntimeError)
     └── KeepaliveTimeoutError         the peer answered no keepalive ping in time (a TimeoutError)
 
@@ -66,6 +67,7 @@ __all__ = [
     "HandshakeTimeoutError",
     "LocalProtocolError",
     "ConcurrencyError",
+    "InvalidStateError",
     "KeepaliveTimeoutError",
 ]
 
@@ -274,6 +276,11 @@ class LocalProtocolError(WebSocketError, ValueError):
 
 class ConcurrencyError(WebSocketError, RuntimeError):
     """Two threads or tasks used the same connection, or the same end of it, at once."""
+
+
+class InvalidStateError(LocalProtocolError):
+    """Sending what the connection's state forbids: any frame once a Close frame was
+    sent or received (RFC 6455 §5.5.1), or a continuation with no message open."""
 
 
 class KeepaliveTimeoutError(WebSocketError, TimeoutError):

@@ -50,6 +50,7 @@ COMPILED_MODULE_NAMES: tuple[str, ...] = (
     "wsio._engine.mask",
     "wsio._engine.utf8",
     "wsio._engine.framing",
+    "wsio._engine.protocol",
     "wsio._engine.http",
     "wsio._engine.httphead",
     "wsio.wsutil.reader",

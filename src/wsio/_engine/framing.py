@@ -34,6 +34,18 @@ try:
 except ImportError:  # pure mode without Cython installed
     from wsio._engine import _cython as cython  # type: ignore[no-redef]
 
+if cython.compiled:
+    # C names from framing.pxd.
+    from cython.cimports.wsio._engine.framing import (  # type: ignore[import-untyped]
+        PyByteArray_AS_STRING,
+        PyBytes_FromStringAndSize,
+        cbytes_ptr,
+        frame_ptr,
+        frame_t,
+        memcpy,
+        uchar_ptr,
+    )
+
 #: The largest header: 2 bytes, an 8-byte length and a 4-byte mask.
 MAX_HEADER_SIZE = 14
 #: The smallest header: 2 bytes.
@@ -230,6 +242,43 @@ def _encode(
     return i - pos
 
 
+def put_header(
+    p: uchar_ptr,
+    fin: cython.bint,
+    opcode: cython.int,
+    rsv: cython.int,
+    length: cython.longlong,
+    masked: cython.bint,
+    key: cbytes_ptr,
+) -> cython.int:
+    """Compiled only: write a header at ``p`` (room for 14 bytes), no Header object.
+
+    ``key`` is the 4-byte masking key, read only when ``masked``. Returns the size.
+    """
+    i: cython.int = 2
+    k: cython.int
+    p[0] = cython.cast(cython.uchar, (0x80 if fin else 0) | (rsv << 4) | opcode)
+    bit: cython.int = 0x80 if masked else 0
+    # RFC 6455 §5.2: "In all cases, the minimal number of bytes MUST be used to encode
+    # the length".
+    if length <= 125:
+        p[1] = cython.cast(cython.uchar, bit | length)
+    elif length <= 65535:
+        p[1] = cython.cast(cython.uchar, bit | 126)
+        p[2] = cython.cast(cython.uchar, (length >> 8) & 0xFF)
+        p[3] = cython.cast(cython.uchar, length & 0xFF)
+        i = 4
+    else:
+        p[1] = cython.cast(cython.uchar, bit | 127)
+        for k in range(8):
+            p[2 + k] = cython.cast(cython.uchar, (length >> (56 - 8 * k)) & 0xFF)
+        i = 10
+    if masked:
+        memcpy(p + i, key, 4)
+        i += 4
+    return i
+
+
 def needed_header_size(first_two: bytes | bytearray | memoryview) -> int:
     """From a header's first two bytes, its whole size (2 to 14)."""
     second: cython.int = first_two[1]
@@ -256,45 +305,109 @@ def decode_header(
     available: cython.Py_ssize_t = len(data) - pos
     if available < 2:
         return None
-    first: cython.int = data[pos]
-    second: cython.int = data[pos + 1]
-    size: cython.int = 2
+    size: cython.Py_ssize_t = needed_header_size(data[pos : pos + 2])
+    if available < size:
+        return None
+    buf = bytearray(data[pos : pos + size])
+    header = into if into is not None else Header()
+    if cython.compiled:
+        fields = cython.declare(frame_t)
+        decode_fields(buf, 0, size, cython.address(fields))
+        _fill_header(header, cython.address(fields))
+    else:
+        pure_fields = _Fields()
+        decode_fields(buf, 0, size, pure_fields)
+        _fill_header(header, pure_fields)
+    return header, size
+
+
+# The one header decoder: FrameParser here, wsio._engine.protocol and every reader call
+# it. Compiled, ``f`` is a C struct (framing.pxd's frame_t) and nothing Python is made;
+# uncompiled, it is a _Fields object with the same attributes.
+
+
+class _Fields:
+    """Pure-mode stand-in for framing.pxd's ``frame_t`` struct."""
+
+    __slots__ = ("fin", "rsv", "opcode", "masked", "key", "length", "header_size")
+
+    def __init__(self) -> None:
+        self.fin = False
+        self.rsv = 0
+        self.opcode = 0
+        self.masked = False
+        self.key = b""
+        self.length = 0
+        self.header_size = 0
+
+
+def decode_fields(
+    buf: bytearray, pos: cython.Py_ssize_t, end: cython.Py_ssize_t, f: frame_ptr
+) -> cython.Py_ssize_t:
+    """Decode the header at ``buf[pos:end]`` into ``f``; its size, or 0 if incomplete.
+
+    Raises :class:`ProtocolError` for a length that breaks RFC 6455 §5.2. Reads the
+    bytes in place (no copy, no Python object compiled).
+    """
+    available: cython.Py_ssize_t = end - pos
+    if available < 2:
+        return 0
+    first: cython.int = buf[pos]
+    second: cython.int = buf[pos + 1]
+    size: cython.Py_ssize_t = 2
     length: cython.longlong = second & 0x7F
     i: cython.int
     if length == 126:
         size = 4
         if available < size:
-            return None
-        length = (data[pos + 2] << 8) | data[pos + 3]
+            return 0
+        length = (buf[pos + 2] << 8) | buf[pos + 3]
+        # RFC 6455 §5.2: "In all cases, the minimal number of bytes MUST be used to
+        # encode the length".
         if length < 126:
             raise ProtocolError("payload length used 2 bytes where 1 was enough")
     elif length == 127:
         size = 10
         if available < size:
-            return None
-        if data[pos + 2] & 0x80:
+            return 0
+        if buf[pos + 2] & 0x80:
             # RFC 6455 §5.2: "the most significant bit MUST be 0".
             raise ProtocolError("64-bit payload length has its most significant bit set")
         length = 0
         for i in range(8):
-            length = (length << 8) | data[pos + 2 + i]
+            length = (length << 8) | buf[pos + 2 + i]
         if length <= 65535:
             raise ProtocolError("payload length used 8 bytes where fewer were enough")
     masked: cython.bint = (second & 0x80) != 0
-    mask: bytes | None = None
     if masked:
         if available < size + 4:
-            return None
-        mask = bytes(data[pos + size : pos + size + 4])
+            return 0
+        if cython.compiled:
+            memcpy(f.key, PyByteArray_AS_STRING(buf) + pos + size, 4)
+        else:
+            f.key = bytes(buf[pos + size : pos + size + 4])
         size += 4
-    header = into if into is not None else Header()
-    header.fin = (first & 0x80) != 0
-    header.rsv = (first >> 4) & 7
-    header.opcode = first & 0x0F
-    header.masked = masked
-    header.mask = mask
-    header.length = length
-    return header, size
+    f.fin = (first & 0x80) != 0
+    f.rsv = (first >> 4) & 7
+    f.opcode = first & 0x0F
+    f.masked = masked
+    f.length = length
+    f.header_size = cython.cast(cython.int, size)
+    return size
+
+
+def _fill_header(header: Header, f: frame_ptr) -> None:
+    header.fin = f.fin
+    header.rsv = f.rsv
+    header.opcode = f.opcode
+    header.masked = f.masked
+    if cython.compiled:
+        header.mask = (
+            PyBytes_FromStringAndSize(cython.cast(cython.p_char, f.key), 4) if f.masked else None
+        )
+    else:
+        header.mask = f.key if f.masked else None
+    header.length = f.length
 
 
 def check_header(header: Header, state: int) -> None:
@@ -303,8 +416,32 @@ def check_header(header: Header, state: int) -> None:
     ``state`` is a :class:`wsio.State` value (or its int): which side this is, whether
     an extension was negotiated (EXTENDED), whether a fragmented message is open.
     """
-    opcode: cython.int = header.opcode
     st: cython.int = state
+    check_fields(
+        header.opcode,
+        header.fin,
+        header.rsv,
+        header.masked,
+        header.length,
+        st,
+        7 if st & STATE_EXTENDED else 0,
+    )
+
+
+def check_fields(
+    opcode: cython.int,
+    fin: cython.bint,
+    rsv: cython.int,
+    masked: cython.bint,
+    length: cython.longlong,
+    state: cython.int,
+    allowed_rsv: cython.int,
+) -> cython.int:
+    """The RFC 6455 §5 rules for a received frame, on plain ints; raise ProtocolError.
+
+    ``state`` holds the STATE_* flags (side, FRAGMENTED); ``allowed_rsv`` the RSV bits
+    the negotiated extensions give a meaning to on this frame (0 with none).
+    """
     # RFC 6455 §5.2: "If an unknown opcode is received, the receiving endpoint MUST
     # _Fail the WebSocket Connection_."
     if (3 <= opcode <= 7) or opcode >= 11:
@@ -312,28 +449,56 @@ def check_header(header: Header, state: int) -> None:
     if opcode >= 8:
         # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or
         # less and MUST NOT be fragmented."
-        if header.length > MAX_CONTROL_PAYLOAD:
+        if length > MAX_CONTROL_PAYLOAD:
             raise ProtocolError("control frame payload longer than 125 bytes")
-        if not header.fin:
+        if not fin:
             raise ProtocolError("fragmented control frame")
     # RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that defines
     # meanings for non-zero values."
-    if header.rsv and not st & STATE_EXTENDED:
-        raise ProtocolError("reserved bits set with no extension negotiated")
+    if rsv & ~allowed_rsv:
+        raise ProtocolError("reserved bits set that no negotiated extension defines")
     # RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that
     # is not masked." ... "A client MUST close a connection if it detects a masked
     # frame."
-    if st & STATE_SERVER_SIDE and not header.masked:
+    if state & STATE_SERVER_SIDE and not masked:
         raise ProtocolError("client frame is not masked")
-    if st & STATE_CLIENT_SIDE and header.masked:
+    if state & STATE_CLIENT_SIDE and masked:
         raise ProtocolError("server frame is masked")
     # RFC 6455 §5.4: fragments of one message are not interleaved with another's; a
     # continuation needs a message in progress.
     if opcode == 0:
-        if not st & STATE_FRAGMENTED:
+        if not state & STATE_FRAGMENTED:
             raise ProtocolError("continuation frame with no message in progress")
-    elif opcode < 8 and st & STATE_FRAGMENTED:
+    elif opcode < 8 and state & STATE_FRAGMENTED:
         raise ProtocolError("new data frame while a fragmented message is in progress")
+    return 0
+
+
+def check_limits(
+    length: cython.longlong,
+    max_frame_size: cython.longlong,
+    message_size: cython.longlong,
+    max_message_size: cython.longlong,
+    fragments: cython.longlong,
+    max_fragments: cython.longlong,
+) -> cython.int:
+    """The size limits of a received frame, on plain ints; raise PayloadTooBigError (1009).
+
+    ``length`` is the frame's declared payload length; ``message_size`` and ``fragments``
+    what its message comes to with it. RFC 6455 §10.4: "implementations that have
+    implementation- and/or platform-specific limitations regarding the frame size or
+    total message size after reassembly from multiple frames MUST protect themselves
+    against exceeding those limits."
+    """
+    if length > max_frame_size:
+        raise PayloadTooBigError(f"frame of {length} bytes is over the limit of {max_frame_size}")
+    if message_size > max_message_size:
+        raise PayloadTooBigError(
+            f"message of {message_size}+ bytes is over the limit of {max_message_size}"
+        )
+    if fragments > max_fragments:
+        raise PayloadTooBigError(f"message of more than {max_fragments} frames")
+    return 0
 
 
 class FrameParser:
@@ -346,7 +511,8 @@ class FrameParser:
 
     A frame whose declared length exceeds ``max_frame_size`` raises
     :class:`PayloadTooBigError` as soon as its header is seen: the buffer grows only
-    with bytes that actually arrive, never to a length the peer merely declares.
+    when the bytes that arrived have filled it, never to a length the peer merely
+    declares.
     """
 
     def __init__(
@@ -356,15 +522,16 @@ class FrameParser:
         buffer_size: int = 65536,
         unmask: bool = True,
     ) -> None:
-        if max_frame_size < 0 or buffer_size < MAX_HEADER_SIZE:
-            raise ValueError("max_frame_size must be >= 0 and buffer_size >= 14")
+        if not 0 <= max_frame_size <= MAX_PAYLOAD_LENGTH or buffer_size < MAX_HEADER_SIZE:
+            raise ValueError("max_frame_size must be 0..2**63-1 and buffer_size >= 14")
         self.max_frame_size = max_frame_size
         self.unmask = unmask
         self._buffer = bytearray(buffer_size)
         self._view = memoryview(self._buffer)
         self._start = 0  # first byte not yet handed out
         self._end = 0  # end of the bytes received
-        self._needed = MIN_HEADER_SIZE  # bytes from _start the next frame needs at least
+        if not cython.compiled:
+            self._fields = _Fields()
 
     @property
     def buffered(self) -> int:
@@ -372,15 +539,14 @@ class FrameParser:
         return self._end - self._start
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
-        """A writable view of free buffer space to read the next bytes into."""
-        end: cython.Py_ssize_t = self._end - self._start
-        target: cython.Py_ssize_t = self._needed if self._needed > end else end + 1
+        """A writable view of free buffer space to read the next bytes into.
+
+        The buffer doubles only when the bytes received so far fill it (issue 8 item 4:
+        a declared but unfinished frame does not make it grow).
+        """
+        pending: cython.Py_ssize_t = self._end - self._start
         capacity: cython.Py_ssize_t = len(self._buffer)
-        if target > capacity:
-            # Grow by doubling towards what the current frame needs, so memory follows
-            # the bytes that arrive, not the length the peer declared.
-            target = min(target, 2 * capacity)
-        self._reserve(target)
+        self._reserve(2 * capacity if pending == capacity else pending)
         return self._view[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -418,32 +584,29 @@ class FrameParser:
         """The next complete frame, or None until more bytes arrive."""
         start: cython.Py_ssize_t = self._start
         end: cython.Py_ssize_t = self._end
-        decoded = decode_header(self._view[start:end])
-        if decoded is None:
-            self._needed = (
-                MIN_HEADER_SIZE
-                if end - start < 2
-                else (needed_header_size(self._view[start : start + 2]))
-            )
+        size: cython.Py_ssize_t
+        if cython.compiled:
+            size = decode_fields(self._buffer, start, end, cython.address(self._fields))
+        else:
+            size = decode_fields(self._buffer, start, end, self._fields)
+        if size == 0:
             return None
-        header, size = decoded
-        length: cython.longlong = header.length
-        if length > self.max_frame_size:
-            raise PayloadTooBigError(
-                f"frame of {length} bytes is over the limit of {self.max_frame_size}"
-            )
-        total: cython.Py_ssize_t = size + length
-        if end - start < total:
-            self._needed = total
+        length: cython.longlong = self._fields.length
+        check_limits(length, self.max_frame_size, 0, 0, 0, 0)
+        if length > end - start - size:
             return None
+        total: cython.Py_ssize_t = size + cython.cast(cython.Py_ssize_t, length)
         payload = self._view[start + size : start + total]
+        header = Header()
+        if cython.compiled:
+            _fill_header(header, cython.address(self._fields))
+        else:
+            _fill_header(header, self._fields)
         if header.masked and self.unmask:
             cipher(payload, header.mask)  # type: ignore[arg-type]
         self._start = start + total
-        self._needed = MIN_HEADER_SIZE
         return Frame(header, payload)
 
     def reset(self) -> None:
         """Forget all buffered bytes, ready for a new connection."""
         self._start = self._end = 0
-        self._needed = MIN_HEADER_SIZE

@@ -8,6 +8,7 @@ from wsio._engine.framing import (
     STATE_FRAGMENTED,
     Header,
     check_header,
+    check_limits,
     decode_header,
     needed_header_size,
 )
@@ -22,7 +23,6 @@ from wsio.exceptions import (
     ConnectionEOFError,
     InvalidUTF8Error,
     LocalProtocolError,
-    PayloadTooBigError,
     UnexpectedEOFError,
 )
 from wsio.frameio import Source
@@ -144,10 +144,7 @@ class Reader:
         if not self.skip_header_check:
             check_header(header, self._state)
         length = header.length
-        if length > self.max_frame_size:
-            raise PayloadTooBigError(
-                f"frame of {length} bytes is over the limit of {self.max_frame_size}"
-            )
+        check_limits(length, self.max_frame_size, 0, 0, 0, 0)
         wire_rsv = header.rsv
         for extension in self.extensions:
             header = extension.unset_bits(header)
@@ -180,13 +177,9 @@ class Reader:
                 self.on_continuation(header)
             self._message_size += length
             self._fragments += 1
-            if self._message_size > self.max_message_size:
-                raise PayloadTooBigError(
-                    f"message of {self._message_size}+ bytes is over the limit "
-                    f"of {self.max_message_size}"
-                )
-            if self._fragments > self.max_fragments:
-                raise PayloadTooBigError(f"message of more than {self.max_fragments} frames")
+            check_limits(
+                0, 0, self._message_size, self.max_message_size, self._fragments, self.max_fragments
+            )
             if header.fin:
                 self._state &= ~STATE_FRAGMENTED
             else:

@@ -1,0 +1,1125 @@
+"""The WebSocket connection without I/O (RFC 6455 §5–§7, RFC 7692): bytes in, events and bytes out.
+
+A :class:`ServerProtocol` or :class:`ClientProtocol` is one side of one connection after
+the opening handshake. The I/O layer (blocking sockets, asyncio, trio, a test) moves
+bytes and keeps time; everything else is here:
+
+- bytes in: :meth:`~Protocol.receive_data` (copies), or :meth:`~Protocol.get_buffer` +
+  :meth:`~Protocol.buffer_updated` (read straight into the protocol's buffer, the shape
+  of ``asyncio.BufferedProtocol``), and :meth:`~Protocol.receive_eof`;
+- events out, in arrival order, from :meth:`~Protocol.events_received`:
+  :class:`TextMessage`, :class:`BinaryMessage` (whole messages) or, with
+  ``streaming=True``, :class:`Chunk` (data as it arrives); :class:`Ping`,
+  :class:`Pong`, :class:`Close`;
+- bytes out: the ``send_*`` methods queue frames, :meth:`~Protocol.data_to_send` hands
+  them over as a list of buffers for ``writelines``/``sendmsg``;
+- :meth:`~Protocol.close_expected`: when to stop reading and close the TCP connection.
+
+A peer that breaks the protocol never makes ``receive_data`` raise: the connection is
+failed (RFC 6455 §7.1.7) with the code that answers the violation (1002, 1007, 1009;
+1011 for an internal error), the Close frame is queued, parsing stops, and the
+exception is kept in :attr:`~Protocol.error`. Sending what the state forbids raises
+:class:`~wsio.exceptions.InvalidStateError` and sends nothing.
+
+The per-frame path (header decode into a C struct, the §5 checks on plain ints, the
+fragment rules, unmasking in place, UTF-8 fused with the unmasking) is C when compiled,
+and reachable from Cython through protocol.pxd; see ``Protocol._next``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from wsio._engine.framing import (
+    MAX_CONTROL_PAYLOAD,
+    MAX_PAYLOAD_LENGTH,
+    STATE_CLIENT_SIDE,
+    STATE_FRAGMENTED,
+    STATE_SERVER_SIDE,
+    _encode,
+)
+from wsio._engine.limits import (
+    DEFAULT_MAX_FRAGMENTS,
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+)
+from wsio._engine.mask import cipher, mask_into
+from wsio._engine.utf8 import Utf8Validator
+from wsio.exceptions import (
+    InvalidStateError,
+    InvalidUTF8Error,
+    LocalProtocolError,
+    ProtocolError,
+)
+from wsio.frames import (
+    check_close_frame_data,
+    close_frame_body,
+    is_sendable_close_code,
+    new_mask,
+    parse_close_frame_data,
+)
+
+try:
+    import cython
+except ImportError:  # pure mode without Cython installed
+    from wsio._engine import _cython as cython  # type: ignore[no-redef]
+
+if cython.compiled:
+    # C names from protocol.pxd (which cimports the framing, mask and utf8 C path).
+    from cython.cimports.wsio._engine.protocol import (  # type: ignore[import-untyped]
+        PyByteArray_AS_STRING,
+        PyByteArray_Resize,
+        PyBytes_AS_STRING,
+        PyBytes_FromStringAndSize,
+        PyBytes_GET_SIZE,
+        PyUnicode_DecodeUTF8,
+        _scan,
+        cbytes_ptr,
+        check_fields,
+        check_limits,
+        decode_fields,
+        memmove,
+        put_header,
+        uchar_ptr,
+        wsio_mask_xor,
+    )
+else:
+    from wsio._engine.framing import _Fields, check_fields, check_limits, decode_fields
+
+__all__ = [
+    "BinaryMessage",
+    "Chunk",
+    "Close",
+    "ClientProtocol",
+    "ConnectionState",
+    "Event",
+    "Ping",
+    "Pong",
+    "Protocol",
+    "SENDABLE",
+    "ServerProtocol",
+    "TRANSITIONS",
+    "TextMessage",
+]
+
+_Bytes = bytes | bytearray | memoryview
+
+# ---------------------------------------------------------------------------------------
+# Events. Each is slotted and read-only when compiled; dispatch on the type (``match``
+# works: each has __match_args__). What a payload is and how long it lives is said on
+# each class.
+
+
+class TextMessage:
+    """A whole text message, UTF-8 checked: ``data`` is a ``str`` (an owned copy), or
+    the UTF-8 ``bytes`` with ``decode_text=False``."""
+
+    __slots__ = ("data",)
+    __match_args__ = ("data",)
+
+    def __init__(self, data: str | bytes) -> None:
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is TextMessage and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TextMessage({_short(self.data)})"
+
+
+class BinaryMessage:
+    """A whole binary message: ``data`` is ``bytes`` (an owned copy)."""
+
+    __slots__ = ("data",)
+    __match_args__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is BinaryMessage and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BinaryMessage({_short(self.data)})"
+
+
+class Chunk:
+    """Data as it arrives (``streaming=True``): a data frame, or a piece of a large one.
+
+    ``opcode`` is the message's (1 text, 2 binary) on every chunk of it. ``data`` is a
+    memoryview into the protocol's buffer, unmasked, valid until the next
+    ``receive_data``/``get_buffer`` call (copy what you keep); a compressed message's
+    chunks are owned ``bytes``, already inflated. Text is UTF-8 checked as it arrives
+    (a character may be split between chunks). ``frame_finished`` and
+    ``message_finished`` say whether this chunk ends its frame and its message.
+    """
+
+    __slots__ = ("opcode", "data", "frame_finished", "message_finished")
+    __match_args__ = ("opcode", "data", "frame_finished", "message_finished")
+
+    def __init__(
+        self, opcode: int, data: _Bytes, frame_finished: bool, message_finished: bool
+    ) -> None:
+        self.opcode = opcode
+        self.data = data
+        self.frame_finished = frame_finished
+        self.message_finished = message_finished
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is Chunk
+            and self.opcode == other.opcode
+            and bytes(self.data) == bytes(other.data)
+            and self.frame_finished == other.frame_finished
+            and self.message_finished == other.message_finished
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Chunk({self.opcode}, {_short(bytes(self.data))}, "
+            f"frame_finished={self.frame_finished}, message_finished={self.message_finished})"
+        )
+
+
+class Ping:
+    """A Ping frame; ``data`` is its payload (owned ``bytes``, at most 125)."""
+
+    __slots__ = ("data",)
+    __match_args__ = ("data",)
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Ping and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Ping({self.data!r})"
+
+
+class Pong:
+    """A Pong frame; ``data`` is its payload (owned ``bytes``, at most 125)."""
+
+    __slots__ = ("data",)
+    __match_args__ = ("data",)
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Pong and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Pong({self.data!r})"
+
+
+class Close:
+    """A Close frame, received or sent: ``code`` (1005 for an empty body) and ``reason``."""
+
+    __slots__ = ("code", "reason")
+    __match_args__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Close and self.code == other.code and self.reason == other.reason
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Close({self.code}, {self.reason!r})"
+
+
+#: Every event :meth:`Protocol.events_received` returns.
+Event = TextMessage | BinaryMessage | Chunk | Ping | Pong | Close
+
+
+def _short(data: object) -> str:
+    text = repr(data[:40]) if isinstance(data, (str, bytes)) else repr(data)
+    return text + (
+        f"...(+{len(data) - 40})" if isinstance(data, (str, bytes)) and len(data) > 40 else ""
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The connection's state, as data.
+
+
+class ConnectionState(enum.IntEnum):
+    """Where the closing handshake stands (RFC 6455 §7)."""
+
+    #: Messages flow both ways.
+    OPEN = 1
+    #: This side sent a Close frame and waits for the peer's (nothing more is sent).
+    CLOSING = 2
+    #: Both Close frames exchanged, or the connection failed or ended: close the TCP
+    #: connection (see :meth:`Protocol.close_expected`).
+    CLOSED = 3
+
+
+_OPEN: Final = 1
+_CLOSING: Final = 2
+_CLOSED: Final = 3
+
+#: The state machine: (state, what happened) -> the next state. A pair not here cannot
+#: happen: ``receive_close`` and ``receive_eof`` in CLOSED are ignored (nothing is read
+#: after a Close frame or the end of the stream); a send in a state whose
+#: :data:`SENDABLE` set lacks it raises InvalidStateError.
+TRANSITIONS: Final[Mapping[tuple[ConnectionState, str], ConnectionState]] = {
+    # RFC 6455 §7.1.2: "Once an endpoint has both sent and received a Close control
+    # frame, that endpoint SHOULD _Close the WebSocket Connection_".
+    (ConnectionState.OPEN, "send_close"): ConnectionState.CLOSING,
+    # RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did not previously
+    # send a Close frame, the endpoint MUST send a Close frame in response" - at once,
+    # so receiving one in OPEN ends the handshake.
+    (ConnectionState.OPEN, "receive_close"): ConnectionState.CLOSED,
+    (ConnectionState.CLOSING, "receive_close"): ConnectionState.CLOSED,
+    # RFC 6455 §7.1.7: _Fail the WebSocket Connection_ (a Close frame is sent if none
+    # was), and the end of the stream, end everything.
+    (ConnectionState.OPEN, "fail"): ConnectionState.CLOSED,
+    (ConnectionState.CLOSING, "fail"): ConnectionState.CLOSED,
+    (ConnectionState.OPEN, "receive_eof"): ConnectionState.CLOSED,
+    (ConnectionState.CLOSING, "receive_eof"): ConnectionState.CLOSED,
+}
+
+#: What may be sent in each state. RFC 6455 §5.5.1: "After sending a Close frame, the
+#: endpoint MUST NOT send any more data frames"; wsio sends no control frame either.
+#: One allowance: when the peer's Close (or a violation) ends the connection, the Close
+#: frame this side answers with goes out at the next :meth:`Protocol.data_to_send`, and
+#: until then messages and pings may still be sent in answer to the events before it
+#: (§5.5.1: "An endpoint MAY delay sending a Close frame until its current message is
+#: sent"); they go out first.
+SENDABLE: Final[Mapping[ConnectionState, frozenset[str]]] = {
+    ConnectionState.OPEN: frozenset({"text", "binary", "continuation", "ping", "pong", "close"}),
+    ConnectionState.CLOSING: frozenset(),
+    ConnectionState.CLOSED: frozenset(),
+}
+
+# The receive buffer starts this small, is allocated on first use, doubles only when
+# the bytes received fill it, and goes back to this once drained after a large frame.
+_MIN_BUFFER: Final = 4096
+# In streaming mode a data frame longer than this is delivered in pieces as it arrives;
+# shorter ones whole.
+_PIECE_MIN: Final = 4096
+# Unmask-and-validate works in blocks this size, so the validator reads bytes the
+# unmasking has just left in L1.
+_FUSE_BLOCK: Final = 8192
+# Outgoing payloads up to this size are copied behind their header into one buffer;
+# longer ones are their own buffer in data_to_send() (not copied on the server side).
+_INLINE_MAX: Final = 4096
+# Drained after parsing, a buffer larger than this (grown for a large frame) is dropped
+# for a small one; get_buffer() drops any buffer larger than _MIN_BUFFER once drained.
+_SHRINK_ABOVE: Final = 262144
+_NO_LIMIT: Final = MAX_PAYLOAD_LENGTH
+_NO_KEY: Final = b"\0\0\0\0"
+# The same flags as C ints for the per-frame path.
+_FRAGMENTED = cython.declare(cython.int, STATE_FRAGMENTED)
+
+
+def _limit(value: int | None) -> int:
+    if value is None:
+        return _NO_LIMIT
+    if value < 0:
+        raise ValueError("limits must be >= 0 (or None for no limit)")
+    return value
+
+
+class Protocol:
+    """One side of a WebSocket connection, without I/O; use :class:`ServerProtocol` or
+    :class:`ClientProtocol`.
+
+    Keywords: ``max_frame_size`` (declared payload length of one frame),
+    ``max_message_size`` (a whole message, after decompression), ``max_fragments``
+    (frames in one message): over a limit, the connection fails with 1009. None means
+    no limit. ``auto_pong`` answers each Ping with a Pong. ``streaming`` gives data as
+    :class:`Chunk` events instead of whole messages. ``decode_text`` gives text
+    messages as ``str`` (else UTF-8 ``bytes``). ``extensions`` are the negotiated ones,
+    e.g. ``[PerMessageDeflate(parameters)]``, in the order the handshake agreed.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
+        auto_pong: bool = True,
+        streaming: bool = False,
+        decode_text: bool = True,
+        extensions: Sequence[Any] = (),
+    ) -> None:
+        raise TypeError("use ServerProtocol or ClientProtocol")
+
+    def _setup(
+        self,
+        client: bool,
+        max_frame_size: int | None,
+        max_message_size: int | None,
+        max_fragments: int | None,
+        auto_pong: bool,
+        streaming: bool,
+        decode_text: bool,
+        extensions: Sequence[Any],
+    ) -> None:
+        self.is_client = client
+        self.max_frame_size = _limit(max_frame_size)
+        self.max_message_size = _limit(max_message_size)
+        self.max_fragments = _limit(max_fragments)
+        self.auto_pong = auto_pong
+        self.streaming = streaming
+        self.decode_text = decode_text
+        # The pipeline: each extension gets a codec of its own for this connection;
+        # the bits they claim are the only RSV bits check_fields lets through.
+        codecs = []
+        allowed: cython.int = 0
+        for extension in extensions:
+            bits: cython.int = extension.rsv
+            if bits & allowed or not 0 < bits <= 7:
+                raise ValueError(f"extension {extension!r} claims RSV bits already taken")
+            allowed |= bits
+            codecs.append(extension.bind(client=client, max_message_size=max_message_size))
+        self.extensions = tuple(codecs)
+        self._allowed_rsv = allowed
+        self._state = _OPEN
+        #: "local" or "remote": who sent the first Close frame (None before).
+        self.close_initiator: str | None = None
+        #: The Close frame this side sent, and the one received (None before).
+        self.close_sent: Close | None = None
+        self.close_rcvd: Close | None = None
+        #: What failed the connection: a ProtocolError (with ``close_code``) for what the
+        #: peer sent, any other exception for an internal error (1011).
+        self.error: Exception | None = None
+        self._reading = True
+        self._buf = bytearray()  # allocated on first use
+        self._whole = memoryview(self._buf)
+        self._start = self._end = 0
+        if not cython.compiled:
+            self._f = _Fields()
+        self._in_frame = False
+        self._remaining = self._frame_pos = 0
+        self._p_off = self._p_len = self._p_pos = 0
+        self._p_frame_done = False
+        self._flags = STATE_CLIENT_SIDE if client else STATE_SERVER_SIDE
+        self._msg_opcode = 0
+        self._msg_codec = None
+        self._msg_check = False
+        self._msg_size = self._fragments = 0
+        self._first_piece = True
+        self._acc = bytearray()
+        self._validator = Utf8Validator()
+        self._events: list[Event] = []
+        self._out: list[_Bytes] = []
+        self._tail = bytearray()
+        self._send_codec = None
+        self._pending_close: bytes | None = None
+        self._send_fragmented = False
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        """OPEN, CLOSING or CLOSED (see :data:`TRANSITIONS`)."""
+        return ConnectionState(self._state)
+
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code: 1005 for a Close without one, 1006 if the connection
+        ended without a Close frame, None while it is not closed."""
+        if self.close_rcvd is not None:
+            return self.close_rcvd.code
+        return 1006 if self._state == _CLOSED else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """The peer's close reason ("" with none), None while it is not closed."""
+        if self.close_rcvd is not None:
+            return self.close_rcvd.reason
+        return "" if self._state == _CLOSED else None
+
+    @property
+    def buffer_size(self) -> int:
+        """Bytes the receive buffer holds now (0 until first used): what this connection
+        costs in reading memory."""
+        return len(self._buf)
+
+    def close_expected(self) -> bool:
+        """True once no more frames will be exchanged: send what :meth:`data_to_send`
+        holds, then close the TCP connection.
+
+        RFC 6455 §7.1.1: the server closes the TCP connection first; a client waits a
+        little (close_timeout) for the server to do so, then closes it itself.
+        """
+        return self._state == _CLOSED
+
+    def _transition(self, event: str) -> None:
+        self._state = TRANSITIONS[(ConnectionState(self._state), event)]
+
+    # -- bytes in -------------------------------------------------------------------
+
+    def receive_data(self, data: _Bytes) -> None:
+        """Take received bytes (copied; ``data`` is not kept) and parse them.
+
+        Never raises for what the peer sent: see :attr:`error`.
+        """
+        n: cython.Py_ssize_t = len(data)
+        if n == 0 or not self._reading:
+            return
+        self._reserve(self._end - self._start + n)
+        end: cython.Py_ssize_t = self._end
+        self._buf[end : end + n] = data
+        self._end = end + n
+        self._run()
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """A writable view to read the next bytes into (``asyncio.BufferedProtocol``).
+
+        Valid until :meth:`buffer_updated`; its size is the protocol's choice (it
+        doubles only when the bytes received fill the buffer). Calling this ends the
+        lifetime of the views earlier :class:`Chunk` events hold.
+        """
+        if len(self._buf) == 0:
+            self._shrink()
+        pending: cython.Py_ssize_t = self._end - self._start
+        if pending == 0:
+            # Drained: an idle connection keeps only the small buffer.
+            self._start = self._end = 0
+            if len(self._buf) > _MIN_BUFFER:
+                self._shrink()
+            return self._whole
+        capacity: cython.Py_ssize_t = len(self._buf)
+        self._reserve(2 * capacity if pending == capacity else pending)
+        return self._whole[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Record that ``nbytes`` were written into the view from :meth:`get_buffer`, and
+        parse them."""
+        n: cython.Py_ssize_t = nbytes
+        if n < 0 or self._end + n > len(self._buf):
+            raise ValueError("more bytes than the buffer holds")
+        self._end += n
+        if self._reading:
+            self._run()
+
+    def receive_eof(self) -> None:
+        """The peer ended the stream: the connection is CLOSED (1006 unless a Close
+        frame came first)."""
+        self._reading = False
+        if self._state != _CLOSED:
+            self._transition("receive_eof")
+
+    def events_received(self) -> list[Event]:
+        """The events parsed since the last call, in arrival order (the list is yours)."""
+        events = self._events
+        self._events = []
+        return events
+
+    def _shrink(self) -> None:
+        self._buf = bytearray(_MIN_BUFFER)
+        self._whole = memoryview(self._buf)
+
+    def _reserve(self, size: cython.Py_ssize_t) -> cython.int:
+        # Move the unparsed bytes to the front (the views handed out die here), then
+        # make the buffer hold at least ``size`` bytes. Growing makes a new bytearray,
+        # so a view the caller still holds never blocks it (or sees a resize).
+        start: cython.Py_ssize_t = self._start
+        end: cython.Py_ssize_t = self._end
+        pending: cython.Py_ssize_t = end - start
+        buf = self._buf
+        if start:
+            if pending:
+                if cython.compiled:
+                    p = cython.cast(uchar_ptr, PyByteArray_AS_STRING(buf))
+                    memmove(p, p + start, pending)
+                else:
+                    buf[0:pending] = buf[start:end]
+            self._start = 0
+            self._end = pending
+        capacity: cython.Py_ssize_t = len(buf)
+        if size > capacity:
+            capacity = max(size, 2 * capacity, _MIN_BUFFER)
+            new = bytearray(capacity)
+            if pending:
+                new[0:pending] = buf[0:pending]
+            self._buf = new
+            self._whole = memoryview(new)
+        return 0
+
+    # -- the per-frame path ---------------------------------------------------------
+
+    def _run(self) -> cython.int:
+        """Parse what is buffered into events; a violation fails the connection."""
+        op: cython.int
+        try:
+            while self._reading and self._next():
+                op = self._f.opcode
+                if op >= 8:
+                    self._control(op)
+                else:
+                    self._data()
+        except ProtocolError as exc:
+            self._fail_with(exc)
+        except Exception as exc:  # a bug or MemoryError: 1011, never an escape
+            self.error = exc
+            self.fail(1011, "internal error")
+        if self._start == self._end:
+            self._start = self._end = 0
+            if len(self._buf) > _SHRINK_ABOVE:
+                self._shrink()  # after a large frame, the large buffer goes
+        return 0
+
+    def _next(self) -> cython.int:
+        """Find the next frame, or the next piece of a large one: 1, or 0 for more bytes.
+
+        On 1, ``_f`` holds the frame's header and ``_p_off``/``_p_len`` its payload
+        (or the piece), unmasked in place; ``_p_pos`` is the piece's offset in the
+        payload and ``_p_frame_done`` says whether it ends the frame. Raises
+        ProtocolError (with its close code) for a violation.
+        """
+        start: cython.Py_ssize_t = self._start
+        avail: cython.Py_ssize_t = self._end - start
+        n: cython.Py_ssize_t
+        if self._in_frame:
+            # The rest of a large data frame, handed out as it arrives.
+            if avail == 0:
+                return 0
+            n = (
+                avail
+                if avail < self._remaining
+                else cython.cast(cython.Py_ssize_t, self._remaining)
+            )
+            self._p_off = start
+            self._p_len = n
+            self._p_pos = self._frame_pos
+            self._frame_pos += n
+            self._remaining -= n
+            self._p_frame_done = self._remaining == 0
+            self._in_frame = not self._p_frame_done
+            self._start = start + n
+            self._unmask(start, n, self._p_pos, self._msg_check)
+            return 1
+        size: cython.Py_ssize_t
+        if cython.compiled:
+            size = decode_fields(self._buf, start, self._end, cython.address(self._f))
+        else:
+            size = decode_fields(self._buf, start, self._end, self._f)
+        if size == 0:
+            return 0
+        op: cython.int = self._f.opcode
+        fin: cython.bint = self._f.fin
+        length: cython.longlong = self._f.length
+        rsv: cython.int = self._f.rsv
+        # RFC 7692 §6.1: an extension's bits go on a message's first frame only (a
+        # continuation or control frame with RSV1 fails the connection).
+        check_fields(
+            op,
+            fin,
+            rsv,
+            self._f.masked,
+            length,
+            self._flags,
+            self._allowed_rsv if (op == 1 or op == 2) else 0,
+        )
+        whole: cython.bint = length <= avail - size
+        if op < 8:
+            # The limits, checked at the header; a compressed message's size is
+            # capped after inflating (the codec's decompressor), not on the wire.
+            fragments: cython.longlong = 1 if op else self._fragments + 1
+            total: cython.longlong = length if op else self._msg_size + length
+            codec = self._msg_codec if op == 0 else (None if rsv == 0 else self._codec_for(rsv))
+            check_limits(
+                length,
+                self.max_frame_size,
+                total,
+                self.max_message_size if codec is None else _NO_LIMIT,
+                fragments,
+                self.max_fragments,
+            )
+        elif length > self.max_frame_size:
+            check_limits(length, self.max_frame_size, 0, 0, 0, 0)
+        if op < 8:
+            if not whole and (
+                avail == size
+                or not (
+                    # Text is taken as it arrives, so that bad UTF-8 fails fast (RFC
+                    # 6455 §8.1; Autobahn 6.4), and any large frame when streaming.
+                    (codec is None and (op == 1 or (op == 0 and self._msg_opcode == 1)))
+                    or (self.streaming and length > _PIECE_MIN)
+                )
+            ):
+                return 0
+            # The frame is taken: the message state follows it.
+            if op:
+                self._msg_opcode = op
+                self._msg_codec = codec
+                self._first_piece = True
+                # Text is checked as it arrives where it must fail fast (fragments,
+                # pieces) or where no str is made; a whole text frame that becomes a
+                # str is checked by the decoder instead. Compressed text is checked
+                # after inflating.
+                self._msg_check = (
+                    op == 1
+                    and codec is None
+                    and (self.streaming or not self.decode_text or not fin or not whole)
+                )
+                if self._msg_check:
+                    if cython.compiled:
+                        self._utf8.need = 0
+                    else:
+                        self._validator.reset()
+            self._fragments = fragments
+            self._msg_size = total
+            if fin:
+                self._flags &= ~_FRAGMENTED
+            else:
+                self._flags |= _FRAGMENTED
+        elif not whole:
+            return 0
+        start += size
+        self._p_pos = 0
+        if whole:
+            n = cython.cast(cython.Py_ssize_t, length)
+            self._p_frame_done = True
+        else:
+            # A large frame in streaming mode: hand out what has arrived.
+            n = avail - size
+            self._in_frame = True
+            self._remaining = length - n
+            self._frame_pos = n
+            self._p_frame_done = False
+        self._p_off = start
+        self._p_len = n
+        self._start = start + n
+        self._unmask(start, n, 0, op < 8 and self._msg_check)
+        return 1
+
+    def _unmask(
+        self, off: cython.Py_ssize_t, n: cython.Py_ssize_t, pos: cython.longlong, check: cython.bint
+    ) -> cython.int:
+        # RFC 6455 §5.3 unmasking in place; with ``check``, the UTF-8 check (RFC 6455
+        # §8.1) of each block right after it is unmasked, while it is in cache.
+        if cython.compiled:
+            p = cython.cast(uchar_ptr, PyByteArray_AS_STRING(self._buf)) + off
+            done: cython.Py_ssize_t = 0
+            step: cython.Py_ssize_t
+            if not check:
+                if self._f.masked:
+                    wsio_mask_xor(p, p, n, self._f.key, pos)
+                return 0
+            while done < n:
+                step = n - done if n - done < _FUSE_BLOCK else _FUSE_BLOCK
+                if self._f.masked:
+                    wsio_mask_xor(p + done, p + done, step, self._f.key, pos + done)
+                if _scan(p + done, step, 0, cython.address(self._utf8)) >= 0:
+                    raise InvalidUTF8Error("text is not valid UTF-8")
+                done += step
+        else:
+            if n == 0:
+                return 0
+            view = self._whole[off : off + n]
+            if self._f.masked:
+                cipher(view, self._f.key, pos)
+            if check and not self._validator.feed(view):
+                raise InvalidUTF8Error("text is not valid UTF-8")
+        return 0
+
+    def _check_text_end(self) -> cython.int:
+        # RFC 3629: the message may not end inside a character.
+        if cython.compiled:
+            if self._utf8.need:
+                self._utf8.need = 0
+                raise InvalidUTF8Error("text ends inside a UTF-8 character")
+        elif not self._validator.feed(b"", True):
+            raise InvalidUTF8Error("text ends inside a UTF-8 character")
+        return 0
+
+    def _codec_for(self, rsv: int) -> Any:
+        for codec in self.extensions:
+            if codec.rsv == rsv:
+                return codec
+        raise ProtocolError(f"no single negotiated extension claims RSV bits {rsv:#05b}")
+
+    def _data(self) -> cython.int:
+        off: cython.Py_ssize_t = self._p_off
+        n: cython.Py_ssize_t = self._p_len
+        frame_done: cython.bint = self._p_frame_done
+        message_done: cython.bint = frame_done and self._f.fin
+        first: cython.bint = self._first_piece
+        self._first_piece = message_done
+        kind: cython.int = self._msg_opcode
+        codec = self._msg_codec
+        if codec is not None:
+            # RFC 7692 §7.2.2: inflate, capped at max_message_size while inflating; the
+            # text that comes out is what is checked.
+            data = codec.inflate(self._whole[off : off + n], first, message_done)
+            if kind == 1 and (
+                self.streaming or not self.decode_text or not (first and message_done)
+            ):
+                self._check_bytes(data, message_done)
+            if self.streaming:
+                self._events.append(Chunk(kind, data, frame_done, message_done))
+                return 0
+            if first and message_done:
+                self._events.append(self._message(kind, data))
+                return 0
+            self._acc += data
+        else:
+            if message_done and self._msg_check:
+                self._check_text_end()
+            if self.streaming:
+                chunk: Chunk = Chunk.__new__(Chunk)
+                chunk.opcode = kind
+                chunk.data = self._whole[off : off + n]
+                chunk.frame_finished = frame_done
+                chunk.message_finished = message_done
+                self._events.append(chunk)
+                return 0
+            if first and message_done:
+                self._events.append(self._whole_message(kind, off, n))
+                return 0
+            self._acc += self._whole[off : off + n]
+        if message_done:
+            acc = self._acc
+            self._acc = bytearray()
+            self._events.append(self._message(kind, acc))
+        return 0
+
+    def _check_bytes(self, data: bytes, final: cython.bint) -> cython.int:
+        if cython.compiled:
+            if (
+                _scan(
+                    cython.cast(cbytes_ptr, PyBytes_AS_STRING(data)),
+                    PyBytes_GET_SIZE(data),
+                    0,
+                    cython.address(self._utf8),
+                )
+                >= 0
+            ):
+                raise InvalidUTF8Error("text is not valid UTF-8")
+            if final:
+                self._check_text_end()
+        elif not self._validator.feed(data, final):
+            raise InvalidUTF8Error("text is not valid UTF-8")
+        return 0
+
+    def _whole_message(self, kind: cython.int, off: cython.Py_ssize_t, n: cython.Py_ssize_t) -> Any:
+        # A message in one frame, uncompressed: one copy out of the buffer (or one
+        # decode, which is also the UTF-8 check), no view made when compiled.
+        if cython.compiled:
+            p = PyByteArray_AS_STRING(self._buf) + off
+            if kind == 2:
+                binary: BinaryMessage = BinaryMessage.__new__(BinaryMessage)
+                binary.data = PyBytes_FromStringAndSize(p, n)
+                return binary
+            text: TextMessage = TextMessage.__new__(TextMessage)
+            if self.decode_text:
+                try:
+                    text.data = PyUnicode_DecodeUTF8(p, n, b"strict")
+                except UnicodeDecodeError:
+                    raise InvalidUTF8Error("text is not valid UTF-8") from None
+            else:
+                text.data = PyBytes_FromStringAndSize(p, n)
+            return text
+        else:
+            return self._message(kind, self._whole[off : off + n])
+
+    def _message(self, kind: cython.int, data: Any) -> Any:
+        # A whole message from its bytes (copied). Text that stays bytes was checked as
+        # it arrived; text that becomes a str is checked by the decoder.
+        if kind == 2:
+            return BinaryMessage(bytes(data))
+        if self.decode_text:
+            try:
+                return TextMessage(str(data, "utf-8"))
+            except UnicodeDecodeError:
+                raise InvalidUTF8Error("text is not valid UTF-8") from None
+        return TextMessage(bytes(data))
+
+    def _control(self, op: cython.int) -> cython.int:
+        off: cython.Py_ssize_t = self._p_off
+        data = bytes(self._whole[off : off + self._p_len])
+        if op == 9:
+            self._events.append(Ping(data))
+            # RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
+            # Pong frame in response, unless it already received a Close frame."
+            if self.auto_pong and self._state == _OPEN:
+                self._write_frame(True, 10, 0, data)
+        elif op == 10:
+            self._events.append(Pong(data))
+        else:
+            self._receive_close(data)
+        return 0
+
+    def _receive_close(self, body: bytes) -> None:
+        # RFC 6455 §5.5.1: a body is a 2-byte code then a UTF-8 reason; §7.4: only
+        # the codes that may be sent are valid (1005 and 1006 never on the wire).
+        code, reason = parse_close_frame_data(body)
+        if body:
+            check_close_frame_data(code, reason)
+        close = Close(int(code), reason)
+        self.close_rcvd = close
+        # RFC 6455 §5.5.1: "after receiving a Close frame ... the endpoint" discards
+        # what follows; nothing more is parsed.
+        self._reading = False
+        if self._state == _OPEN:
+            # "... MUST send a Close frame in response. (When sending a Close frame in
+            # response, the endpoint typically echos the status code it received.)"
+            self.close_initiator = "remote"
+            self.close_sent = Close(close.code, "")
+            self._pending_close = b"" if not body else body[:2]
+        self._transition("receive_close")
+        self._events.append(close)
+
+    def _fail_with(self, exc: ProtocolError) -> None:
+        self.error = exc
+        self.fail(exc.close_code, str(exc))
+
+    def fail(self, code: int = 1011, reason: str = "") -> None:
+        """Fail the connection (RFC 6455 §7.1.7): a Close frame with ``code`` and
+        ``reason`` goes out at the next :meth:`data_to_send` (unless one was sent
+        already), reading stops; the state is CLOSED.
+
+        ``code`` 1006 sends no Close frame at all (the connection is simply dropped).
+        Does nothing once CLOSED.
+        """
+        if self._state == _CLOSED:
+            return
+        if code != 1006 and not is_sendable_close_code(code):
+            raise LocalProtocolError(f"close code {code} may not be sent")
+        self._reading = False
+        self._in_frame = False
+        if self._state == _OPEN and code != 1006:
+            self.close_initiator = "local"
+            body = close_frame_body(code, reason)  # cut to fit on a character boundary
+            self.close_sent = Close(code, str(body[2:], "utf-8"))
+            self._pending_close = body
+        self._transition("fail")
+
+    # -- bytes out ------------------------------------------------------------------
+
+    def _refuse(self, kind: str) -> None:
+        state = ConnectionState(self._state)
+        if kind not in SENDABLE[state]:
+            raise InvalidStateError(f"cannot send {kind} in state {state.name}")
+
+    def send_text(
+        self, data: str | _Bytes, fin: bool = True, *, compress: bool | None = None
+    ) -> None:
+        """Queue a text frame (a ``str`` is encoded; bytes must be UTF-8, not checked).
+
+        ``fin=False`` begins a fragmented message, continued with
+        :meth:`send_continuation`. ``compress`` overrides the extension's threshold for
+        this message. Bytes passed are referenced until :meth:`data_to_send` hands them
+        out (long ones are not copied on the server side): do not change them before.
+        """
+        self._send_data(1, data.encode() if isinstance(data, str) else data, fin, compress)
+
+    def send_binary(self, data: _Bytes, fin: bool = True, *, compress: bool | None = None) -> None:
+        """Queue a binary frame; see :meth:`send_text`."""
+        self._send_data(2, data, fin, compress)
+
+    def send_continuation(self, data: _Bytes, fin: bool = True) -> None:
+        """Queue the next frame of the message a ``fin=False`` send began."""
+        self._send_data(0, data, fin, None)
+
+    def _send_data(
+        self, op: cython.int, data: _Bytes, fin: cython.bint, compress: bool | None
+    ) -> None:
+        if self._state != _OPEN and self._pending_close is None:
+            self._refuse("continuation" if op == 0 else ("text" if op == 1 else "binary"))
+        # RFC 6455 §5.4: the fragments of one message are sent in order, not
+        # interleaved with another message's.
+        if op == 0:
+            if not self._send_fragmented:
+                raise InvalidStateError("no fragmented message to continue")
+        elif self._send_fragmented:
+            raise InvalidStateError("a fragmented message is in progress: send_continuation")
+        rsv: cython.int = 0
+        first: cython.bint = op != 0
+        if first:
+            codec = None
+            if self.extensions:
+                candidate = self.extensions[0]
+                if compress if compress is not None else len(data) >= candidate.threshold:
+                    codec = candidate
+            self._send_codec = codec
+        codec = self._send_codec
+        if codec is not None:
+            data = codec.deflate(data, first, fin)
+            if first:
+                rsv = codec.rsv
+        self._write_frame(fin, op, rsv, data)
+        self._send_fragmented = not fin
+
+    def send_ping(self, data: str | _Bytes = b"") -> None:
+        """Queue a Ping frame (payload at most 125 bytes)."""
+        self._send_control(9, "ping", data)
+
+    def send_pong(self, data: str | _Bytes = b"") -> None:
+        """Queue an unsolicited Pong frame (payload at most 125 bytes)."""
+        self._send_control(10, "pong", data)
+
+    def _send_control(self, op: cython.int, kind: str, data: str | _Bytes) -> None:
+        if self._state != _OPEN and self._pending_close is None:
+            self._refuse(kind)
+        payload = data.encode() if isinstance(data, str) else data
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise LocalProtocolError(f"control frame payload is {len(payload)} bytes, over 125")
+        self._write_frame(True, op, 0, payload)
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake: queue a Close frame; the state is CLOSING.
+
+        ``code`` 1005 sends a Close frame without a body (then no reason). Other codes
+        must be ones that may be sent (RFC 6455 §7.4), and the reason at most 123 bytes
+        of UTF-8; else LocalProtocolError.
+        """
+        if self._state != _OPEN:
+            self._refuse("close")
+        if code == 1005:
+            if reason:
+                raise LocalProtocolError("a Close frame without a code has no reason")
+            body = b""
+        else:
+            if not is_sendable_close_code(code):
+                raise LocalProtocolError(f"close code {code} may not be sent")
+            encoded = reason.encode()
+            if len(encoded) > MAX_CONTROL_PAYLOAD - 2:
+                raise LocalProtocolError("close reason over 123 bytes")
+            body = code.to_bytes(2, "big") + encoded
+        self.close_initiator = "local"
+        self.close_sent = Close(code, reason)
+        self._write_frame(True, 8, 0, body)
+        self._transition("send_close")
+
+    def data_to_send(self) -> list[_Bytes]:
+        """The bytes queued since the last call, as buffers for ``writelines``/``sendmsg``.
+
+        The list and the bytearrays in it are yours; a long payload passed to a send on
+        the server side appears as the object you passed.
+        """
+        if self._pending_close is not None:
+            # The Close answering the peer's, or failing the connection, goes after
+            # what was sent in answer to the events before it (RFC 6455 §5.5.1: "An
+            # endpoint MAY delay sending a Close frame until its current message is
+            # sent"); nothing can be sent after it.
+            self._write_frame(True, 8, 0, self._pending_close)
+            self._pending_close = None
+        out = self._out
+        if self._tail:
+            out.append(self._tail)
+            self._tail = bytearray()
+        if not out:
+            return out
+        self._out = []
+        return out
+
+    def _write_frame(
+        self, fin: cython.bint, opcode: cython.int, rsv: cython.int, payload: _Bytes
+    ) -> cython.int:
+        # RFC 6455 §5.2 header, then the payload: masked by a client (§5.3, a fresh
+        # key per frame), copied behind the header when short.
+        n: cython.Py_ssize_t = len(payload)
+        masked: cython.bint = self.is_client
+        key = new_mask() if masked else _NO_KEY
+        tail = self._tail
+        pos: cython.Py_ssize_t = len(tail)
+        hsize: cython.Py_ssize_t = 2 if n <= 125 else (4 if n <= 65535 else 10)
+        if masked:
+            hsize += 4
+        inline: cython.bint = n <= _INLINE_MAX
+        if cython.compiled:
+            PyByteArray_Resize(tail, pos + hsize + (n if inline else 0))
+            put_header(
+                cython.cast(uchar_ptr, PyByteArray_AS_STRING(tail)) + pos,
+                fin,
+                opcode,
+                rsv,
+                n,
+                masked,
+                cython.cast(cbytes_ptr, PyBytes_AS_STRING(key)),
+            )
+        else:
+            tail.extend(bytes(hsize + (n if inline else 0)))
+            _encode(tail, pos, fin, rsv, opcode, key if masked else None, n)
+        if inline:
+            if n:
+                if masked:
+                    mask_into(memoryview(tail)[pos + hsize :], payload, key)
+                else:
+                    tail[pos + hsize : pos + hsize + n] = payload
+            return 0
+        self._out.append(tail)
+        self._tail = bytearray()
+        if masked:
+            copy = bytearray(n)
+            mask_into(copy, payload, key)
+            self._out.append(copy)
+        else:
+            self._out.append(payload)
+        return 0
+
+
+class ServerProtocol(Protocol):
+    """The server side: expects masked frames, sends unmasked ones (RFC 6455 §5.1)."""
+
+    def __init__(
+        self,
+        *,
+        max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
+        auto_pong: bool = True,
+        streaming: bool = False,
+        decode_text: bool = True,
+        extensions: Sequence[Any] = (),
+    ) -> None:
+        self._setup(
+            False,
+            max_frame_size,
+            max_message_size,
+            max_fragments,
+            auto_pong,
+            streaming,
+            decode_text,
+            extensions,
+        )
+
+
+class ClientProtocol(Protocol):
+    """The client side: expects unmasked frames, masks what it sends (RFC 6455 §5.1)."""
+
+    def __init__(
+        self,
+        *,
+        max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
+        auto_pong: bool = True,
+        streaming: bool = False,
+        decode_text: bool = True,
+        extensions: Sequence[Any] = (),
+    ) -> None:
+        self._setup(
+            True,
+            max_frame_size,
+            max_message_size,
+            max_fragments,
+            auto_pong,
+            streaming,
+            decode_text,
+            extensions,
+        )

@@ -1,0 +1,78 @@
+"""The WebSocket protocol without I/O: run wsio over any transport.
+
+:class:`ServerProtocol` and :class:`ClientProtocol` are one side of a connection after
+the opening handshake (do that with :class:`wsio.Upgrader` or :func:`wsio.dial`, or any
+other way). The caller moves bytes; the protocol does the rest::
+
+    proto = ServerProtocol(extensions=[PerMessageDeflate(agreed)] if agreed else [])
+    while not proto.close_expected():
+        data = sock.recv(65536)
+        if data:
+            proto.receive_data(data)
+        else:
+            proto.receive_eof()
+        for event in proto.events_received():
+            match event:
+                case TextMessage(text):
+                    proto.send_text(text)
+                case BinaryMessage(data):
+                    proto.send_binary(data)
+        sock.sendmsg(proto.data_to_send())
+    sock.close()
+
+Events, and how long their payload lives:
+
+- :class:`TextMessage` (``str``, or UTF-8 ``bytes`` with ``decode_text=False``) and
+  :class:`BinaryMessage` (``bytes``): whole messages, owned copies; assembled across
+  fragments, inflated, UTF-8 checked.
+- :class:`Chunk` (``streaming=True``): data as it arrives, a large frame in pieces;
+  ``data`` is a memoryview into the protocol's buffer valid until the next
+  ``receive_data``/``get_buffer`` call (inflated data is owned ``bytes``).
+- :class:`Ping`, :class:`Pong` (owned ``bytes``), :class:`Close` (``code``, ``reason``).
+  Pings are answered by the protocol (``auto_pong=True``), and a Close frame is
+  answered once, at once.
+
+A peer that breaks the protocol never makes ``receive_data`` raise: the connection is
+failed with the close code that answers it (1002, 1007, 1009; 1011 for an internal
+error), the Close frame is queued, and :attr:`Protocol.error` holds the
+:class:`~wsio.ProtocolError` (``close_code``). Sending in a state that forbids it
+raises :class:`~wsio.InvalidStateError`, and sends nothing. :data:`TRANSITIONS` is the
+state machine, written out.
+"""
+
+from __future__ import annotations
+
+from wsio._engine.extensions import DEFAULT_COMPRESSION_THRESHOLD, PerMessageDeflate
+from wsio._engine.protocol import (
+    SENDABLE,
+    TRANSITIONS,
+    BinaryMessage,
+    Chunk,
+    ClientProtocol,
+    Close,
+    ConnectionState,
+    Event,
+    Ping,
+    Pong,
+    Protocol,
+    ServerProtocol,
+    TextMessage,
+)
+
+__all__ = [
+    "ServerProtocol",
+    "ClientProtocol",
+    "Protocol",
+    "ConnectionState",
+    "TRANSITIONS",
+    "SENDABLE",
+    "Event",
+    "TextMessage",
+    "BinaryMessage",
+    "Chunk",
+    "Ping",
+    "Pong",
+    "Close",
+    "PerMessageDeflate",
+    "DEFAULT_COMPRESSION_THRESHOLD",
+]
