@@ -290,11 +290,11 @@ class ThreadedServer:
 
     def _run(self, sock: socket.socket, address: Any) -> None:
         try:
-            with sock:
-                self.handler(sock, address)
+            self.handler(sock, address)
         except Exception:  # a bug must not go unseen, nor take the server down
             self.logger.exception("%s: unexpected error", _name(address))
         finally:
+            sock.close()  # after the log line: whoever sees the close can read it
             with self._lock:
                 self._open.pop(threading.current_thread(), None)
 
