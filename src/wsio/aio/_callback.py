@@ -266,6 +266,10 @@ class Transport:
                 self._end()
         return 0
 
+    def _after_soon(self) -> None:
+        # _after, as a loop callback (a compiled cdef method is not a Python callable).
+        self._after()
+
     def _end(self) -> cython.int:
         if not self._closing:
             self._flush()
@@ -411,6 +415,7 @@ class Stream:
         frame = self._frame
         ws = self.ws
         op: cython.int
+        pending_before: cython.bint = core._pending_close is not None
         try:
             while core._reading and core.next_piece():
                 op = core.frame.opcode
@@ -460,7 +465,14 @@ class Stream:
                 logger.exception("a Listener callback raised; failing the connection")
                 core.error = exc
                 core.fail(1011, "internal error")
-        ws._after()
+        if core._pending_close is not None and not pending_before:
+            # This read ended the stream (the peer's Close, or a violation) after
+            # messages it also delivered. RFC 6455 §5.5.1 lets an endpoint send data it
+            # owes before its Close: tasks those messages woke (the high level's
+            # handlers) run first, then the Close goes out and the connection ends.
+            ws._loop.call_soon(ws._after_soon)
+        else:
+            ws._after()
         return 0
 
     def _collect_piece(self) -> cython.bint:
