@@ -258,23 +258,23 @@ class Connection:
             self._read_lock.release()
 
     def _process_data(self, data: bytes | memoryview) -> None:
-        with self._proto_lock:
-            self.protocol.receive_data(data)
-        self._after_events()
+        self._after_events(data, 0)
 
     def _process(self, n: int) -> None:
-        protocol = self.protocol
-        with self._proto_lock:
-            if n:
-                protocol.buffer_updated(n)
-            else:
-                protocol.receive_eof()
-        self._after_events()
+        self._after_events(None, n)
 
-    def _after_events(self) -> None:
+    def _after_events(self, data: bytes | memoryview | None, n: int) -> None:
+        # Bytes in (``data``, or ``n`` read into the protocol's buffer, 0: end of
+        # stream), then what the events they make call for.
         protocol = self.protocol
         queue = self._queue
         with self._proto_lock:
+            if data is not None:
+                protocol.receive_data(data)
+            elif n:
+                protocol.buffer_updated(n)
+            else:
+                protocol.receive_eof()
             events = protocol.events_received()
             closing = protocol.close_expected()
             if closing and protocol.close_initiator == "remote" and protocol.error is None:
@@ -369,7 +369,9 @@ class Connection:
         # With _proto_lock held.
         if self._answer_pending and not self._closed.is_set():
             return  # the protocol sends the answering Close after this message
-        if self.protocol.state is not ConnectionState.OPEN or self._closed.is_set():
+        protocol = self.protocol
+        # Not OPEN: a Close was sent (or is queued in answer), or the stream ended.
+        if protocol.close_sent is not None or protocol.close_expected() or self._closed.is_set():
             raise self._closed_error()
 
     def _answered(self) -> bool:
