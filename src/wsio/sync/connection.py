@@ -277,11 +277,11 @@ class Connection:
                 protocol.receive_eof()
             events = protocol.events_received()
             closing = protocol.close_expected()
-            if closing and protocol.close_initiator == "remote" and protocol.error is None:
+            if closing and (protocol.close_initiator == "remote" or protocol.error is not None):
                 # RFC 6455 §5.5.1: "An endpoint MAY delay sending a Close frame until its
                 # current message is sent": the application may still answer the
-                # messages that came before the peer's Close; the answering Close goes
-                # out with its first send, or once it has read them all.
+                # messages that came before the peer's Close (or before a violation);
+                # the Close goes out with its first send, or once it has read them all.
                 self._answer_pending = bool(queue) or any(
                     type(event) is TextMessage or type(event) is BinaryMessage for event in events
                 )
