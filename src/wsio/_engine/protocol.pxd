@@ -1,15 +1,19 @@
 # Types for protocol.py when Cython compiles it (pure-Python mode, augmenting .pxd).
 #
-# The per-frame path for Cython callers (the asyncio callback layer): after bytes go in
-# (receive_data / get_buffer + buffer_updated with `_run` not wanted, call `_feed`), call
-# `_next()` until it returns 0. Each 1 describes a frame, or a piece of a large data
-# frame in streaming mode, in `_f` (the decoded header, framing.pxd's frame_t) and
-# `_p_off`/`_p_len` (its payload, unmasked in place, at `_buf` + `_p_off`), with the §5
-# checks, fragment rules, limits and (for text) UTF-8 already applied. A violation
-# raises ProtocolError (fail the connection with its close_code).
+# The per-frame path for Cython callers (the asyncio callback layer), with no Python
+# object per frame: read into get_buffer(), then add_bytes(n) (which does not parse),
+# then next_piece() until it returns 0. Each 1 describes a frame, or a piece of a large
+# data frame, in `frame` (its header, framing.pxd's frame_t: fin, rsv, opcode, length,
+# key) and piece_data()/piece_length (its payload, unmasked in place; piece_position is
+# its offset in the frame's payload, piece_ends_frame whether it is the last), with the
+# §5 checks, fragment rules, limits and (for text) UTF-8 already applied. A violation
+# raises ProtocolError: call fail(error.close_code, str(error)). handle_piece() does
+# with a piece what receive_data() does (events, the automatic Pong, the closing
+# handshake); a caller that handles data pieces itself still gives it control frames.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memcpy, memmove
 
@@ -18,6 +22,64 @@ from wsio._engine.mask cimport wsio_mask_xor
 from wsio._engine.utf8 cimport _scan, utf8_state
 
 from wsio._engine.framing cimport cbytes_ptr, uchar_ptr
+
+ctypedef const char *cchar_ptr
+
+cdef extern from *:
+    """
+    /* The message being assembled, compiled: a bytes object that only the protocol
+       holds until it is handed out whole. It grows by doubling with _PyBytes_Resize
+       (a realloc: large blocks move by remapping pages, not by copying), so a
+       message costs one write of its bytes and no copy when it is handed out. */
+    static int wsio_acc_append(PyObject **acc, Py_ssize_t *len, const char *src, Py_ssize_t n)
+    {
+        Py_ssize_t cap = *acc ? PyBytes_GET_SIZE(*acc) : 0;
+        if (*len + n > cap) {
+            Py_ssize_t want = 2 * cap;
+            if (want < *len + n)
+                want = *len + n;
+            if (want < 4096)
+                want = 4096;  /* never the shared empty bytes, which cannot be resized */
+            if (*acc == NULL) {
+                *acc = PyBytes_FromStringAndSize(NULL, want);
+                if (*acc == NULL)
+                    return -1;
+            } else if (_PyBytes_Resize(acc, want) < 0) {
+                *len = 0;  /* *acc is NULL: the message is gone */
+                return -1;
+            }
+        }
+        if (n)
+            memcpy(PyBytes_AS_STRING(*acc) + *len, src, (size_t)n);
+        *len += n;
+        return 0;
+    }
+
+    /* The message, cut to its length; the caller owns the reference. */
+    static PyObject *wsio_acc_take(PyObject **acc, Py_ssize_t *len)
+    {
+        PyObject *out;
+        if (*acc == NULL)
+            return PyBytes_FromStringAndSize(NULL, 0);
+        if (_PyBytes_Resize(acc, *len) < 0) {
+            *len = 0;
+            return NULL;
+        }
+        out = *acc;
+        *acc = NULL;
+        *len = 0;
+        return out;
+    }
+
+    static void wsio_acc_clear(PyObject **acc, Py_ssize_t *len)
+    {
+        Py_CLEAR(*acc);
+        *len = 0;
+    }
+    """
+    int wsio_acc_append(PyObject **acc, Py_ssize_t *len, const char *src, Py_ssize_t n) except -1
+    object wsio_acc_take(PyObject **acc, Py_ssize_t *len)
+    void wsio_acc_clear(PyObject **acc, Py_ssize_t *len)
 
 
 cdef class TextMessage:
@@ -70,15 +132,15 @@ cdef class Protocol:
     cdef object _whole
     cdef Py_ssize_t _start
     cdef Py_ssize_t _end
-    # The frame being parsed, and the piece `_next` found.
-    cdef frame_t _f
+    # The frame being parsed, and the piece next_piece() found.
+    cdef frame_t frame
     cdef bint _in_frame
     cdef long long _remaining
     cdef long long _frame_pos
-    cdef Py_ssize_t _p_off
-    cdef Py_ssize_t _p_len
-    cdef long long _p_pos
-    cdef bint _p_frame_done
+    cdef Py_ssize_t piece_offset
+    cdef Py_ssize_t piece_length
+    cdef long long piece_position
+    cdef bint piece_ends_frame
     # The message being received.
     cdef int _flags
     cdef int _allowed_rsv
@@ -88,7 +150,9 @@ cdef class Protocol:
     cdef long long _msg_size
     cdef long long _fragments
     cdef bint _first_piece
-    cdef bytearray _acc
+    cdef object _acc
+    cdef PyObject *_accp
+    cdef Py_ssize_t _acc_len
     cdef utf8_state _utf8
     cdef object _validator
     cdef list _events
@@ -99,7 +163,10 @@ cdef class Protocol:
     cdef bint _send_fragmented
     cdef object _pending_close
 
-    cdef int _next(self) except -1
+    cpdef int add_bytes(self, Py_ssize_t nbytes) except -1
+    cdef int next_piece(self) except -1
+    cdef int handle_piece(self) except -1
+    cdef uchar_ptr piece_data(self)
     cdef int _unmask(self, Py_ssize_t off, Py_ssize_t n, long long pos, bint check) except -1
     cdef int _check_text_end(self) except -1
     cdef int _run(self) except -1
@@ -109,4 +176,6 @@ cdef class Protocol:
     cdef int _check_bytes(self, bytes data, bint final) except -1
     cdef object _whole_message(self, int kind, Py_ssize_t off, Py_ssize_t n)
     cdef object _message(self, int kind, object data)
+    cdef int _append(self, cchar_ptr p, Py_ssize_t n) except -1
+    cdef object _assembled(self, int kind)
     cdef int _write_frame(self, bint fin, int opcode, int rsv, object payload) except -1

@@ -23,7 +23,7 @@ exception is kept in :attr:`~Protocol.error`. Sending what the state forbids rai
 
 The per-frame path (header decode into a C struct, the §5 checks on plain ints, the
 fragment rules, unmasking in place, UTF-8 fused with the unmasking) is C when compiled,
-and reachable from Cython through protocol.pxd; see ``Protocol._next``.
+and reachable from Cython through protocol.pxd; see ``Protocol.next_piece``.
 """
 
 from __future__ import annotations
@@ -77,12 +77,16 @@ if cython.compiled:
         PyUnicode_DecodeUTF8,
         _scan,
         cbytes_ptr,
+        cchar_ptr,
         check_fields,
         check_limits,
         decode_fields,
         memmove,
         put_header,
         uchar_ptr,
+        wsio_acc_append,
+        wsio_acc_clear,
+        wsio_acc_take,
         wsio_mask_xor,
     )
 else:
@@ -312,8 +316,8 @@ SENDABLE: Final[Mapping[ConnectionState, frozenset[str]]] = {
 # The receive buffer starts this small, is allocated on first use, doubles only when
 # the bytes received fill it, and goes back to this once drained after a large frame.
 _MIN_BUFFER: Final = 4096
-# In streaming mode a data frame longer than this is delivered in pieces as it arrives;
-# shorter ones whole.
+# A data frame longer than this is taken in pieces as it arrives (Chunk events when
+# streaming, else appended to its message); shorter ones whole.
 _PIECE_MIN: Final = 4096
 # Unmask-and-validate works in blocks this size, so the validator reads bytes the
 # unmasking has just left in L1.
@@ -408,18 +412,19 @@ class Protocol:
         self._whole = memoryview(self._buf)
         self._start = self._end = 0
         if not cython.compiled:
-            self._f = _Fields()
+            self.frame = _Fields()
         self._in_frame = False
         self._remaining = self._frame_pos = 0
-        self._p_off = self._p_len = self._p_pos = 0
-        self._p_frame_done = False
+        self.piece_offset = self.piece_length = self.piece_position = 0
+        self.piece_ends_frame = False
         self._flags = STATE_CLIENT_SIDE if client else STATE_SERVER_SIDE
         self._msg_opcode = 0
         self._msg_codec = None
         self._msg_check = False
         self._msg_size = self._fragments = 0
         self._first_piece = True
-        self._acc = bytearray()
+        self._acc = bytearray()  # pure mode; compiled, _accp (see protocol.pxd)
+        self._acc_len = 0
         self._validator = Utf8Validator()
         self._events: list[Event] = []
         self._out: list[_Bytes] = []
@@ -507,12 +512,17 @@ class Protocol:
     def buffer_updated(self, nbytes: int) -> None:
         """Record that ``nbytes`` were written into the view from :meth:`get_buffer`, and
         parse them."""
-        n: cython.Py_ssize_t = nbytes
-        if n < 0 or self._end + n > len(self._buf):
-            raise ValueError("more bytes than the buffer holds")
-        self._end += n
+        self.add_bytes(nbytes)
         if self._reading:
             self._run()
+
+    def add_bytes(self, nbytes: cython.Py_ssize_t) -> cython.int:
+        """For Cython callers: record ``nbytes`` written into :meth:`get_buffer`'s view
+        without parsing them; then :meth:`next_piece` until it gives 0."""
+        if nbytes < 0 or self._end + nbytes > len(self._buf):
+            raise ValueError("more bytes than the buffer holds")
+        self._end += nbytes
+        return 0
 
     def receive_eof(self) -> None:
         """The peer ended the stream: the connection is CLOSED (1006 unless a Close
@@ -562,14 +572,9 @@ class Protocol:
 
     def _run(self) -> cython.int:
         """Parse what is buffered into events; a violation fails the connection."""
-        op: cython.int
         try:
-            while self._reading and self._next():
-                op = self._f.opcode
-                if op >= 8:
-                    self._control(op)
-                else:
-                    self._data()
+            while self._reading and self.next_piece():
+                self.handle_piece()
         except ProtocolError as exc:
             self._fail_with(exc)
         except Exception as exc:  # a bug or MemoryError: 1011, never an escape
@@ -581,12 +586,26 @@ class Protocol:
                 self._shrink()  # after a large frame, the large buffer goes
         return 0
 
-    def _next(self) -> cython.int:
+    def handle_piece(self) -> cython.int:
+        """For Cython callers: what :meth:`receive_data` does with each piece
+        :meth:`next_piece` finds: events, the automatic Pong, the closing handshake."""
+        if self.frame.opcode >= 8:
+            self._control(self.frame.opcode)
+        else:
+            self._data()
+        return 0
+
+    def piece_data(self) -> uchar_ptr:
+        """Compiled only: where the current piece's payload is (``piece_length`` bytes,
+        unmasked), valid until the next get_buffer/receive_data call."""
+        return cython.cast(uchar_ptr, PyByteArray_AS_STRING(self._buf)) + self.piece_offset
+
+    def next_piece(self) -> cython.int:
         """Find the next frame, or the next piece of a large one: 1, or 0 for more bytes.
 
-        On 1, ``_f`` holds the frame's header and ``_p_off``/``_p_len`` its payload
-        (or the piece), unmasked in place; ``_p_pos`` is the piece's offset in the
-        payload and ``_p_frame_done`` says whether it ends the frame. Raises
+        On 1, ``frame`` holds the frame's header and ``piece_offset``/``piece_length`` its payload
+        (or the piece), unmasked in place; ``piece_position`` is the piece's offset in the
+        payload and ``piece_ends_frame`` says whether it ends the frame. Raises
         ProtocolError (with its close code) for a violation.
         """
         start: cython.Py_ssize_t = self._start
@@ -601,34 +620,34 @@ class Protocol:
                 if avail < self._remaining
                 else cython.cast(cython.Py_ssize_t, self._remaining)
             )
-            self._p_off = start
-            self._p_len = n
-            self._p_pos = self._frame_pos
+            self.piece_offset = start
+            self.piece_length = n
+            self.piece_position = self._frame_pos
             self._frame_pos += n
             self._remaining -= n
-            self._p_frame_done = self._remaining == 0
-            self._in_frame = not self._p_frame_done
+            self.piece_ends_frame = self._remaining == 0
+            self._in_frame = not self.piece_ends_frame
             self._start = start + n
-            self._unmask(start, n, self._p_pos, self._msg_check)
+            self._unmask(start, n, self.piece_position, self._msg_check)
             return 1
         size: cython.Py_ssize_t
         if cython.compiled:
-            size = decode_fields(self._buf, start, self._end, cython.address(self._f))
+            size = decode_fields(self._buf, start, self._end, cython.address(self.frame))
         else:
-            size = decode_fields(self._buf, start, self._end, self._f)
+            size = decode_fields(self._buf, start, self._end, self.frame)
         if size == 0:
             return 0
-        op: cython.int = self._f.opcode
-        fin: cython.bint = self._f.fin
-        length: cython.longlong = self._f.length
-        rsv: cython.int = self._f.rsv
+        op: cython.int = self.frame.opcode
+        fin: cython.bint = self.frame.fin
+        length: cython.longlong = self.frame.length
+        rsv: cython.int = self.frame.rsv
         # RFC 7692 §6.1: an extension's bits go on a message's first frame only (a
         # continuation or control frame with RSV1 fails the connection).
         check_fields(
             op,
             fin,
             rsv,
-            self._f.masked,
+            self.frame.masked,
             length,
             self._flags,
             self._allowed_rsv if (op == 1 or op == 2) else 0,
@@ -655,9 +674,10 @@ class Protocol:
                 avail == size
                 or not (
                     # Text is taken as it arrives, so that bad UTF-8 fails fast (RFC
-                    # 6455 §8.1; Autobahn 6.4), and any large frame when streaming.
+                    # 6455 §8.1; Autobahn 6.4), and any large frame: the read buffer
+                    # stays small and hot, and a message grows only in its own buffer.
                     (codec is None and (op == 1 or (op == 0 and self._msg_opcode == 1)))
-                    or (self.streaming and length > _PIECE_MIN)
+                    or length > _PIECE_MIN
                 )
             ):
                 return 0
@@ -689,19 +709,19 @@ class Protocol:
         elif not whole:
             return 0
         start += size
-        self._p_pos = 0
+        self.piece_position = 0
         if whole:
             n = cython.cast(cython.Py_ssize_t, length)
-            self._p_frame_done = True
+            self.piece_ends_frame = True
         else:
             # A large frame in streaming mode: hand out what has arrived.
             n = avail - size
             self._in_frame = True
             self._remaining = length - n
             self._frame_pos = n
-            self._p_frame_done = False
-        self._p_off = start
-        self._p_len = n
+            self.piece_ends_frame = False
+        self.piece_offset = start
+        self.piece_length = n
         self._start = start + n
         self._unmask(start, n, 0, op < 8 and self._msg_check)
         return 1
@@ -716,13 +736,13 @@ class Protocol:
             done: cython.Py_ssize_t = 0
             step: cython.Py_ssize_t
             if not check:
-                if self._f.masked:
-                    wsio_mask_xor(p, p, n, self._f.key, pos)
+                if self.frame.masked:
+                    wsio_mask_xor(p, p, n, self.frame.key, pos)
                 return 0
             while done < n:
                 step = n - done if n - done < _FUSE_BLOCK else _FUSE_BLOCK
-                if self._f.masked:
-                    wsio_mask_xor(p + done, p + done, step, self._f.key, pos + done)
+                if self.frame.masked:
+                    wsio_mask_xor(p + done, p + done, step, self.frame.key, pos + done)
                 if _scan(p + done, step, 0, cython.address(self._utf8)) >= 0:
                     raise InvalidUTF8Error("text is not valid UTF-8")
                 done += step
@@ -730,8 +750,8 @@ class Protocol:
             if n == 0:
                 return 0
             view = self._whole[off : off + n]
-            if self._f.masked:
-                cipher(view, self._f.key, pos)
+            if self.frame.masked:
+                cipher(view, self.frame.key, pos)
             if check and not self._validator.feed(view):
                 raise InvalidUTF8Error("text is not valid UTF-8")
         return 0
@@ -753,10 +773,10 @@ class Protocol:
         raise ProtocolError(f"no single negotiated extension claims RSV bits {rsv:#05b}")
 
     def _data(self) -> cython.int:
-        off: cython.Py_ssize_t = self._p_off
-        n: cython.Py_ssize_t = self._p_len
-        frame_done: cython.bint = self._p_frame_done
-        message_done: cython.bint = frame_done and self._f.fin
+        off: cython.Py_ssize_t = self.piece_offset
+        n: cython.Py_ssize_t = self.piece_length
+        frame_done: cython.bint = self.piece_ends_frame
+        message_done: cython.bint = frame_done and self.frame.fin
         first: cython.bint = self._first_piece
         self._first_piece = message_done
         kind: cython.int = self._msg_opcode
@@ -775,7 +795,10 @@ class Protocol:
             if first and message_done:
                 self._events.append(self._message(kind, data))
                 return 0
-            self._acc += data
+            if cython.compiled:
+                self._append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+            else:
+                self._acc += data
         else:
             if message_done and self._msg_check:
                 self._check_text_end()
@@ -790,12 +813,53 @@ class Protocol:
             if first and message_done:
                 self._events.append(self._whole_message(kind, off, n))
                 return 0
-            self._acc += self._whole[off : off + n]
+            if cython.compiled:
+                self._append(PyByteArray_AS_STRING(self._buf) + off, n)
+            else:
+                self._acc += self._whole[off : off + n]
         if message_done:
+            self._events.append(self._assembled(kind))
+        return 0
+
+    def _append(self, p: cchar_ptr, n: cython.Py_ssize_t) -> cython.int:
+        # Compiled only: add bytes to the message being assembled.
+        if cython.compiled:
+            wsio_acc_append(cython.address(self._accp), cython.address(self._acc_len), p, n)
+        return 0
+
+    def _assembled(self, kind: cython.int) -> Any:
+        # The message assembled from its pieces, handed out without a copy when it stays
+        # bytes (compiled); text that becomes a str is decoded, which is its UTF-8 check.
+        if cython.compiled:
+            if kind == 1 and self.decode_text:
+                try:
+                    if self._accp == cython.NULL:
+                        data = ""
+                    else:
+                        data = PyUnicode_DecodeUTF8(
+                            PyBytes_AS_STRING(cython.cast(object, self._accp)),
+                            self._acc_len,
+                            b"strict",
+                        )
+                except UnicodeDecodeError:
+                    raise InvalidUTF8Error("text is not valid UTF-8") from None
+                finally:
+                    wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
+                text: TextMessage = TextMessage.__new__(TextMessage)
+                text.data = data
+                return text
+            data = wsio_acc_take(cython.address(self._accp), cython.address(self._acc_len))
+            if kind == 1:
+                return TextMessage(data)
+            return BinaryMessage(data)
+        else:
             acc = self._acc
             self._acc = bytearray()
-            self._events.append(self._message(kind, acc))
-        return 0
+            return self._message(kind, acc)
+
+    def __dealloc__(self) -> None:
+        if cython.compiled:
+            wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
 
     def _check_bytes(self, data: bytes, final: cython.bint) -> cython.int:
         if cython.compiled:
@@ -849,8 +913,8 @@ class Protocol:
         return TextMessage(bytes(data))
 
     def _control(self, op: cython.int) -> cython.int:
-        off: cython.Py_ssize_t = self._p_off
-        data = bytes(self._whole[off : off + self._p_len])
+        off: cython.Py_ssize_t = self.piece_offset
+        data = bytes(self._whole[off : off + self.piece_length])
         if op == 9:
             self._events.append(Ping(data))
             # RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
@@ -901,6 +965,11 @@ class Protocol:
             raise LocalProtocolError(f"close code {code} may not be sent")
         self._reading = False
         self._in_frame = False
+        # A message cut short is dropped now, not when the protocol is.
+        if cython.compiled:
+            wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
+        else:
+            self._acc = bytearray()
         if self._state == _OPEN and code != 1006:
             self.close_initiator = "local"
             body = close_frame_body(code, reason)  # cut to fit on a character boundary
