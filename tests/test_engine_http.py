@@ -319,3 +319,17 @@ def test_arbitrary_bytes_parse_or_raise_head_error(data: bytes, response: bool) 
                 break
     except HeadError as exc:
         assert exc.status in (400, 414, 431)
+
+
+NAMES = (b"host", b"upgrade", b"sec-websocket-key", b"origin")
+
+
+@given(st.sampled_from([*NAMES, b"hostname", b"hos", b"x-a", b"or!gin", b"0rigin"]), st.data())
+def test_find_name_ignores_ascii_case_only(name: bytes, data: st.DataObject) -> None:
+    # Each letter in either case, as a peer may send it; other token bytes as they are.
+    cased = bytes(data.draw(st.sampled_from([c, c ^ 0x20])) if 97 <= c <= 122 else c for c in name)
+    parser = RequestParser()
+    parser.feed(b"GET / HTTP/1.1\r\n" + cased + b": v\r\n\r\n")
+    expected = NAMES.index(name) if name in NAMES else -1
+    assert parser.find_name(0, NAMES) == expected
+    assert bytes(parser.name(0)) == cased  # looked up in place, nothing rewritten

@@ -324,11 +324,15 @@ def _exchange(
     previous = conn.gettimeout() if settimeout is not None else None
     sock = _peekable(conn)
     readinto = getattr(conn, "recv_into", None)
+    first = True
     try:
         while handshake.state == NEED_DATA:
             free = handshake.get_buffer(read_size)
             if settimeout is not None:
-                settimeout(_remaining(deadline))
+                # The whole budget for the first read (one call less when the head comes
+                # in one piece, as it nearly always does); what is left for later reads.
+                settimeout(timeout if first else _remaining(deadline))
+                first = False
             if sock is not None:
                 # Peek, so that what follows the head stays in the socket; then consume
                 # exactly the bytes the head took (this blocks: no busy loop).
@@ -497,7 +501,8 @@ def check_request(
 
     For frameworks: send ``accepted.response`` and go on with WebSocket frames, or answer
     a RejectConnectionError ``exc`` with ``build_rejection(exc.status, exc.reason,
-    exc.headers)``. ``origins`` is :class:`Upgrader`'s (403 for another Origin).
+    exc.headers)``. ``origins`` is :class:`Upgrader`'s (403 for another Origin); give
+    it or ``upgrader``, not both (TypeError).
     """
     rules = _upgrader_for(upgrader, origins)
     return rules.check(method, headers, target=target, version=version)
@@ -511,7 +516,9 @@ class UpgradeRequestHandler(BaseHTTPRequestHandler):
     whole head, and refused with 400 for what wsio refuses (obs-fold, bare CR, NUL,
     non-token names, whitespace before a colon, a tab in the request line) before
     http.server parses it; http.server then parses only a head that passed. ``do_GET``
-    calls ``upgrade_http(self)`` (which uses :attr:`upgrader`) as usual.
+    calls ``upgrade_http(self)`` (which uses :attr:`upgrader`) as usual. A head that times
+    out is logged and the connection closed without an answer. It needs the buffered
+    ``rfile`` that ``StreamRequestHandler`` makes by default (``rbufsize`` -1).
     """
 
     #: The rules for the head and the upgrade; None: the defaults of :class:`Upgrader`.

@@ -418,11 +418,8 @@ class HeadParser:
                 else:
                     return k
             return -1
-        lowered = bytes(self.buffer[start : start + size]).lower()
-        for k in range(len(names)):
-            if names[k] == lowered:
-                return k
-        return -1
+        lowered = self.buffer[start : start + size].lower()
+        return names.index(lowered) if lowered in names else -1
 
     def value_bytes(self, i: int) -> bytes:
         """Header ``i``'s value as a new ``bytes``."""
