@@ -4,7 +4,11 @@ The twin of gobwas/ws's first README example. :mod:`http.server` accepts the req
 runs ``do_GET`` in a thread of its own; :func:`wsio.upgrade_http` answers the opening
 handshake from inside it, and ``read_client_data`` / ``write_server_message`` echo
 every message. ``read_client_data`` answers pings and the closing handshake itself and
-sends the right close code (1002, 1007, 1009) before it raises on bad input::
+sends the right close code (1002, 1007, 1009) before it raises on bad input.
+The handler is a :class:`wsio.UpgradeRequestHandler` (wsio reads each request head,
+within the Upgrader's limits and deadline) and the server a
+:class:`wsio.server.ThreadingHTTPServer` (it survives running out of descriptors or
+threads)::
 
     python examples/echo_high_level.py --port 8080
 """
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from http.server import BaseHTTPRequestHandler
 
 import wsio
 from wsio import wsutil
@@ -22,7 +25,7 @@ from wsio.server import ThreadingHTTPServer
 log = logging.getLogger("echo_high_level")
 
 
-class EchoHandler(BaseHTTPRequestHandler):
+class EchoHandler(wsio.UpgradeRequestHandler):
     """Upgrades every GET to a WebSocket and echoes messages until the peer closes."""
 
     def do_GET(self) -> None:

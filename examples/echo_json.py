@@ -4,7 +4,11 @@ The twin of gobwas/ws's "structured responses" README example: the Reader is han
 ``json.load`` as a file, the response is written to the Writer and flushed as one
 message. Requests are objects ``{"id": ..., "method": ..., "params": ...}``; the methods
 are ``echo`` (the params back) and ``sum`` (of a list of numbers). A request that is not
-JSON or names no known method gets ``{"id": ..., "error": "..."}``::
+JSON or names no known method gets ``{"id": ..., "error": "..."}``.
+The handler is a :class:`wsio.UpgradeRequestHandler` (wsio reads each request head,
+within the Upgrader's limits and deadline) and the server a
+:class:`wsio.server.ThreadingHTTPServer` (it survives running out of descriptors or
+threads)::
 
     python examples/echo_json.py --port 8080
 """
@@ -14,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import wsio
@@ -72,7 +75,7 @@ def serve(conn: wsio.Conn, max_message_size: int) -> None:
         raise
 
 
-class JSONHandler(BaseHTTPRequestHandler):
+class JSONHandler(wsio.UpgradeRequestHandler):
     """Upgrades every GET to a WebSocket and answers JSON requests."""
 
     max_message_size = wsio.DEFAULT_MAX_MESSAGE_SIZE

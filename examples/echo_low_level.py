@@ -5,7 +5,11 @@ The twin of gobwas/ws's second README example. Each message is streamed back wit
 memory: the Writer sends what it has as a fragment whenever its buffer fills, and
 ``flush()`` sends the final frame. Control frames are answered by a
 :class:`~wsio.wsutil.ControlHandler`, both between messages and (through
-``on_intermediate``) in the middle of a fragmented one::
+``on_intermediate``) in the middle of a fragmented one.
+The handler is a :class:`wsio.UpgradeRequestHandler` (wsio reads each request head,
+within the Upgrader's limits and deadline) and the server a
+:class:`wsio.server.ThreadingHTTPServer` (it survives running out of descriptors or
+threads)::
 
     python examples/echo_low_level.py --port 8080
 """
@@ -15,7 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-from http.server import BaseHTTPRequestHandler
 
 import wsio
 from wsio import wsutil
@@ -51,7 +54,7 @@ def echo(conn: wsio.Conn, max_message_size: int) -> None:
         raise
 
 
-class EchoHandler(BaseHTTPRequestHandler):
+class EchoHandler(wsio.UpgradeRequestHandler):
     """Upgrades every GET to a WebSocket and streams messages back."""
 
     max_message_size = wsio.DEFAULT_MAX_MESSAGE_SIZE

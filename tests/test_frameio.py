@@ -114,3 +114,51 @@ def test_slow_peer_sending_less_than_declared(pair: tuple[socket.socket, socket.
     a.shutdown(socket.SHUT_WR)
     with pytest.raises(wsio.UnexpectedEOFError, match="100 of 16777216"):
         wsio.read_frame(b, max_frame_size=2**24)
+
+
+def test_read_payload_after_read_header_keeps_the_limit() -> None:
+    stream = io.BytesIO()
+    wsio.write_frame(stream, wsio.new_binary_frame(bytes(300)))
+    wsio.write_frame(stream, wsio.new_binary_frame(b"next"))
+    stream.seek(0)
+    header = wsio.read_header(stream)
+    with pytest.raises(wsio.PayloadTooBigError):
+        wsio.read_payload(stream, header, max_frame_size=299)
+    assert stream.tell() == 4  # nothing of the payload was read
+    assert wsio.read_payload(stream, header) == bytes(300)
+    header = wsio.read_header(stream)
+    assert wsio.read_payload(stream, header) == b"next"
+
+
+def test_read_payload_of_a_declared_length_that_never_comes() -> None:
+    # 1 GiB declared, 10 bytes sent: the answer is an EOF error, not a 1 GiB buffer.
+    header = wsio.Header(True, 0, wsio.OpCode.BINARY, False, None, 2**30)
+    with pytest.raises(wsio.UnexpectedEOFError, match="10 of 1073741824"):
+        wsio.read_payload(io.BytesIO(bytes(10)), header, max_frame_size=2**31)
+
+
+def test_locked_sink_writes_what_the_sink_would() -> None:
+    plain, locked = io.BytesIO(), io.BytesIO()
+    sink = wsio.LockedSink(locked)
+    for payload in [b"", b"small", bytes(70_000)]:
+        for target in (plain, sink):
+            wsio.write_frame(target, wsio.new_binary_frame(payload))
+            wsio.wsutil.write_client_message(target, wsio.OpCode.TEXT, payload)
+    # Client frames carry random masks: compare what is not masked.
+    assert len(locked.getvalue()) == len(plain.getvalue())
+    locked.seek(0)
+    frames = []
+    while locked.tell() < len(locked.getvalue()):
+        frames.append(wsio.unmask_frame_in_place(wsio.read_frame(locked)).payload)
+    assert frames == [b"", b"", b"small", b"small", bytes(70_000), bytes(70_000)]
+
+
+def test_locked_sink_lock_is_reentrant(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    sink = wsio.LockedSink(a)
+    with sink.lock:  # held around a message of several writes, as the docs say
+        wsio.write_header(sink, wsio.Header(True, 0, wsio.OpCode.BINARY, False, None, 2))
+        sink.sendall(b"ok")
+        wsio.write_frame(sink, wsio.new_ping_frame(b"p"))
+    assert wsio.read_frame(b).payload == b"ok"
+    assert wsio.read_frame(b).header.opcode == wsio.OpCode.PING

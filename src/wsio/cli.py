@@ -15,9 +15,10 @@ message into a :class:`~wsio.wsutil.Writer` (no message is held whole) and a
 :class:`~wsio.wsutil.ControlHandler` answers pings and the closing handshake. A peer
 silent for ``--ping-interval`` seconds is pinged and, if still silent after
 ``--ping-timeout``, closed with 1011; a peer that does not read what it is sent is
-dropped after ``--write-timeout``. Every connection is logged to stderr. Ctrl-C (or
-SIGTERM) stops accepting, sends Close 1001 (going away) on each open connection and
-exits 0 within ``CLOSE_TIMEOUT`` seconds.
+dropped after ``--write-timeout``. ``--origins`` admits only the listed ``Origin``
+headers (403 for any other: cross-site WebSocket hijacking). Every connection is
+logged to stderr. Ctrl-C (or SIGTERM) stops accepting, sends Close 1001 (going away) on
+each open connection and exits 0 within ``CLOSE_TIMEOUT`` seconds.
 
 ``connect`` sends each line typed as a text message and prints every message received
 (text as it is, binary as hex) on stdout; status lines go to stderr. End of input
@@ -131,12 +132,13 @@ class _EchoServer:
         write_timeout: float,
         ping_interval: float,
         ping_timeout: float,
+        origins: Sequence[str | None] | None,
     ) -> None:
         self.max_message_size = max_message_size
         self.write_timeout = write_timeout
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        self.upgrader = Upgrader(timeout=handshake_timeout)
+        self.upgrader = Upgrader(timeout=handshake_timeout, origins=origins)
         self.server = ThreadedServer(
             listener, self.connection, max_connections=max_connections, logger=log
         )
@@ -191,11 +193,13 @@ def serve(
     write_timeout: float = WRITE_TIMEOUT,
     ping_interval: float = DEFAULT_PING_INTERVAL,
     ping_timeout: float = DEFAULT_PING_TIMEOUT,
+    origins: Sequence[str | None] | None = None,
     out: TextIO | None = None,
 ) -> int:
     """Run the echo server until SIGINT or SIGTERM; return the exit status (0).
 
     Prints ``listening on HOST:PORT`` on ``out`` (stdout) once the port is open.
+    ``origins`` is :class:`~wsio.Upgrader`'s: None checks no Origin header.
     """
     listener = socket.create_server((host, port), backlog=128)
     echo_server = _EchoServer(
@@ -206,6 +210,7 @@ def serve(
         write_timeout=write_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        origins=origins,
     )
     server = echo_server.server
     bound_host, bound_port = listener.getsockname()[:2]
@@ -397,6 +402,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_PING_TIMEOUT,
         help="close with 1011 a client still silent this long after a ping (default %(default)s)",
     )
+    serve_parser.add_argument(
+        "--origins",
+        nargs="+",
+        metavar="ORIGIN",
+        help="accept only these Origin headers, e.g. https://app.example.com (the word "
+        "'none' admits clients that send no Origin, as non-browser clients do); others get "
+        "403. Default: no check, so any web page a browser opens can connect",
+    )
     serve_parser.add_argument("--quiet", "-q", action="store_true", help="no connection log")
     connect_parser = commands.add_parser("connect", help="an interactive client")
     connect_parser.add_argument("url", help="ws:// or wss:// URL")
@@ -421,5 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_timeout=args.write_timeout,
             ping_interval=args.ping_interval,
             ping_timeout=args.ping_timeout,
+            origins=None
+            if args.origins is None
+            else [None if origin == "none" else origin for origin in args.origins],
         )
     return connect(args.url)

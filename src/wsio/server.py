@@ -20,6 +20,7 @@ its start and at its end), not once per attempt.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import http.server
@@ -47,6 +48,25 @@ DEFAULT_MAX_CONNECTIONS = 1000
 
 #: accept() errors that mean "out of resources now", not "the listener is broken".
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# accept(2) on Linux: "accept() passes already-pending network errors on the new socket
+# as an error code from accept() ... the application should detect the network errors
+# defined for the protocol after accept() and treat them like EAGAIN by retrying"; and
+# ECONNABORTED, a connection reset while it waited in the backlog. One client's error.
+_RETRY_AT_ONCE = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNABORTED",
+        "ENETDOWN",
+        "EPROTO",
+        "ENOPROTOOPT",
+        "EHOSTDOWN",
+        "ENONET",
+        "EHOSTUNREACH",
+        "EOPNOTSUPP",
+        "ENETUNREACH",
+    )
+    if hasattr(errno, name)
+)
 # Go's net/http Server.Serve: "if tempDelay == 0 { tempDelay = 5 * time.Millisecond }
 # else { tempDelay *= 2 }; if max := 1 * time.Second; tempDelay > max { ... }".
 _FIRST_DELAY = 0.005
@@ -93,7 +113,8 @@ def accept(listener: socket.socket, backoff: Backoff | None = None) -> tuple[soc
 
     While the process or system is out of descriptors or buffers, it sleeps (see
     :class:`Backoff`) and tries again; connections wait in the listen backlog
-    meanwhile. Any other error (a closed listener) is raised. Pass the loop's
+    meanwhile. A network error of one pending connection (ECONNABORTED, EPROTO, ...) is
+    skipped. Any other error (a closed listener) is raised. Pass the loop's
     ``backoff`` to log an episode once across calls.
     """
     backoff = backoff or Backoff()
@@ -101,6 +122,8 @@ def accept(listener: socket.socket, backoff: Backoff | None = None) -> tuple[soc
         try:
             pair = listener.accept()
         except OSError as error:
+            if error.errno in _RETRY_AT_ONCE:
+                continue
             if error.errno not in _EXHAUSTED:
                 raise
             time.sleep(backoff.failed(f"accept() failed with {errno.errorcode[error.errno]}"))
@@ -110,15 +133,49 @@ def accept(listener: socket.socket, backoff: Backoff | None = None) -> tuple[soc
 
 
 def refuse_busy(sock: socket.socket) -> None:
-    """Answer ``503 Service Unavailable`` without blocking, then close ``sock``."""
+    """Answer ``503 Service Unavailable`` on ``sock`` without blocking, and end our side.
+
+    The caller closes ``sock`` (a server, after :data:`_LINGER` seconds).
+    """
     with contextlib.suppress(OSError):
         sock.setblocking(False)
         sock.send(_BUSY)
-        # Closing with the request unread would reset the connection, and a reset can
-        # discard the 503 before the client reads it: end our side, drop what came.
         sock.shutdown(socket.SHUT_WR)
-        sock.recv(65536)
-    sock.close()
+
+
+#: Seconds a refused socket stays open after its answer. Closing it with the request
+#: unread would reset the connection, and a reset can discard the 503 before the
+#: client reads it; a moment later the request is there to drain.
+_LINGER = 1.0
+#: Refused sockets kept lingering at most (each is a descriptor).
+_MAX_LINGERING = 64
+
+
+class _Lingering:
+    """Refused sockets waiting to be closed without a reset, oldest first."""
+
+    def __init__(self) -> None:
+        self._socks: collections.deque[tuple[float, socket.socket]] = collections.deque()
+
+    def add(self, sock: socket.socket) -> None:
+        self._socks.append((time.monotonic() + _LINGER, sock))
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Close the sockets whose time is up (or the oldest, past the maximum)."""
+        now = time.monotonic()
+        socks = self._socks
+        while socks and (socks[0][0] <= now or len(socks) > _MAX_LINGERING):
+            sock = socks.popleft()[1]
+            with contextlib.suppress(OSError):
+                sock.setblocking(False)
+                sock.recv(65536)  # what the client sent, so the close sends no reset
+            sock.close()
+
+    def close(self) -> None:
+        """Close every lingering socket now."""
+        while self._socks:
+            self._socks.popleft()[1].close()
 
 
 class ThreadedServer:
@@ -127,7 +184,8 @@ class ThreadedServer:
     The handler owns the socket while it runs; it is closed after. Exhaustion of
     descriptors or threads pauses accepting (see the module); past
     ``max_connections`` open at once a new connection gets ``refuse(sock)`` (by
-    default :func:`refuse_busy`, a 503) in the accepting thread, which must not block.
+    default :func:`refuse_busy`, a 503) in the accepting thread, which must not block;
+    the server closes it a moment later.
     Threads are daemons: a process that ends does not wait for a stuck connection.
     An exception from ``handler`` is logged, never raised.
     """
@@ -154,6 +212,7 @@ class ThreadedServer:
         self._backoff = Backoff(logger)
         self._thread_backoff = Backoff(logger)
         self._full = False
+        self._lingering = _Lingering()
         self._lock = threading.Lock()
         self._open: dict[threading.Thread, socket.socket] = {}
 
@@ -184,6 +243,7 @@ class ThreadedServer:
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes an accept() in another thread
         self.listener.close()
+        self._lingering.close()
         with self._lock:
             open_now = list(self._open.items())
         for _, sock in open_now:
@@ -212,7 +272,9 @@ class ThreadedServer:
                 self.logger.warning("%d connections open: refusing more", self.max_connections)
                 self._full = True
             self.refuse(sock)
+            self._lingering.add(sock)
             return
+        self._lingering.sweep()
         if self._full:
             self.logger.warning("below %d connections: accepting again", self.max_connections)
             self._full = False
@@ -247,6 +309,7 @@ class ThreadingHTTPServer(http.server.ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 drops connections at the first burst
 
     def __init__(
         self,
@@ -260,6 +323,7 @@ class ThreadingHTTPServer(http.server.ThreadingHTTPServer):
         self._thread_backoff = Backoff()
         self._count_lock = threading.Lock()
         self._count = 0
+        self._lingering = _Lingering()
         super().__init__(server_address, handler_class)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -274,7 +338,9 @@ class ThreadingHTTPServer(http.server.ThreadingHTTPServer):
                 self._count += 1
         if full:
             refuse_busy(request)
+            self._lingering.add(request)
             return
+        self._lingering.sweep()
         try:
             super().process_request(request, client_address)
         except RuntimeError as error:  # "can't start new thread"
@@ -290,6 +356,11 @@ class ThreadingHTTPServer(http.server.ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._done()
+
+    def server_close(self) -> None:
+        """Close the listening socket and the refused sockets still lingering."""
+        super().server_close()
+        self._lingering.close()
 
     def _done(self) -> None:
         with self._count_lock:

@@ -50,7 +50,10 @@ class CipherReader:
 
 
 class CipherWriter:
-    """Masks what is written with ``mask`` (into a copy) and writes it to ``dest``."""
+    """Masks what is written with ``mask`` (into a copy) and writes it to ``dest``.
+
+    One thread at a time: its offset into the mask is shared by every write.
+    """
 
     def __init__(self, dest: Sink, mask: bytes) -> None:
         self.reset(dest, mask)

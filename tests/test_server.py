@@ -1,0 +1,192 @@
+"""wsio.server: the accept loops, in this process, over loopback.
+
+Running out of descriptors and threads is tested on real processes under resource
+limits in tests/hostile/; here, what a server built on these pieces relies on.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import pytest
+
+from wsio.server import Backoff, ThreadedServer, ThreadingHTTPServer, accept, refuse_busy
+
+TIMEOUT = 10.0  # seconds any single step may take (a bound on hangs, never a measure)
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield sock
+
+
+def dial(listener: socket.socket) -> socket.socket:
+    return socket.create_connection(listener.getsockname()[:2], timeout=TIMEOUT)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+def test_accept_returns_a_connection(listener: socket.socket) -> None:
+    with dial(listener) as client:
+        sock, address = accept(listener)
+        with sock:
+            assert address == client.getsockname()
+
+
+def test_accept_raises_when_the_listener_is_closed(listener: socket.socket) -> None:
+    listener.close()
+    with pytest.raises(OSError):
+        accept(listener)
+
+
+def test_backoff_doubles_to_a_second_and_logs_once_an_episode(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backoff = Backoff(logging.getLogger("test.backoff"))
+    with caplog.at_level(logging.WARNING, "test.backoff"):
+        delays = [backoff.failed("accept() failed with EMFILE") for _ in range(10)]
+        backoff.succeeded()
+        backoff.succeeded()  # no episode: nothing to say
+        assert backoff.failed("again") == 0.005  # a new episode starts over
+    assert delays[:3] == [0.005, 0.01, 0.02] and delays[-1] == 1.0
+    assert sorted(delays) == delays
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "accept() failed with EMFILE: pausing new connections until resources free up",
+        "accepting again after 10 failed attempts",
+        "again: pausing new connections until resources free up",
+    ]
+
+
+def test_refuse_busy_answers_503(listener: socket.socket) -> None:
+    with dial(listener) as client:
+        sock, _ = listener.accept()
+        with sock:
+            refuse_busy(sock)
+            assert read_all(client).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+
+
+class Echo:
+    """A handler: echoes lines until end of stream; says goodbye if the server stops."""
+
+    def __init__(self) -> None:
+        self.server: ThreadedServer | None = None
+        self.started = threading.Semaphore(0)
+
+    def __call__(self, sock: socket.socket, address: Any) -> None:
+        self.started.release()
+        while data := sock.recv(4096):
+            if data == b"boom":
+                raise RuntimeError("a bug in the handler")
+            sock.sendall(data)
+        assert self.server is not None
+        if self.server.stopping.is_set():
+            sock.sendall(b"goodbye")
+
+
+@pytest.fixture
+def echo_server(listener: socket.socket) -> Iterator[tuple[ThreadedServer, Echo]]:
+    handler = Echo()
+    server = ThreadedServer(listener, handler, max_connections=2)
+    handler.server = server
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    yield server, handler
+    server.shutdown(TIMEOUT)
+    thread.join(TIMEOUT)
+    assert not thread.is_alive()
+
+
+def test_threaded_server_serves_refuses_over_the_limit_and_shuts_down(
+    listener: socket.socket, echo_server: tuple[ThreadedServer, Echo]
+) -> None:
+    server, _ = echo_server
+    address = listener.getsockname()[:2]
+    with socket.create_connection(address, timeout=TIMEOUT) as one:
+        two = socket.create_connection(address, timeout=TIMEOUT)
+        for sock in (one, two):
+            sock.sendall(b"hi")
+            assert sock.recv(2) == b"hi"
+        assert server.connections == 2
+        with socket.create_connection(address, timeout=TIMEOUT) as three:
+            assert read_all(three).startswith(b"HTTP/1.1 503 ")
+        two.close()
+        # A place is free again: the next connection is served.
+        for _ in range(100):
+            with socket.create_connection(address, timeout=TIMEOUT) as again:
+                again.sendall(b"back")
+                if again.recv(4) == b"back":
+                    break
+            time.sleep(0.05)
+        # shutdown() ends reads; the handler sees `stopping` and says goodbye.
+        server.shutdown(TIMEOUT)
+        assert read_all(one) == b"goodbye"
+    assert server.connections == 0
+
+
+def test_a_handler_exception_is_logged_and_the_server_goes_on(
+    listener: socket.socket,
+    echo_server: tuple[ThreadedServer, Echo],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, "wsio.server"):
+        with dial(listener) as sock:
+            sock.sendall(b"boom")
+            assert read_all(sock) == b""  # the server closed the socket
+        with dial(listener) as sock:
+            sock.sendall(b"fine")
+            assert sock.recv(4) == b"fine"
+    assert "unexpected error" in caplog.text and "a bug in the handler" in caplog.text
+
+
+class Hello(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_threading_http_server_serves_and_answers_503_when_full() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hello, max_connections=1)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    address = server.socket.getsockname()[:2]
+    try:
+        with socket.create_connection(address, timeout=TIMEOUT):  # the one place, idle
+            for _ in range(100):  # until the server has started its thread
+                with socket.create_connection(address, timeout=TIMEOUT) as other:
+                    other.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    if read_all(other).startswith(b"HTTP/1.1 503 "):
+                        break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("never refused")
+        for _ in range(100):  # the place is free again once the idle one is gone
+            with socket.create_connection(address, timeout=TIMEOUT) as client:
+                client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                if read_all(client).endswith(b"hello"):
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("never served again")
+        assert server.daemon_threads
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(TIMEOUT)
