@@ -118,6 +118,7 @@ class Connection:
         self._proto_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._reader = False
+        self._bulk = False
         # The peer's Close is in but not yet answered: messages before it are queued.
         self._answer_pending = False
         self._queue: collections.deque[_Data] = collections.deque()
@@ -206,16 +207,25 @@ class Connection:
         # One read, and what follows from it; called with _read_lock held.
         if deadline is not None and not self._readable(deadline - time.monotonic()):
             raise TimeoutError("no message within the timeout")
-        protocol = self.protocol
         try:
-            n = self._recv_into(protocol.get_buffer())
+            if self._bulk:
+                # A large message is arriving: read it in large pieces into this
+                # thread's scratch buffer and let the protocol copy them (a memcpy is
+                # cheaper than the reads a small buffer would take).
+                scratch = _scratch()
+                n = self._recv_into(scratch)
+                self._bulk = n == len(scratch)
+                self._after_events(scratch[:n] if n else None, n)
+                return
+            view = self.protocol.get_buffer()
+            n = self._recv_into(view)
         except (OSError, ValueError) as error:  # ValueError: the socket was closed under us
             self._lost(error)
             return
-        if n:
-            self._process(n)
-        else:
-            self._process(0)
+        # Small reads go straight into the protocol's buffer (no copy); one that fills
+        # it says more is waiting.
+        self._bulk = n == len(view) and n > 0
+        self._after_events(None, n)
 
     def _readable(self, timeout: float) -> bool:
         if self._tls and self.socket.pending():
@@ -259,9 +269,6 @@ class Connection:
 
     def _process_data(self, data: bytes | memoryview) -> None:
         self._after_events(data, 0)
-
-    def _process(self, n: int) -> None:
-        self._after_events(None, n)
 
     def _after_events(self, data: bytes | memoryview | None, n: int) -> None:
         # Bytes in (``data``, or ``n`` read into the protocol's buffer, 0: end of
@@ -615,6 +622,19 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<wsio.sync.Connection {self.remote_address} {self.state.name}>"
+
+
+_local = threading.local()
+# Reads of a large message go into a buffer this size, one per reading thread.
+_SCRATCH_SIZE = 262144
+
+
+def _scratch() -> memoryview:
+    try:
+        return _local.scratch  # type: ignore[no-any-return]
+    except AttributeError:
+        _local.scratch = memoryview(bytearray(_SCRATCH_SIZE))
+        return _local.scratch  # type: ignore[no-any-return]
 
 
 def _sendmsg_all(sendmsg: Any, buffers: list[Any]) -> None:
