@@ -3,10 +3,14 @@
 There is no reader thread per connection. ``recv`` reads the socket in the caller's
 thread (the fast path: one ``recv_into`` straight into the protocol's buffer, then the
 message); ``send`` writes in the caller's thread under a lock, so the frames of one
-message never interleave with another's. One shared daemon thread
-(:mod:`wsio.sync.keepalive`) sends the keepalive pings and, when no thread is reading,
-reads what came (pongs, and messages into a queue of ``max_queue``) so that the
-keepalive works whatever the application does.
+message never interleave with another's. With ``ping_interval`` set, a small daemon
+thread per connection sends the keepalive pings and, when no thread is reading, reads
+what came (pongs, and messages into a queue; once it holds ``max_queue`` messages,
+reading pauses) so that the keepalive works whatever the application does.
+
+There is no write buffer but the kernel's: ``send`` returns once the socket took the
+bytes, and blocks while the peer does not read, so ``write_limit`` (which bounds
+``wsio.aio``'s buffer) has nothing to bound here.
 
 Locks, always taken in this order: ``_write_lock`` (one message on the wire at a time)
 before ``_proto_lock`` (the protocol object, held only around its own calls, never
