@@ -218,7 +218,9 @@ class Connection:
                 # cheaper than the reads a small buffer would take).
                 scratch = _scratch()
                 n = self._recv_into(scratch)
-                self._bulk = n == len(scratch)
+                # Until a read brings little: a large message arrives in reads of
+                # whatever the sender managed, rarely a full buffer.
+                self._bulk = n >= _BULK_MIN
                 self._after_events(scratch[:n] if n else None, n)
                 return
             view = self.protocol.get_buffer()
@@ -631,6 +633,8 @@ class Connection:
 _local = threading.local()
 # Reads of a large message go into a buffer this size, one per reading thread.
 _SCRATCH_SIZE = 262144
+# A read in bulk mode bringing less than this goes back to the protocol's own buffer.
+_BULK_MIN = 16384
 
 
 def _scratch() -> memoryview:
