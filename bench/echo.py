@@ -5,14 +5,17 @@ and to ``bench/results/echo.md``.
 
 Servers run in a subprocess of their own, a thread per connection: **wsio** (``Upgrader``
 + ``wsutil.Reader``/``Writer``: the payload is read into one reused buffer with
-``readinto`` and written back from it), **websockets** (``websockets.sync.server``), and
+``readinto`` and written back from it), **wsio.sync** (``wsio.sync.serve``: the
+high-level connection, ``for message in ws: ws.send(message)``), **websockets**
+(``websockets.sync.server``), and
 a **plain socket** server that echoes the same bytes (``recv_into`` + ``sendall``): the
 ceiling. Clients run in this process: **wsio** (``Dialer`` + ``Reader``/``Writer``),
-**websockets** (``websockets.sync.client``), **websocket-client** and the plain socket.
+**wsio.sync** (``connect``, ``send`` + ``recv``), **websockets**
+(``websockets.sync.client``), **websocket-client** and the plain socket.
 Every socket has TCP_NODELAY, as the peers set it themselves.
 
-1. **Round trips**: one connection; send a 16-byte binary message, read its echo,
-   repeat for a timed window. Also the CPU time of client + server per round trip
+1. **Round trips**: one connection; send a binary message (32 B, 8 KiB, 1 MiB), read
+   its echo, repeat for a timed window. Also the CPU time of client + server per round trip
    (``time.process_time`` here, ``/proc/<pid>/stat`` for the server).
 2. **One-way throughput**: one connection; send 1 MiB or 16 MiB binary messages for a
    timed window; the server reads and drops them (wsio streams them through its
@@ -52,7 +55,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "echo.md"
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 BUFFER = 1 << 16  # the read buffer every wsio and plain-socket loop reuses
-SMALL = 16  # round-trip payload size
+ECHO_SIZES = (32, 8192, 1 << 20)  # round-trip payload sizes
 LARGE = (1 << 20, 16 << 20)  # throughput message sizes
 CHUNK = 1 << 20  # wsio and the plain socket send large messages this much at a time
 
@@ -147,9 +150,27 @@ def serve_websockets(listener: socket.socket) -> None:
         server.serve_forever()
 
 
+def serve_wsio_sync(listener: socket.socket) -> None:
+    """The same protocol on wsio.sync, its ordinary API (whole messages, owned copies)."""
+    from wsio.sync import Connection, serve
+
+    def handler(ws: Connection) -> None:
+        if ws.recv() == "echo":
+            for message in ws:
+                ws.send(message)
+        else:
+            for message in ws:
+                if isinstance(message, str):
+                    ws.send("ok")
+
+    with serve(handler, sock=listener, compression=None, max_message_size=None) as server:
+        server.serve_forever()
+
+
 SERVERS: dict[str, Callable[[socket.socket], None]] = {
     "plain": serve_plain,
     "wsio": serve_wsio,
+    "wsio.sync": serve_wsio_sync,
     "websockets": serve_websockets,
 }
 
@@ -237,6 +258,32 @@ class WsioClient:
         self.conn.close()
 
 
+class WsioSyncClient:
+    """wsio.sync.connect: ``send`` a message, ``recv`` the echo (an owned copy)."""
+
+    def __init__(self, port: int, mode: str) -> None:
+        from wsio.sync import connect
+
+        self.ws = connect(
+            f"ws://{HOST}:{port}/", proxy=None, compression=None, max_message_size=None
+        )
+        self.ws.send(mode)
+
+    def roundtrip(self, payload: bytes) -> None:
+        self.ws.send(payload)
+        self.ws.recv()
+
+    def send(self, payload: bytes) -> None:
+        self.ws.send(payload)
+
+    def finish(self) -> None:
+        self.ws.send("done")
+        assert self.ws.recv() == "ok"
+
+    def close(self) -> None:
+        self.ws.close()
+
+
 class WebsocketsClient:
     def __init__(self, port: int, mode: str) -> None:
         from websockets.sync.client import connect
@@ -286,6 +333,7 @@ class WebsocketClientClient:
 CLIENTS: dict[str, Callable[[int, str], Client]] = {
     "plain": PlainClient,
     "wsio": WsioClient,
+    "wsio.sync": WsioSyncClient,
     "websockets": WebsocketsClient,
     "websocket-client": WebsocketClientClient,
 }
@@ -300,6 +348,9 @@ PAIRS = [
     ("wsio", "websockets"),
     ("wsio", "websocket-client"),
     ("websockets", "wsio"),
+    ("wsio.sync", "wsio.sync"),
+    ("wsio.sync", "websockets"),
+    ("websockets", "wsio.sync"),
 ]
 
 
@@ -353,21 +404,22 @@ class Result:
     cpu: float  # client + server CPU: µs per round trip, or ms per MB
 
 
-def roundtrips(client: str, port: int, pid: int, seconds: float) -> Result:
+def roundtrips(client: str, port: int, pid: int, seconds: float, size: int) -> Result:
     """One window: round trips per second and client + server CPU µs per round trip."""
-    payload = _plain_bytes(SMALL) if client == "plain" else os.urandom(SMALL)
+    payload = _plain_bytes(size) if client == "plain" else os.urandom(size)
+    batch = max(1, min(200, (1 << 20) // size))
     c = CLIENTS[client](port, "echo")
     try:
-        for _ in range(500):
+        for _ in range(min(500, 4 * batch)):
             c.roundtrip(payload)
         count = 0
         cpu = time.process_time() + _cpu_seconds(pid)
         start = time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline:
-            for _ in range(200):
+            for _ in range(batch):
                 c.roundtrip(payload)
-            count += 200
+            count += batch
         elapsed = time.perf_counter() - start
         cpu = time.process_time() + _cpu_seconds(pid) - cpu
     finally:
@@ -450,6 +502,38 @@ def _summary(rows: list[tuple[str, dict[tuple[str, str], Result]]]) -> list[str]
     return [*lines, ""]
 
 
+def _sync_summary(rows: list[tuple[str, dict[tuple[str, str], Result]]]) -> list[str]:
+    """wsio.sync ↔ wsio.sync against its targets: ≥ 0.8× the plain socket, ≥ 2× websockets."""
+    lines = [
+        "## Summary: wsio.sync ↔ wsio.sync against the targets",
+        "",
+        "Target (issue 11): at least 0.8× the plain-socket ceiling and at least 2× "
+        "websockets ↔ websockets (websockets.sync).",
+        "",
+        "| measurement | wsio.sync ↔ wsio.sync | vs plain socket | vs websockets "
+        "| vs websocket-client | vs wsio (wsutil loop) | CPU vs websockets | targets |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for title, results in rows:
+        sync = results[("wsio.sync", "wsio.sync")]
+        ceiling = results[("plain", "plain")].rate
+        peer = results[("websockets", "websockets")]
+        other = results[("websockets", "websocket-client")]
+        low = results[("wsio", "wsio")]
+        met = sync.rate >= 0.8 * ceiling and sync.rate >= 2 * peer.rate
+        lines.append(
+            f"| {title} | {_rate(sync.rate)} | {_ratio(sync.rate, ceiling)} "
+            f"| {_ratio(sync.rate, peer.rate)} | {_ratio(sync.rate, other.rate)} "
+            f"| {_ratio(sync.rate, low.rate)} "
+            f"| {_ratio(sync.cpu, peer.cpu)} | {'met' if met else 'missed'} |"
+        )
+    return [*lines, ""]
+
+
+def _size(size: int) -> str:
+    return f"{size} B" if size < 1024 else f"{size >> 10} KiB" if size < 1 << 20 else "1 MiB"
+
+
 def _rate(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
@@ -493,7 +577,8 @@ def main(argv: list[str] | None = None) -> None:
 
     seconds, rounds = (0.5, 1) if args.quick else (1.0, 3)
     lines = [
-        "# Echo over loopback: wsio blocking vs websockets and websocket-client",
+        "# Echo over loopback: wsio blocking (wsutil loop, wsio.sync) vs websockets and "
+        "websocket-client",
         "",
         machine.markdown(),
         "",
@@ -510,11 +595,15 @@ def main(argv: list[str] | None = None) -> None:
             f"## {'Client and server pinned to one core' if pinned else 'Unpinned (2 cores)'}",
             "",
         ]
-        rtt = measure(pinned, seconds, rounds, roundtrips)
-        section += _table(
-            f"Round trips, {SMALL}-byte messages", "round trips/s", "µs/round trip", rtt
-        )
-        summary.append((f"round trips/s, {where}", rtt))
+        for size in ECHO_SIZES:
+            rtt = measure(pinned, seconds, rounds, functools.partial(roundtrips, size=size))
+            label = (
+                f"{size} B" if size < 1024 else f"{size >> 10} KiB" if size < 1 << 20 else "1 MiB"
+            )
+            section += _table(
+                f"Round trips, {label} messages", "round trips/s", "µs/round trip", rtt
+            )
+            summary.append((f"round trips/s, {label}, {where}", rtt))
         for size in LARGE:
             one_way = measure(pinned, seconds, rounds, functools.partial(throughput, size=size))
             section += _table(
@@ -523,8 +612,8 @@ def main(argv: list[str] | None = None) -> None:
             summary.append((f"MB/s, {size >> 20} MiB messages, {where}", one_way))
         print("\n".join(section), flush=True)
         sections += section
-    print("\n".join(_summary(summary)), flush=True)
-    text = "\n".join([*lines, *_summary(summary), *sections])
+    print("\n".join(_summary(summary) + _sync_summary(summary)), flush=True)
+    text = "\n".join([*lines, *_summary(summary), *_sync_summary(summary), *sections])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
 

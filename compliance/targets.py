@@ -258,3 +258,23 @@ CLIENTS.append(
         description="wsio.aio.connect: a Connection per case, offering permessage-deflate",
     )
 )
+
+# wsio.sync, the high-level connection for threads (examples/sync_*.py).
+SERVERS.append(
+    ServerTarget(
+        name="sync-high-level",
+        command=["{python}", "examples/sync_echo.py", "--host", "{host}", "--port", "{port}"],
+        ci=True,
+        cases=_CORE_CASES,
+        description="wsio.sync.serve echo (Connection iteration and send), deflate accepted",
+    )
+)
+CLIENTS.append(
+    ClientTarget(
+        name="sync-high-level-client",
+        command=["{python}", "examples/sync_autobahn_client.py", "{url}", "{agent}"],
+        ci=True,
+        cases=_CORE_CASES,
+        description="wsio.sync.connect echo client, permessage-deflate offered",
+    )
+)

@@ -44,11 +44,13 @@ from wsio.exceptions import (
     HandshakeError,
     InvalidStatusError,
 )
-from wsio.wsflate.parameters import Parameters
+from wsio.wsflate.parameters import DEFAULT_PARAMETERS, Parameters
 
 __all__ = [
     "Backoff",
     "BINARY",
+    "CLIENT_DEFLATE",
+    "SERVER_DEFLATE",
     "FRAGMENTED",
     "Options",
     "PingTracker",
@@ -71,6 +73,15 @@ BINARY: Final = 2
 FRAGMENTED: Final = 0
 
 _KEEPALIVE_FAILED: Final = "keepalive ping timeout"
+
+#: What a client offers with ``compression="deflate"``: RFC 7692 §7.1.2.2 "A client MAY
+#: include the "client_max_window_bits" extension parameter in an extension negotiation
+#: offer" (the server may then pick a smaller window), and no context kept between its
+#: own messages (no 32 KiB compressor state per idle connection).
+CLIENT_DEFLATE: Final = Parameters(client_no_context_takeover=True, client_max_window_bits=True)
+#: What a server accepts with: no context takeover either way, unless the offer says
+#: otherwise (see :class:`wsio.wsflate.Extension`).
+SERVER_DEFLATE: Final = DEFAULT_PARAMETERS
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

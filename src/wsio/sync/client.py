@@ -17,7 +17,6 @@ from wsio._connection import Options, Request, Response
 from wsio.dialer import Dialer
 from wsio.sync.connection import Connection
 from wsio.wsflate import Extension
-from wsio.wsflate.parameters import DEFAULT_PARAMETERS
 
 __all__ = ["connect", "reconnect"]
 
@@ -47,7 +46,7 @@ def connect(url: str, **options: Any) -> Connection:
 
     extension = None
     if config.compression == "deflate" and "extensions" not in rest:
-        extension = Extension(DEFAULT_PARAMETERS)
+        extension = Extension(shared.CLIENT_DEFLATE)
         rest["extensions"] = [extension.offer()]
         rest["accept_extensions"] = extension.accept_extensions
     dialer = Dialer(timeout=config.open_timeout, on_header=on_header, **rest)

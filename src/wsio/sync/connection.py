@@ -3,10 +3,14 @@
 There is no reader thread per connection. ``recv`` reads the socket in the caller's
 thread (the fast path: one ``recv_into`` straight into the protocol's buffer, then the
 message); ``send`` writes in the caller's thread under a lock, so the frames of one
-message never interleave with another's. One shared daemon thread
-(:mod:`wsio.sync.keepalive`) sends the keepalive pings and, when no thread is reading,
-reads what came (pongs, and messages into a queue of ``max_queue``) so that the
-keepalive works whatever the application does.
+message never interleave with another's. With ``ping_interval`` set, a small daemon
+thread per connection sends the keepalive pings and, when no thread is reading, reads
+what came (pongs, and messages into a queue; once it holds ``max_queue`` messages,
+reading pauses) so that the keepalive works whatever the application does.
+
+There is no write buffer but the kernel's: ``send`` returns once the socket took the
+bytes, and blocks while the peer does not read, so ``write_limit`` (which bounds
+``wsio.aio``'s buffer) has nothing to bound here.
 
 Locks, always taken in this order: ``_write_lock`` (one message on the wire at a time)
 before ``_proto_lock`` (the protocol object, held only around its own calls, never
@@ -118,6 +122,7 @@ class Connection:
         self._proto_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._reader = False
+        self._bulk = False
         # The peer's Close is in but not yet answered: messages before it are queued.
         self._answer_pending = False
         self._queue: collections.deque[_Data] = collections.deque()
@@ -206,16 +211,27 @@ class Connection:
         # One read, and what follows from it; called with _read_lock held.
         if deadline is not None and not self._readable(deadline - time.monotonic()):
             raise TimeoutError("no message within the timeout")
-        protocol = self.protocol
         try:
-            n = self._recv_into(protocol.get_buffer())
+            if self._bulk:
+                # A large message is arriving: read it in large pieces into this
+                # thread's scratch buffer and let the protocol copy them (a memcpy is
+                # cheaper than the reads a small buffer would take).
+                scratch = _scratch()
+                n = self._recv_into(scratch)
+                # Until a read brings little: a large message arrives in reads of
+                # whatever the sender managed, rarely a full buffer.
+                self._bulk = n >= _BULK_MIN
+                self._after_events(scratch[:n] if n else None, n)
+                return
+            view = self.protocol.get_buffer()
+            n = self._recv_into(view)
         except (OSError, ValueError) as error:  # ValueError: the socket was closed under us
             self._lost(error)
             return
-        if n:
-            self._process(n)
-        else:
-            self._process(0)
+        # Small reads go straight into the protocol's buffer (no copy); one that fills
+        # it says more is waiting.
+        self._bulk = n == len(view) and n > 0
+        self._after_events(None, n)
 
     def _readable(self, timeout: float) -> bool:
         if self._tls and self.socket.pending():
@@ -258,30 +274,27 @@ class Connection:
             self._read_lock.release()
 
     def _process_data(self, data: bytes | memoryview) -> None:
-        with self._proto_lock:
-            self.protocol.receive_data(data)
-        self._after_events()
+        self._after_events(data, 0)
 
-    def _process(self, n: int) -> None:
-        protocol = self.protocol
-        with self._proto_lock:
-            if n:
-                protocol.buffer_updated(n)
-            else:
-                protocol.receive_eof()
-        self._after_events()
-
-    def _after_events(self) -> None:
+    def _after_events(self, data: bytes | memoryview | None, n: int) -> None:
+        # Bytes in (``data``, or ``n`` read into the protocol's buffer, 0: end of
+        # stream), then what the events they make call for.
         protocol = self.protocol
         queue = self._queue
         with self._proto_lock:
+            if data is not None:
+                protocol.receive_data(data)
+            elif n:
+                protocol.buffer_updated(n)
+            else:
+                protocol.receive_eof()
             events = protocol.events_received()
             closing = protocol.close_expected()
-            if closing and protocol.close_initiator == "remote" and protocol.error is None:
+            if closing and (protocol.close_initiator == "remote" or protocol.error is not None):
                 # RFC 6455 §5.5.1: "An endpoint MAY delay sending a Close frame until its
                 # current message is sent": the application may still answer the
-                # messages that came before the peer's Close; the answering Close goes
-                # out with its first send, or once it has read them all.
+                # messages that came before the peer's Close (or before a violation);
+                # the Close goes out with its first send, or once it has read them all.
                 self._answer_pending = bool(queue) or any(
                     type(event) is TextMessage or type(event) is BinaryMessage for event in events
                 )
@@ -369,7 +382,9 @@ class Connection:
         # With _proto_lock held.
         if self._answer_pending and not self._closed.is_set():
             return  # the protocol sends the answering Close after this message
-        if self.protocol.state is not ConnectionState.OPEN or self._closed.is_set():
+        protocol = self.protocol
+        # Not OPEN: a Close was sent (or is queued in answer), or the stream ended.
+        if protocol.close_sent is not None or protocol.close_expected() or self._closed.is_set():
             raise self._closed_error()
 
     def _answered(self) -> bool:
@@ -613,6 +628,21 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<wsio.sync.Connection {self.remote_address} {self.state.name}>"
+
+
+_local = threading.local()
+# Reads of a large message go into a buffer this size, one per reading thread.
+_SCRATCH_SIZE = 262144
+# A read in bulk mode bringing less than this goes back to the protocol's own buffer.
+_BULK_MIN = 16384
+
+
+def _scratch() -> memoryview:
+    try:
+        return _local.scratch  # type: ignore[no-any-return]
+    except AttributeError:
+        _local.scratch = memoryview(bytearray(_SCRATCH_SIZE))
+        return _local.scratch  # type: ignore[no-any-return]
 
 
 def _sendmsg_all(sendmsg: Any, buffers: list[Any]) -> None:

@@ -28,7 +28,6 @@ from wsio.handshake import Upgrader
 from wsio.server import DEFAULT_MAX_CONNECTIONS, ThreadedServer
 from wsio.sync.connection import Connection
 from wsio.wsflate import Extension
-from wsio.wsflate.parameters import DEFAULT_PARAMETERS
 
 __all__ = ["Server", "serve"]
 
@@ -163,7 +162,7 @@ class Server:
         options = self.options
         capture = self._capture
         capture.extension = (
-            Extension(DEFAULT_PARAMETERS) if options.compression == "deflate" else None
+            Extension(shared.SERVER_DEFLATE) if options.compression == "deflate" else None
         )
         try:
             if self.ssl is not None:
