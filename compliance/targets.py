@@ -247,13 +247,7 @@ CLIENTS.append(
     ClientTarget(
         name="aio-client",
         command=["{python}", "examples/aio_client.py", "{url}", "{agent}"],
-        # Not in CI yet: 3.2-3.4, 4.1.x, 4.2.x and 5.15 come back NON-STRICT. The
-        # fuzzing server sends a message and a bad frame right behind the 101, so the
-        # core fails the connection (and its Close goes out) before connect() has
-        # handed the Connection to the code that would answer the message. The fix
-        # (hold the failing Close until the application has read what came before it)
-        # needs a data_to_send() that can leave the Close queued: issue 10.
-        ci=False,
+        ci=True,
         cases=_CORE_CASES,
         description="wsio.aio.connect: a Connection per case, offering permessage-deflate",
     )

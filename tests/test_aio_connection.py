@@ -8,6 +8,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -354,3 +355,70 @@ def test_uvloop() -> None:
             assert await ws.recv() == "on uvloop"
 
     uvloop.run(main())
+
+
+def test_message_before_a_bad_frame_is_answered_before_the_close() -> None:
+    # RFC 6455 §5.5.1: data owed before a Close may still be sent. A message and a bad
+    # frame (RSV2 set, no extension) in one write: the handler's echo of the message
+    # goes out, then the Close 1002 (Autobahn 3.2 grades the reverse NON-STRICT).
+    async def main() -> None:
+        async with server(compression=None) as (_, url):
+            port = int(url.rsplit(":", 1)[1])
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            key = base64.b64encode(os.urandom(16)).decode()
+            writer.write(
+                f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+            zero_mask = b"\0\0\0\0"
+            writer.write(b"\x81\x82" + zero_mask + b"hi" + b"\xa1\x82" + zero_mask + b"no")
+            assert await reader.readexactly(4) == b"\x81\x02hi"
+            first, length = await reader.readexactly(2)  # then the Close 1002...
+            assert first == 0x88
+            assert (await reader.readexactly(length))[:2] == (1002).to_bytes(2, "big")
+            assert await reader.read() == b""  # ...and the server ends the connection
+            writer.close()
+
+    run(main())
+
+
+def test_client_answers_a_message_that_came_with_the_101_before_failing() -> None:
+    # The same, client side, where it is hardest: the message and the bad frame arrive
+    # in the read that carries the 101, before connect() has returned the Connection.
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept_key = base64.b64encode(
+            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+        )
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_key + b"\r\n\r\n"
+            b"\x81\x02hi" + b"\xa1\x02no"
+        )
+        frames.append(await reader.readexactly(2 + 4 + 2))  # the echo, masked
+        frames.append((await reader.readexactly(2))[:1])
+        writer.close()
+
+    frames: list[bytes] = []
+
+    async def main() -> None:
+        listener = await asyncio.start_server(accept, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        with pytest.raises(ConnectionClosedError):
+            async with aio.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
+                async for message in ws:
+                    await ws.send(message)
+        listener.close()
+
+    run(main())
+    echo, close = frames
+    assert echo[:2] == b"\x81\x82"  # text "hi" came back first...
+    assert bytes(b ^ echo[2 + i % 4] for i, b in enumerate(echo[6:])) == b"hi"
+    assert close == b"\x88"  # ...then the Close

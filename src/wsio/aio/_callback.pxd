@@ -28,12 +28,14 @@ cdef class Transport:
     cdef Protocol _core
     cdef int _fd
     cdef bint _closing
+    cdef bint _held
     cdef object _close_timer
     cdef object _loop
 
     cdef int _flush(self) except -1
     cdef int _write_list(self, list bufs) except -1
     cdef int _after(self) except -1
+    cdef int _hold(self) except -1
     cdef int _end(self) except -1
 
 
@@ -44,6 +46,7 @@ cdef class Stream:
     cdef public object _factory
     cdef bint _messages
     cdef bint _connected
+    cdef bint _hold_close
     cdef object _acc
     cdef Protocol _core
     cdef Frame _frame

@@ -108,6 +108,7 @@ class Transport:
         self.extensions = extensions
         self.close_timeout = close_timeout
         self._closing = False
+        self._held = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         # Writing on the socket ourselves is only right for a plain socket transport
@@ -143,6 +144,8 @@ class Transport:
         else:
             raise LocalProtocolError(f"no such opcode: {opcode}")
         self._flush()
+        if self._held:
+            self.release_close()  # the Close went out behind this frame: end the stream
 
     def send_ping(self, data: Any = b"") -> None:
         """Send a Ping (payload at most 125 bytes); its Pong comes to ``on_frame``."""
@@ -157,6 +160,7 @@ class Transport:
     def send_close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (RFC 6455 §7.1.2): send a Close frame, then wait
         ``close_timeout`` seconds for the peer's before dropping the connection."""
+        self.release_close()
         self._core.send_close(code, reason)
         self._flush()
         if self._close_timer is None and not self._closing:
@@ -266,9 +270,23 @@ class Transport:
                 self._end()
         return 0
 
-    def _after_soon(self) -> None:
-        # _after, as a loop callback (a compiled cdef method is not a Python callable).
-        self._after()
+    def release_close(self) -> None:
+        """Let a held Close go out (see ``Listener.hold_close``); no-op otherwise."""
+        if self._held:
+            self._held = False
+            if self._close_timer is not None:
+                self._close_timer.cancel()
+                self._close_timer = None
+            self._after()
+
+    def _hold(self) -> cython.int:
+        # The stream ended (the peer's Close, or a violation) in a read that also
+        # delivered messages, and the listener answers them from other tasks: keep the
+        # answering Close queued until it says so, the next send, or close_timeout.
+        self._held = True
+        if self._close_timer is None:
+            self._close_timer = self._loop.call_later(self.close_timeout, self.release_close)
+        return 0
 
     def _end(self) -> cython.int:
         if not self._closing:
@@ -394,6 +412,7 @@ class Stream:
         self._messages = bool(listener.messages)
         self._on_frame = listener.on_frame
         self._on_message = listener.on_message
+        self._hold_close = bool(getattr(listener, "hold_close", False))
         self._hs = None
         self._connected = True
         listener.on_connect(ws)
@@ -416,6 +435,7 @@ class Stream:
         ws = self.ws
         op: cython.int
         pending_before: cython.bint = core._pending_close is not None
+        delivered: cython.bint = False  # a message completed in this read
         try:
             while core._reading and core.next_piece():
                 op = core.frame.opcode
@@ -434,6 +454,7 @@ class Stream:
                         events = core._events
                         core._events = []
                         self._deliver(events)
+                        delivered = True
                     continue
                 elif core._msg_codec is not None:
                     # Compressed: the core inflates (and checks text) into Chunk events;
@@ -456,6 +477,8 @@ class Stream:
                         continue
                 frame.opcode = op
                 frame.fin = core.frame.fin
+                if op < 8 and core.frame.fin:
+                    delivered = True  # a message ends here: someone may answer it
                 self._on_frame(ws, frame)
                 self._acc = None  # a joined frame is dropped once seen
         except ProtocolError as exc:
@@ -465,12 +488,17 @@ class Stream:
                 logger.exception("a Listener callback raised; failing the connection")
                 core.error = exc
                 core.fail(1011, "internal error")
-        if core._pending_close is not None and not pending_before:
+        if (
+            delivered
+            and self._hold_close
+            and core._pending_close is not None
+            and not pending_before
+        ):
             # This read ended the stream (the peer's Close, or a violation) after
-            # messages it also delivered. RFC 6455 §5.5.1 lets an endpoint send data it
-            # owes before its Close: tasks those messages woke (the high level's
-            # handlers) run first, then the Close goes out and the connection ends.
-            ws._loop.call_soon(ws._after_soon)
+            # messages it also delivered. RFC 6455 §5.5.1 lets an endpoint send the data
+            # it owes before its Close; this listener answers from other tasks, so the
+            # Close waits for them (Listener.hold_close).
+            ws._hold()
         else:
             ws._after()
         return 0

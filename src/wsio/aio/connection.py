@@ -38,6 +38,11 @@ class _Bridge(Listener):
     """The callback-level listener of one :class:`Connection`: its callbacks are the
     connection's own methods, bound once (no forwarding call per frame)."""
 
+    # Messages are answered by the application's tasks after the callback returns: a
+    # Close that ends the stream waits for them (released by a send, or by recv once
+    # the queue is empty).
+    hold_close = True
+
     def __init__(self, connection: Connection) -> None:
         self.on_connect = connection._on_connect  # type: ignore[method-assign]
         self.on_frame = connection._on_frame  # type: ignore[method-assign]
@@ -198,6 +203,9 @@ class Connection:
             while not queue:
                 if self._closed.done():
                     raise self._closed_error()
+                # Every message that came before a Close has been read: a Close held
+                # for the application's answers goes out now (Listener.hold_close).
+                self.transport.release_close()
                 self._getter = self._loop.create_future()
                 try:
                     await self._getter
@@ -344,6 +352,8 @@ class Connection:
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed (by either side)."""
+        if self.transport is not None:
+            self.transport.release_close()  # nothing more to answer: let a held Close go
         await asyncio.shield(self._closed)
 
     def _closed_error(self) -> ConnectionClosed:
