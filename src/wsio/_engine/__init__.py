@@ -56,6 +56,7 @@ COMPILED_MODULE_NAMES: tuple[str, ...] = (
     "wsio.wsutil.reader",
     "wsio.wsutil.writer",
     "wsio._engine.handshake",
+    "wsio._engine.message",
 )
 
 
