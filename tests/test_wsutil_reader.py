@@ -11,6 +11,7 @@ import pytest
 
 import wsio
 from wsio import Header, OpCode, State, wsutil
+from wsio.protocol import ServerProtocol
 
 SERVER = State.SERVER_SIDE
 CLIENT = State.CLIENT_SIDE
@@ -295,3 +296,49 @@ def test_many_tiny_fragments_cost_their_size_not_their_count() -> None:
         tracemalloc.stop()
     assert payload == b"x" * count
     assert peak < 8 * count  # one object per fragment would cost ~35 bytes each
+
+
+# The Reader and the protocol core take each message rule from one place
+# (wsio._engine.message): the same hostile message gets the same answer from both.
+SAME_RULES = [
+    # (wire, limits, the message, or the close code that answers it)
+    (frame(1, b"\xc3", fin=False) + frame(0, b"\xa9"), {}, "é"),
+    (frame(1, b"ok", fin=False) + frame(0, b"\xff"), {}, 1007),
+    (frame(1, b"a\xc3"), {}, 1007),
+    (frame(1, b"a", fin=False) + frame(0, b"\xe2\x82"), {}, 1007),
+    (frame(1, b"abc", fin=False) + frame(0, b"de"), {"max_message_size": 4}, 1009),
+    (
+        frame(2, b"a", fin=False) + frame(0, b"b", fin=False) + frame(0, b"c"),
+        {"max_fragments": 2},
+        1009,
+    ),
+    (
+        frame(2, b"a", fin=False) + frame(0, b"b", fin=False) + frame(0, b"c"),
+        {"max_fragments": 3},
+        b"abc",
+    ),
+]
+
+
+@pytest.mark.parametrize(("wire", "limits", "expected"), SAME_RULES)
+def test_reader_and_protocol_agree(
+    wire: bytes, limits: dict[str, int], expected: str | bytes | int, buffer_size: int
+) -> None:
+    reader = wsutil.Reader(io.BytesIO(wire), SERVER, buffer_size=buffer_size, **limits)
+    try:
+        reader.next_frame()
+        got: str | bytes | int = reader.read()
+    except wsio.ProtocolError as exc:
+        got = exc.close_code
+    server = ServerProtocol(**limits)
+    server.receive_data(wire)
+    events = server.events_received()
+    if server.error is not None:
+        assert isinstance(server.error, wsio.ProtocolError)
+        core: str | bytes | int = server.error.close_code
+    else:
+        core = events[0].data
+    if isinstance(expected, str):
+        assert got == expected.encode() and core == expected
+    else:
+        assert got == core == expected

@@ -57,6 +57,7 @@ COMPILED_MODULE_NAMES: tuple[str, ...] = (
     "wsio.wsutil.writer",
     "wsio._engine.handshake",
     "wsio.aio._callback",
+    "wsio._engine.message",
 )
 
 

@@ -19,7 +19,7 @@ from libc.string cimport memcpy, memmove
 
 from wsio._engine.framing cimport check_fields, check_limits, decode_fields, frame_t, put_header
 from wsio._engine.mask cimport wsio_mask_xor
-from wsio._engine.utf8 cimport _scan, utf8_state
+from wsio._engine.message cimport MessageState
 
 from wsio._engine.framing cimport cbytes_ptr, uchar_ptr
 
@@ -147,15 +147,11 @@ cdef class Protocol:
     cdef int _allowed_rsv
     cdef int _msg_opcode
     cdef object _msg_codec
-    cdef bint _msg_check
-    cdef long long _msg_size
-    cdef long long _fragments
     cdef bint _first_piece
     cdef object _acc
     cdef PyObject *_accp
     cdef Py_ssize_t _acc_len
-    cdef utf8_state _utf8
-    cdef object _validator
+    cdef MessageState _msg
     cdef list _events
     # Sending.
     cdef list _out
@@ -169,7 +165,6 @@ cdef class Protocol:
     cdef int handle_piece(self) except -1
     cdef uchar_ptr piece_data(self)
     cdef int _unmask(self, Py_ssize_t off, Py_ssize_t n, long long pos, bint check) except -1
-    cdef int _check_text_end(self) except -1
     cdef int _run(self) except -1
     cdef int _reserve(self, Py_ssize_t size) except -1
     cdef int _data(self) except -1

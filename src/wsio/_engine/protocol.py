@@ -36,7 +36,6 @@ from wsio._engine.framing import (
     MAX_CONTROL_PAYLOAD,
     MAX_PAYLOAD_LENGTH,
     STATE_CLIENT_SIDE,
-    STATE_FRAGMENTED,
     STATE_SERVER_SIDE,
     _encode,
 )
@@ -46,7 +45,6 @@ from wsio._engine.limits import (
     DEFAULT_MAX_MESSAGE_SIZE,
 )
 from wsio._engine.mask import cipher, mask_into
-from wsio._engine.utf8 import Utf8Validator
 from wsio.exceptions import (
     InvalidStateError,
     InvalidUTF8Error,
@@ -69,13 +67,13 @@ except ImportError:  # pure mode without Cython installed
 if cython.compiled:
     # C names from protocol.pxd (which cimports the framing, mask and utf8 C path).
     from cython.cimports.wsio._engine.protocol import (  # type: ignore[import-untyped]
+        MessageState,
         PyByteArray_AS_STRING,
         PyByteArray_Resize,
         PyBytes_AS_STRING,
         PyBytes_FromStringAndSize,
         PyBytes_GET_SIZE,
         PyUnicode_DecodeUTF8,
-        _scan,
         cbytes_ptr,
         cchar_ptr,
         check_fields,
@@ -91,6 +89,7 @@ if cython.compiled:
     )
 else:
     from wsio._engine.framing import _Fields, check_fields, check_limits, decode_fields
+    from wsio._engine.message import MessageState
 
 __all__ = [
     "BinaryMessage",
@@ -332,8 +331,6 @@ _SHRINK_ABOVE: Final = 262144
 _MAX_READ: Final = 262144
 _NO_LIMIT: Final = MAX_PAYLOAD_LENGTH
 _NO_KEY: Final = b"\0\0\0\0"
-# The same flags as C ints for the per-frame path.
-_FRAGMENTED = cython.declare(cython.int, STATE_FRAGMENTED)
 
 
 def _limit(value: int | None) -> int:
@@ -423,12 +420,12 @@ class Protocol:
         self._flags = STATE_CLIENT_SIDE if client else STATE_SERVER_SIDE
         self._msg_opcode = 0
         self._msg_codec = None
-        self._msg_check = False
-        self._msg_size = self._fragments = 0
+        # Size, frame count, fragmented flag and UTF-8 of the message being received:
+        # the rules wsutil.Reader shares.
+        self._msg = MessageState()
         self._first_piece = True
         self._acc = bytearray()  # pure mode; compiled, _accp (see protocol.pxd)
         self._acc_len = 0
-        self._validator = Utf8Validator()
         self._events: list[Event] = []
         self._out: list[_Bytes] = []
         self._tail = bytearray()
@@ -638,7 +635,7 @@ class Protocol:
             self.piece_ends_frame = self._remaining == 0
             self._in_frame = not self.piece_ends_frame
             self._start = start + n
-            self._unmask(start, n, self.piece_position, self._msg_check)
+            self._unmask(start, n, self.piece_position, self._msg.text)
             return 1
         size: cython.Py_ssize_t
         if cython.compiled:
@@ -666,15 +663,12 @@ class Protocol:
         if op < 8:
             # The limits, checked at the header; a compressed message's size is
             # capped after inflating (the codec's decompressor), not on the wire.
-            fragments: cython.longlong = 1 if op else self._fragments + 1
-            total: cython.longlong = length if op else self._msg_size + length
             codec = self._msg_codec if op == 0 else (None if rsv == 0 else self._codec_for(rsv))
-            check_limits(
+            self._msg.check(
+                op,
                 length,
                 self.max_frame_size,
-                total,
                 self.max_message_size if codec is None else _NO_LIMIT,
-                fragments,
                 self.max_fragments,
             )
         elif length > self.max_frame_size:
@@ -696,26 +690,19 @@ class Protocol:
                 self._msg_opcode = op
                 self._msg_codec = codec
                 self._first_piece = True
-                # Text is checked as it arrives where it must fail fast (fragments,
-                # pieces) or where no str is made; a whole text frame that becomes a
-                # str is checked by the decoder instead. Compressed text is checked
-                # after inflating.
-                self._msg_check = (
-                    op == 1
-                    and codec is None
-                    and (self.streaming or not self.decode_text or not fin or not whole)
-                )
-                if self._msg_check:
-                    if cython.compiled:
-                        self._utf8.need = 0
-                    else:
-                        self._validator.reset()
-            self._fragments = fragments
-            self._msg_size = total
-            if fin:
-                self._flags &= ~_FRAGMENTED
-            else:
-                self._flags |= _FRAGMENTED
+            # Text is checked as it arrives where it must fail fast (fragments,
+            # pieces) or where no str is made; a whole text frame that becomes a
+            # str is checked by the decoder instead. Compressed text is checked
+            # after inflating.
+            self._flags = self._msg.take(
+                op,
+                fin,
+                length,
+                self._flags,
+                op == 1
+                and codec is None
+                and (self.streaming or not self.decode_text or not fin or not whole),
+            )
         elif not whole:
             return 0
         start += size
@@ -733,7 +720,7 @@ class Protocol:
         self.piece_offset = start
         self.piece_length = n
         self._start = start + n
-        self._unmask(start, n, 0, op < 8 and self._msg_check)
+        self._unmask(start, n, 0, op < 8 and self._msg.text)
         return 1
 
     def _unmask(
@@ -753,8 +740,7 @@ class Protocol:
                 step = n - done if n - done < _FUSE_BLOCK else _FUSE_BLOCK
                 if self.frame.masked:
                     wsio_mask_xor(p + done, p + done, step, self.frame.key, pos + done)
-                if _scan(p + done, step, 0, cython.address(self._utf8)) >= 0:
-                    raise InvalidUTF8Error("text is not valid UTF-8")
+                self._msg.feed_ptr(p + done, step)
                 done += step
         else:
             if n == 0:
@@ -762,18 +748,8 @@ class Protocol:
             view = self._whole[off : off + n]
             if self.frame.masked:
                 cipher(view, self.frame.key, pos)
-            if check and not self._validator.feed(view):
-                raise InvalidUTF8Error("text is not valid UTF-8")
-        return 0
-
-    def _check_text_end(self) -> cython.int:
-        # RFC 3629: the message may not end inside a character.
-        if cython.compiled:
-            if self._utf8.need:
-                self._utf8.need = 0
-                raise InvalidUTF8Error("text ends inside a UTF-8 character")
-        elif not self._validator.feed(b"", True):
-            raise InvalidUTF8Error("text ends inside a UTF-8 character")
+            if check:
+                self._msg.feed(view)
         return 0
 
     def _codec_for(self, rsv: int) -> Any:
@@ -810,8 +786,8 @@ class Protocol:
             else:
                 self._acc += data
         else:
-            if message_done and self._msg_check:
-                self._check_text_end()
+            if message_done and self._msg.text:
+                self._msg.end()  # RFC 3629: it may not end inside a character
             if self.streaming:
                 chunk: Chunk = Chunk.__new__(Chunk)
                 chunk.opcode = kind
@@ -872,21 +848,10 @@ class Protocol:
             wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
 
     def _check_bytes(self, data: bytes, final: cython.bint) -> cython.int:
-        if cython.compiled:
-            if (
-                _scan(
-                    cython.cast(cbytes_ptr, PyBytes_AS_STRING(data)),
-                    PyBytes_GET_SIZE(data),
-                    0,
-                    cython.address(self._utf8),
-                )
-                >= 0
-            ):
-                raise InvalidUTF8Error("text is not valid UTF-8")
-            if final:
-                self._check_text_end()
-        elif not self._validator.feed(data, final):
-            raise InvalidUTF8Error("text is not valid UTF-8")
+        # Inflated text: checked as it comes out of the codec.
+        self._msg.feed(data)
+        if final:
+            self._msg.end()
         return 0
 
     def _whole_message(self, kind: cython.int, off: cython.Py_ssize_t, n: cython.Py_ssize_t) -> Any:

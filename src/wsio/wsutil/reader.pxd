@@ -1,5 +1,7 @@
 # Types for reader.py when Cython compiles it (pure-Python mode, augmenting .pxd).
 
+from wsio._engine.message cimport MessageState
+
 cdef class Reader:
     cdef public bint check_utf8
     cdef public long long max_frame_size
@@ -13,7 +15,6 @@ cdef class Reader:
     cdef bint _exact
     cdef bytearray _buffer
     cdef object _view
-    cdef object _validator
     cdef object _read
     cdef long long _state
     cdef Py_ssize_t _pos
@@ -24,6 +25,5 @@ cdef class Reader:
     cdef long long _mask_offset
     cdef bint _frame_open
     cdef bint _message_done
-    cdef object _utf8
-    cdef long long _message_size
-    cdef long long _fragments
+    cdef MessageState _message
+    cdef bint _checking

@@ -18,16 +18,27 @@ from wsio._engine.limits import (
     DEFAULT_MAX_MESSAGE_SIZE,
 )
 from wsio._engine.mask import cipher
-from wsio._engine.utf8 import Utf8Validator
 from wsio.exceptions import (
     ConnectionEOFError,
-    InvalidUTF8Error,
     LocalProtocolError,
     UnexpectedEOFError,
 )
 from wsio.frameio import Source
 from wsio.frames import OpCode, State
 from wsio.wsutil.extension import RecvExtension
+
+try:
+    import cython
+except ImportError:  # pure mode without Cython installed
+    from wsio._engine import _cython as cython  # type: ignore[no-redef]
+
+if cython.compiled:
+    # The message bookkeeping the protocol core uses, as C calls (reader.pxd cimports it).
+    from cython.cimports.wsio._engine.message import (  # type: ignore[import-untyped,unreachable]
+        MessageState,
+    )
+else:
+    from wsio._engine.message import MessageState
 
 __all__ = ["FrameHandler", "Reader", "next_reader"]
 
@@ -86,7 +97,6 @@ class Reader:
         self._exact = buffer_size <= 0
         self._buffer = bytearray(max(buffer_size, 256))
         self._view = memoryview(self._buffer)
-        self._validator = Utf8Validator()
         self.reset(source, state)
 
     def reset(self, source: Source, state: State | int) -> None:
@@ -103,9 +113,9 @@ class Reader:
         self._mask_offset = 0
         self._frame_open = False
         self._message_done = False
-        self._utf8: Utf8Validator | None = None
-        self._message_size = 0
-        self._fragments = 0
+        # The message's size, frame count and UTF-8 state: the core's own rules.
+        self._message = MessageState()
+        self._checking = False  # the current frame's payload is text to check
 
     @property
     def state(self) -> State:
@@ -161,29 +171,25 @@ class Reader:
                     self.on_intermediate(header, payload)
                 self._frame_open = False
                 return header
-            self._utf8 = None
+            self._checking = False
         else:
-            if opcode != _CONTINUATION:
-                self._message_size = 0
-                self._fragments = 0
-                self._utf8 = None
-                # RSV bits an extension cleared mean the payload is transformed (RFC 7692:
-                # compressed), so the wire bytes are not the text: the extension's own
-                # reader checks the text it produces.
-                if self.check_utf8 and opcode == _TEXT and not wire_rsv:
-                    self._validator.reset()
-                    self._utf8 = self._validator
-            elif self.on_continuation is not None:
+            if opcode == _CONTINUATION and self.on_continuation is not None:
                 self.on_continuation(header)
-            self._message_size += length
-            self._fragments += 1
-            check_limits(
-                0, 0, self._message_size, self.max_message_size, self._fragments, self.max_fragments
+            message = self._message
+            message.check(
+                opcode, length, self.max_frame_size, self.max_message_size, self.max_fragments
             )
-            if header.fin:
-                self._state &= ~STATE_FRAGMENTED
-            else:
-                self._state |= STATE_FRAGMENTED
+            # RSV bits an extension cleared mean the payload is transformed (RFC 7692:
+            # compressed), so the wire bytes are not the text: the extension's own
+            # reader checks the text it produces.
+            self._state = message.take(
+                opcode,
+                header.fin,
+                length,
+                self._state,
+                self.check_utf8 and opcode == _TEXT and not wire_rsv,
+            )
+            self._checking = message.text
         self._frame_open = True
         self._message_done = False
         return header
@@ -273,11 +279,9 @@ class Reader:
     def _finish(self) -> None:
         self._frame_open = False
         self._message_done = True
-        utf8 = self._utf8
-        if utf8 is not None:
-            self._utf8 = None
-            if not utf8.feed(b"", final=True):
-                raise InvalidUTF8Error("text message ends inside a UTF-8 character")
+        if self._checking:
+            self._checking = False
+            self._message.end()
 
     def _consume(self, chunk: memoryview) -> memoryview:
         # Unmask and check bytes of the current frame that are in our buffer.
@@ -285,9 +289,8 @@ class Reader:
         if self._mask is not None:
             cipher(chunk, self._mask, self._mask_offset)
             self._mask_offset += n
-        utf8 = self._utf8
-        if utf8 is not None and not utf8.feed(chunk):
-            raise InvalidUTF8Error("text message is not valid UTF-8")
+        if self._checking:
+            self._message.feed(chunk)
         self._pos += n
         self._remaining -= n
         return chunk
@@ -315,9 +318,8 @@ class Reader:
         if self._mask is not None:
             cipher(dst[:n], self._mask, self._mask_offset)
             self._mask_offset += n
-        utf8 = self._utf8
-        if utf8 is not None and not utf8.feed(dst[:n]):
-            raise InvalidUTF8Error("text message is not valid UTF-8")
+        if self._checking:
+            self._message.feed(dst[:n])
         self._remaining -= n
         return n
 
