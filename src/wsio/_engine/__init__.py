@@ -45,19 +45,20 @@ if PURE_REQUESTED and not any(isinstance(f, _SourceFirstFinder) for f in sys.met
     sys.meta_path.insert(0, _SourceFirstFinder())
 
 #: Every module the build compiles, by name: the source of truth for setup.py too. Most
-#: are engine modules; the blocking message reader and writer are compiled as well.
+#: are engine modules; the blocking message reader and writer and the asyncio callback
+#: level's receive loop are compiled as well.
 COMPILED_MODULE_NAMES: tuple[str, ...] = (
     "wsio._engine.mask",
     "wsio._engine.utf8",
     "wsio._engine.framing",
+    "wsio._engine.message",
     "wsio._engine.protocol",
     "wsio._engine.http",
     "wsio._engine.httphead",
+    "wsio._engine.handshake",
     "wsio.wsutil.reader",
     "wsio.wsutil.writer",
-    "wsio._engine.handshake",
     "wsio.aio._callback",
-    "wsio._engine.message",
 )
 
 
