@@ -466,8 +466,8 @@ class Stream:
                         continue
                 else:
                     # RFC 3629: a text message may not end inside a character.
-                    if core.piece_ends_frame and core.frame.fin and core._msg_check:
-                        core._check_text_end()
+                    if core.piece_ends_frame and core.frame.fin and core._msg.text:
+                        core._msg.end()
                     if core.piece_position == 0 and core.piece_ends_frame:
                         # A whole frame in the read buffer: the listener sees it there.
                         frame._data = None
