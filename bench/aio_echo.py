@@ -63,16 +63,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Row name -> the command that starts that echo server. ``--loop asyncio`` or ``--loop
 #: uvloop`` is appended; the server prints a line ending in its port, then serves on
-#: 127.0.0.1 until terminated. wsio.aio's two servers plug in as one line each, e.g.
-#: "wsio-aio-callback": [sys.executable, "examples/aio_echo.py", "--callback", "--port", "0"],
-#: "wsio-aio": [sys.executable, "examples/aio_echo.py", "--port", "0"],
-#: with their limits in LIMITS; every table, ratio and the plot pick them up.
+#: 127.0.0.1 until terminated. A server is one line here and its limits in
+#: bench/_aio_servers.LIMITS; every table, ratio and the plot pick it up.
 SERVERS: dict[str, list[str]] = {
     "tcp": [sys.executable, "-m", "bench._aio_servers", "tcp"],
     "picows": [sys.executable, "-m", "bench._aio_servers", "picows"],
     "websockets": [sys.executable, "-m", "bench._aio_servers", "websockets"],
     "aiohttp": [sys.executable, "-m", "bench._aio_servers", "aiohttp"],
     "wsio-aio-callback": [sys.executable, "-m", "bench._aio_servers", "wsio-aio-callback"],
+    "wsio-aio": [sys.executable, "-m", "bench._aio_servers", "wsio-aio"],
 }
 #: Servers that echo bytes, not messages (no handshake, no frames): the ceiling.
 RAW = {"tcp"}

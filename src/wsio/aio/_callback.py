@@ -489,15 +489,16 @@ class Stream:
                 core.error = exc
                 core.fail(1011, "internal error")
         if (
-            delivered
-            and self._hold_close
+            self._hold_close
             and core._pending_close is not None
             and not pending_before
+            and (delivered or self.listener.owes_answer())
         ):
             # This read ended the stream (the peer's Close, or a violation) after
-            # messages it also delivered. RFC 6455 §5.5.1 lets an endpoint send the data
-            # it owes before its Close; this listener answers from other tasks, so the
-            # Close waits for them (Listener.hold_close).
+            # messages that it or an earlier read delivered, not yet answered. RFC 6455
+            # §5.5.1 lets an endpoint send the data it owes before its Close; this
+            # listener answers from other tasks, so the Close waits for them
+            # (Listener.hold_close).
             ws._hold()
         else:
             ws._after()

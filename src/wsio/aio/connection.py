@@ -47,6 +47,7 @@ class _Bridge(Listener):
         self.on_connect = connection._on_connect  # type: ignore[method-assign]
         self.on_frame = connection._on_frame  # type: ignore[method-assign]
         self.on_close = connection._on_close  # type: ignore[method-assign]
+        self.owes_answer = connection._owes_answer  # type: ignore[method-assign]
         self.pause_writing = connection._pause_writing  # type: ignore[method-assign]
         self.resume_writing = connection._resume_writing  # type: ignore[method-assign]
 
@@ -138,6 +139,11 @@ class Connection:
             data = b"".join(self._pieces)
             self._pieces = []
             self._put(data.decode() if self._text else data)
+
+    def _owes_answer(self) -> bool:
+        # Messages the application has not read yet, or one a recv() is about to return.
+        getter = self._getter
+        return bool(self._queue) or (getter is not None and getter.done())
 
     def _put(self, message: _Data) -> None:
         queue = self._queue

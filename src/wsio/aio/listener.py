@@ -23,13 +23,18 @@ class Listener:
 
     #: True: whole messages to :meth:`on_message`; False: frames to :meth:`on_frame`.
     messages: ClassVar[bool] = False
-    #: True: when a read that delivered messages also ends the stream (the peer's
-    #: Close, or a violation this side answers with 1002/1007/1009), the answering
-    #: Close waits until the next send,
+    #: True: when a read that delivered messages (or came while :meth:`owes_answer`)
+    #: also ends the stream (the peer's Close, or a violation this side answers with
+    #: 1002/1007/1009), the answering Close waits until the next send,
     #: ``transport.release_close()`` or ``close_timeout``, so that messages which came
     #: before it can still be answered from other tasks (RFC 6455 §5.5.1). A listener
     #: that answers inside its callbacks needs no such wait.
     hold_close: ClassVar[bool] = False
+
+    def owes_answer(self) -> bool:
+        """With ``hold_close``: whether messages delivered by earlier reads are still
+        unanswered (then a Close that ends the stream is held too)."""
+        return False
 
     def on_connect(self, transport: Transport) -> None:
         """The handshake is done; ``transport`` sends. Keep it: it is the same object
