@@ -198,25 +198,29 @@ def test_origins_refuses_a_foreign_page_with_403() -> None:
 # -- hostile peers ---------------------------------------------------------------------
 
 
+async def switching_protocols(reader: asyncio.StreamReader) -> bytes:
+    """Read a client's opening handshake; the 101 that accepts it (RFC 6455 §4.2.2),
+    computed here by hand rather than by the code under test."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
 @contextlib.asynccontextmanager
 async def silent_peer() -> AsyncIterator[str]:
     """A server that completes the opening handshake, then never reads or writes."""
     held: list[asyncio.StreamWriter] = []
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept_value = base64.b64encode(
-            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-        )
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_value + b"\r\n\r\n"
-        )
+        writer.write(await switching_protocols(reader))
         held.append(writer)
 
     srv = await asyncio.start_server(accept, "127.0.0.1", 0)
@@ -388,20 +392,7 @@ def test_client_answers_a_message_that_came_with_the_101_before_failing() -> Non
     # The same, client side, where it is hardest: the message and the bad frame arrive
     # in the read that carries the 101, before connect() has returned the Connection.
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept_key = base64.b64encode(
-            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-        )
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_key + b"\r\n\r\n"
-            b"\x81\x02hi" + b"\xa1\x02no"
-        )
+        writer.write(await switching_protocols(reader) + b"\x81\x02hi" + b"\xa1\x02no")
         frames.append(await reader.readexactly(2 + 4 + 2))  # the echo, masked
         frames.append((await reader.readexactly(2))[:1])
         writer.close()
