@@ -6,12 +6,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup build lint types unit unit-compiled unit-pure compliance compliance-all bench clean
+.PHONY: run test setup build lint types unit unit-compiled unit-pure compliance compliance-all bench clean docs
 
 run: setup
 	$(PY) -m wsio serve
 
-test: setup lint types unit compliance
+test: setup lint types docs unit compliance
 
 # The virtual environment with wsio installed editable (compiled in place) and the
 # test peers and tools from pyproject's `dev` extra.
@@ -33,6 +33,18 @@ lint: setup
 
 types: setup
 	$(VENV)/bin/mypy
+
+# The documentation, warnings as errors: docs/_build/html/index.html. Its tools (the
+# `docs` extra in pyproject.toml) go into the same .venv, without rebuilding wsio.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+docs: setup $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+$(DOCS_STAMP): pyproject.toml
+	$(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['docs'], sep='\n')" > $(VENV)/docs-requirements.txt
+	$(PY) -m pip install --quiet -r $(VENV)/docs-requirements.txt
+	touch $(DOCS_STAMP)
 
 unit: unit-compiled unit-pure
 
@@ -56,5 +68,5 @@ bench: build
 	$(PY) -m bench
 
 clean:
-	rm -rf build $(VENV) src/*.egg-info
+	rm -rf build $(VENV) src/*.egg-info docs/_build
 	find src -name '*.so' -delete -o -name '*.c' -delete
