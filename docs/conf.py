@@ -66,4 +66,3 @@ python_use_unqualified_type_names = True
 html_theme = "furo"
 html_title = f"wsio {release}"
 html_static_path: list[str] = []
-pygments_style = "sphinx"
