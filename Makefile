@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup build lint types unit unit-compiled unit-pure compliance compliance-all bench clean docs
+.PHONY: run test setup build lint types unit unit-compiled unit-pure compliance compliance-all bench clean
 
 run: setup
 	$(PY) -m wsio serve
@@ -34,18 +34,6 @@ lint: setup
 types: setup
 	$(VENV)/bin/mypy
 
-# The documentation, warnings as errors: docs/_build/html/index.html. Its tools (the
-# `docs` extra in pyproject.toml) go into the same .venv, without rebuilding wsio.
-DOCS_STAMP := $(VENV)/.installed-docs
-
-docs: setup $(DOCS_STAMP)
-	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
-
-$(DOCS_STAMP): pyproject.toml
-	$(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['docs'], sep='\n')" > $(VENV)/docs-requirements.txt
-	$(PY) -m pip install --quiet -r $(VENV)/docs-requirements.txt
-	touch $(DOCS_STAMP)
-
 unit: unit-compiled unit-pure
 
 unit-compiled: build
@@ -68,5 +56,19 @@ bench: build
 	$(PY) -m bench
 
 clean:
-	rm -rf build $(VENV) src/*.egg-info docs/_build
+	rm -rf build $(VENV) src/*.egg-info
 	find src -name '*.so' -delete -o -name '*.c' -delete
+
+# The documentation, warnings as errors: docs/_build/html/index.html. Its tools (the
+# `docs` extra in pyproject.toml) go into the same .venv, without rebuilding wsio.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+.PHONY: docs
+
+docs: setup $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+$(DOCS_STAMP): pyproject.toml
+	$(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['docs'], sep='\n')" > $(VENV)/docs-requirements.txt
+	$(PY) -m pip install --quiet -r $(VENV)/docs-requirements.txt
+	touch $(DOCS_STAMP)
