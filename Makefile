@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 run: setup
 	$(PY) -m wsio serve
 
-test: setup lint types unit compliance
+test: setup lint types docs unit compliance
 
 # The virtual environment with wsio installed editable (compiled in place) and the
 # test peers and tools from pyproject's `dev` extra.
@@ -58,3 +58,17 @@ bench: build
 clean:
 	rm -rf build $(VENV) src/*.egg-info
 	find src -name '*.so' -delete -o -name '*.c' -delete
+
+# The documentation, warnings as errors: docs/_build/html/index.html. Its tools (the
+# `docs` extra in pyproject.toml) go into the same .venv, without rebuilding wsio.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+.PHONY: docs
+
+docs: setup $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+$(DOCS_STAMP): pyproject.toml
+	$(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['docs'], sep='\n')" > $(VENV)/docs-requirements.txt
+	$(PY) -m pip install --quiet -r $(VENV)/docs-requirements.txt
+	touch $(DOCS_STAMP)

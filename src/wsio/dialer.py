@@ -132,7 +132,7 @@ class _Proxy:
 class Dialer:
     """Options for opening WebSocket connections; reusable and safe to share across threads.
 
-    Every hook's arguments (``memoryview``s into the response buffer) are valid only until
+    Every hook's arguments (``memoryview`` slices of the response buffer) are valid only until
     the hook returns: copy what you keep. An exception a hook raises aborts the dial (the
     socket is closed) and propagates unchanged.
     """

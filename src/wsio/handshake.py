@@ -157,7 +157,7 @@ class Upgrader(ServerRules):
     - ``on_request(uri)`` after the request line, when method and version are acceptable.
     - ``on_host(host)`` with the Host value.
     - ``on_header(key, value)`` for every header that is not Host, Upgrade, Connection or
-      Sec-WebSocket-*; ``key`` is canonicalised in place (``Sec-Fetch-Mode``, ``Cookie``).
+      ``Sec-WebSocket-*``; ``key`` is canonicalised in place (``Sec-Fetch-Mode``, ``Cookie``).
     - ``on_before_upgrade()`` last; returns extra headers for the 101 response (or None).
     - ``protocol``: the subprotocols this server speaks (a sequence), or a predicate
       called with each offered one, in the client's order; the first match is selected.

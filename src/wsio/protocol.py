@@ -34,7 +34,7 @@ Events, and how long their payload lives:
 
 A peer that breaks the protocol never makes ``receive_data`` raise: the connection is
 failed with the close code that answers it (1002, 1007, 1009; 1011 for an internal
-error), the Close frame is queued, and :attr:`Protocol.error` holds the
+error), the Close frame is queued, and ``Protocol.error`` holds the
 :class:`~wsio.ProtocolError` (``close_code``). Sending in a state that forbids it
 raises :class:`~wsio.InvalidStateError`, and sends nothing. :data:`TRANSITIONS` is the
 state machine, written out.

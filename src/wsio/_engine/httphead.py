@@ -172,7 +172,7 @@ def parse_tokens(value: Text) -> list[str]:
     """The tokens of a comma-separated list (``#token``), OWS trimmed, empty items skipped.
 
     RFC 7230 §7: "a recipient MUST accept lists that satisfy the following syntax:
-    #element => [ ( "," / element ) *( OWS "," [ OWS element ] ) ]" (empty elements are
+    ``#element => [ ( "," / element ) *( OWS "," [ OWS element ] ) ]``" (empty elements are
     allowed). Raises HeaderSyntaxError for an element that is not a token.
     """
     tokens: list[str] = []
@@ -312,7 +312,7 @@ def scan_cookies(value: Text) -> Iterator[tuple[str, str]]:
 def accept_key(key: str | bytes) -> str:
     """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key`` (RFC 6455 §1.3, §4.2.2).
 
-    "the base64-encoded SHA-1 of the concatenation of the |Sec-WebSocket-Key| (as a
+    "the base64-encoded SHA-1 of the concatenation of the ``|Sec-WebSocket-Key|`` (as a
     string, not base64-decoded) with the string "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"".
     """
     raw = key.encode("latin-1") if isinstance(key, str) else bytes(key)

@@ -478,7 +478,7 @@ class Protocol:
     def receive_data(self, data: _Bytes) -> None:
         """Take received bytes (copied; ``data`` is not kept) and parse them.
 
-        Never raises for what the peer sent: see :attr:`error`.
+        Never raises for what the peer sent: see ``error``.
         """
         n: cython.Py_ssize_t = len(data)
         if n == 0 or not self._reading:
