@@ -213,6 +213,11 @@ def test_serve_hands_out_its_page_to_a_plain_get(wsio_process: Callable[..., Pro
     assert response.getheader("Content-Type") == "text/html; charset=utf-8"
     assert "new WebSocket(" in page and "</html>" in page
     connection.close()
+    # The page goes through the same request handling: the head limits hold.
+    connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=TIMEOUT)
+    connection.request("GET", "/", headers={"X-Big": "x" * 70_000})
+    assert connection.getresponse().status == 431
+    connection.close()
     # Elsewhere, a request that is not an upgrade is refused as before.
     connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=TIMEOUT)
     connection.request("GET", "/favicon.ico")

@@ -129,7 +129,12 @@ _PAGE_RESPONSE = _page_response(PAGE)
 
 
 def _starts_with_tls(conn: Any, timeout: float | None) -> bool:
-    """Peek at the first byte of a plain socket: does a TLS record start there?"""
+    """Peek at the first byte of a plain socket: does a TLS record start there?
+
+    The byte stays in the socket for the Upgrader. Waiting for it takes up to
+    ``timeout``, and the Upgrader's own deadline starts afterwards: a client has at most
+    twice the handshake timeout, the price of telling TLS from a malformed request.
+    """
     if not isinstance(conn, socket.socket) or isinstance(conn, ssl.SSLSocket):
         return False
     previous = conn.gettimeout()
