@@ -72,6 +72,12 @@ def test_every_message_comes_back(url: str, mode: str) -> None:
     assert data["msgs_per_s"] > 0 and data["mb_per_s"] > 0 and data["errors"] == []
 
 
+def test_a_firehose_of_large_messages_does_not_deadlock(url: str) -> None:
+    # 64 MiB in flight would fill both sides' socket buffers; the window shrinks instead.
+    data = run_json(url, "--mode", "firehose", "--size", "1M", "--count", "20")
+    assert data["messages_received"] == data["messages_sent"] == 20
+
+
 def test_a_timed_run_with_compression(url: str) -> None:
     data = run_json(url, "--duration", "0.5", "--compression", "--size", "1K")
     assert data["compression"] is True and data["duration_s"] == 0.5

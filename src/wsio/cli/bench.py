@@ -1,13 +1,13 @@
 """``wsio bench URL``: a load generator against an echo server.
 
-``--connections N`` connections (one thread each on :mod:`wsio.sync`; two in fire-hose
-mode) send binary messages of ``--size`` random bytes to an echo server, for
-``--duration`` seconds or ``--count`` messages per connection:
+``--connections N`` connections (a thread each, on :mod:`wsio.sync`) send binary
+messages of ``--size`` random bytes to an echo server, for ``--duration`` seconds or
+``--count`` messages per connection:
 
 - ``pingpong``: each connection sends one message and waits for its echo, then the next;
   the latency is the round trip.
-- ``firehose``: each connection keeps up to ``--window`` messages in flight; the latency
-  runs from a message's send to its echo, queueing included.
+- ``firehose``: each connection keeps up to ``--window`` messages (and at most 256 KiB)
+  in flight; the latency runs from a message's send to its echo, queueing included.
 
 A live progress line goes to stderr when stderr is a terminal. At the end: messages per
 second and MB/s (echoed payload received, 10^6 bytes), the latency percentiles (p50,
@@ -50,6 +50,8 @@ PERCENTILES = (0.5, 0.9, 0.99, 0.999)
 PROGRESS_EVERY = 0.5
 #: Seconds the last echoes of a timed run have to arrive before they are given up.
 DRAIN_TIMEOUT = 10.0
+#: Bytes a fire-hose connection keeps in flight at most, whatever ``--window`` says.
+FIREHOSE_BYTES = 256 * 1024
 
 
 class _Stop(threading.Event):
@@ -119,44 +121,31 @@ class _Worker:
             self.error = error
 
     def firehose(self, stop: _Stop, window: int) -> None:
-        """Keep up to ``window`` messages in flight until ``stop`` or ``count``; this
-        thread receives, a second one sends."""
-        in_flight = threading.Semaphore(window)
-        sent_at: deque[float] = deque()
+        """Keep up to ``window`` messages in flight until ``stop`` or ``count``, sending
+        and receiving in this one thread (no lock handed between two)."""
+        ws, payload, latencies, clock = self.ws, self.payload, self.latencies, time.perf_counter
         count = self.count if self.count is not None else math.inf
-        clock = time.perf_counter
-
-        def send() -> None:
-            ws, payload = self.ws, self.payload
-            try:
-                while self.sent < count and not stop.is_set():
-                    if not in_flight.acquire(timeout=PROGRESS_EVERY):
-                        continue
+        # What is in flight must fit in the sockets' buffers: a peer blocked writing
+        # echoes we do not read yet would stop reading what we send.
+        window = max(1, min(window, FIREHOSE_BYTES // max(len(payload), 1)))
+        sent_at: deque[float] = deque()
+        try:
+            while True:
+                if len(sent_at) < window and self.sent < count and not stop.is_set():
                     sent_at.append(clock())
                     ws.send(payload)
                     self.sent += 1
-            except (WebSocketError, OSError) as error:
-                self.error = error
-
-        sender = threading.Thread(target=send, name="bench-send", daemon=True)
-        sender.start()
-        latencies, ws = self.latencies, self.ws
-        try:
-            while True:
-                if self.received >= self.sent and (not sender.is_alive() or self.error):
-                    break
-                try:
-                    ws.recv(timeout=PROGRESS_EVERY)
-                except TimeoutError:
-                    if stop.is_set() and clock() - stop.at > DRAIN_TIMEOUT:
-                        break
                     continue
+                if not sent_at:
+                    return
+                try:
+                    ws.recv(timeout=DRAIN_TIMEOUT if stop.is_set() else None)
+                except TimeoutError:
+                    return  # the last echoes did not come: counted as missing
                 latencies.append(clock() - sent_at.popleft())
                 self.received += 1
-                in_flight.release()
         except (WebSocketError, OSError) as error:
             self.error = error
-        sender.join()
 
 
 class Result:
