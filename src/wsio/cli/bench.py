@@ -342,9 +342,12 @@ def plot(result: Result, path: str) -> str:
     from matplotlib import pyplot  # type: ignore[import-not-found, unused-ignore]
 
     figure, axes = pyplot.subplots(figsize=(8, 4.5))
-    rows = result.histogram()
-    edges = [low * 1000 for low, _, _ in rows] + [rows[-1][1] * 1000] if rows else [0, 1]
-    axes.hist([value * 1000 for value in result.latencies], bins=edges, color="#2457b3")
+    milliseconds = [value * 1000 for value in result.latencies]
+    if milliseconds:
+        # Four bins per doubling: finer than the text histogram, still log-spaced.
+        low, high = max(milliseconds[0], 1e-4), max(milliseconds[-1], 1e-4)
+        steps = max(1, math.ceil(4 * math.log2(high / low)) + 1)
+        axes.hist(milliseconds, bins=[low * 2 ** (i / 4) for i in range(steps + 1)])
     axes.set_xscale("log")
     axes.set_xlabel("latency (ms)")
     axes.set_ylabel("echoes")
