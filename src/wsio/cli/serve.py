@@ -332,7 +332,8 @@ def add_parser(commands: Any) -> None:
         metavar="ORIGIN",
         help="accept only these Origin headers, e.g. https://app.example.com (the word "
         "'none' admits clients that send no Origin, as non-browser clients do); others get "
-        "403. Default: no check, so any web page a browser opens can connect",
+        "403 (list this server's own http://HOST:PORT for its page to connect). Default: "
+        "no check, so any web page a browser opens can connect",
     )
     limits = parser.add_argument_group("limits ('none' turns one off)")
     limits.add_argument(
