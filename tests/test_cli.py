@@ -1,15 +1,20 @@
-"""``python -m wsio serve`` and ``python -m wsio connect``, run as real processes.
+"""``wsio serve`` and ``wsio connect``, run as real processes, and the command line's errors.
 
-The server is talked to by the ``websockets`` sync client and Node's WebSocket; the
-interactive client talks to a ``websockets`` echo server running in this process.
+The server is talked to by the ``websockets`` sync client, websocket-client, Node's
+WebSocket and plain HTTP; the interactive client talks to ``websockets`` servers running
+in this process. Mistakes in the command line are checked in-process through ``main``
+(the same code, faster than a process each).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -17,9 +22,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 import websocket  # websocket-client
-from websockets.exceptions import ConnectionClosedOK
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.sync.server import Server, ServerConnection, serve
+
+import wsio
+from wsio.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0  # seconds any single step may take before the test fails (never a measure)
@@ -28,9 +37,9 @@ TIMEOUT = 10.0  # seconds any single step may take before the test fails (never 
 class Process:
     """``python -m wsio ARGS`` with pipes for stdin, stdout and stderr."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, executable: list[str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wsio", *args],
+            [*(executable or [sys.executable, "-m", "wsio"]), *args],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -51,6 +60,11 @@ class Process:
         out, err = self.stdout.read(), self.stderr.read()
         self.close_pipes()
         return self.proc.returncode, out, err
+
+    def stop(self) -> tuple[int, str, str]:
+        """SIGINT (Ctrl-C), then :meth:`finish`."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.finish()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -89,6 +103,10 @@ def start_server(wsio_process: Callable[..., Process], *args: str) -> tuple[Proc
     return server, f"ws://{match[1]}:{match[2]}/"
 
 
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].strip("/"))
+
+
 # -- serve -----------------------------------------------------------------------------
 
 
@@ -97,6 +115,8 @@ def test_serve_echoes_and_stops_cleanly_on_sigint(wsio_process: Callable[..., Pr
 
     server, url = start_server(wsio_process)
     with connect(url, open_timeout=TIMEOUT, max_size=None) as ws:
+        assert ws.response is not None
+        assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
         ws.send("hello")
         assert ws.recv(TIMEOUT) == "hello"
         ws.send(b"\x00" * 100_000)
@@ -113,7 +133,27 @@ def test_serve_echoes_and_stops_cleanly_on_sigint(wsio_process: Callable[..., Pr
         assert ws.close_code == 1001
     code, _, err = server.finish()
     assert code == 0, err
-    assert "connected" in err and "shutting down" in err and "Traceback" not in err
+    assert "connected to / (compression: permessage-deflate)" in err
+    assert "shutting down" in err and "Traceback" not in err
+
+
+def test_serve_without_compression_and_with_limits(wsio_process: Callable[..., Process]) -> None:
+    from websockets.sync.client import connect
+
+    server, url = start_server(
+        wsio_process, "--no-compression", "--max-message-size", "1K", "--max-frame-size", "512"
+    )
+    with connect(url, open_timeout=TIMEOUT) as ws:
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        ws.send("x" * 500)
+        assert ws.recv(TIMEOUT) == "x" * 500
+        ws.send("x" * 600)  # one frame over --max-frame-size
+        with pytest.raises(Exception, match="1009"):
+            ws.recv(TIMEOUT)
+    code, _, err = server.stop()
+    assert code == 0, err
+    assert "(no compression)" in err
 
 
 def test_serve_stops_on_sigterm_with_nobody_connected(
@@ -130,15 +170,14 @@ def test_serve_logs_each_connection_and_its_close(wsio_process: Callable[..., Pr
 
     server, url = start_server(wsio_process)
     for n in range(3):
-        with connect(url, open_timeout=TIMEOUT) as ws:
+        with connect(url + f"path/{n}", open_timeout=TIMEOUT) as ws:
             ws.send(f"message {n}")
             assert ws.recv(TIMEOUT) == f"message {n}"
             ws.close(4000 + n)
             assert ws.close_code == 4000 + n
-    server.proc.send_signal(signal.SIGINT)
-    code, _, err = server.finish()
+    code, _, err = server.stop()
     assert code == 0
-    assert err.count(": connected") == 3
+    assert len(re.findall(r": connected to /path/\d", err)) == 3
     assert len(re.findall(r"closed after 1 messages: received 400[0-2]; sent 400[0-2]", err)) == 3
 
 
@@ -158,25 +197,75 @@ def test_serve_answers_bad_input_with_the_close_code(
             assert (reply.opcode, reply.data[:2]) == (8, code.to_bytes(2, "big"))
         finally:
             ws.shutdown()
-    server.proc.send_signal(signal.SIGINT)
-    code, _, err = server.finish()
+    code, _, err = server.stop()
     assert code == 0
-    assert err.count("failed with close code") == 3
+    for sent in (1007, 1009, 1002):
+        assert re.search(rf"closed after 0 messages: received \d+; sent {sent}", err), err
 
 
-def test_serve_refuses_a_plain_http_request(wsio_process: Callable[..., Process]) -> None:
-    import socket
-
+def test_serve_hands_out_its_page_to_a_plain_get(wsio_process: Callable[..., Process]) -> None:
     server, url = start_server(wsio_process)
-    port = int(url.rsplit(":", 1)[1].strip("/"))
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        response = sock.recv(100)
-        assert response.startswith(b"HTTP/1.1 400 "), response
-    server.proc.send_signal(signal.SIGINT)
-    code, _, err = server.finish()
+    connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=TIMEOUT)
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    page = response.read().decode()
+    assert response.status == 200
+    assert response.getheader("Content-Type") == "text/html; charset=utf-8"
+    assert "new WebSocket(" in page and "</html>" in page
+    connection.close()
+    # The page goes through the same request handling: the head limits hold.
+    connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=TIMEOUT)
+    connection.request("GET", "/", headers={"X-Big": "x" * 70_000})
+    assert connection.getresponse().status == 431
+    connection.close()
+    # Elsewhere, a request that is not an upgrade is refused as before.
+    connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=TIMEOUT)
+    connection.request("GET", "/favicon.ico")
+    assert connection.getresponse().status == 400
+    connection.close()
+    code, _, err = server.stop()
     assert code == 0, err
-    assert "handshake failed" in err, err
+    assert "GET / (the page)" in err
+    assert "refused with 400: missing or bad Upgrade header" in err
+
+
+def test_serve_says_when_a_tls_client_knocks(wsio_process: Callable[..., Process]) -> None:
+    server, url = start_server(wsio_process)
+    context = ssl.create_default_context()
+    with (
+        socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as sock,
+        pytest.raises((ssl.SSLError, OSError)),
+    ):
+        context.wrap_socket(sock, server_hostname="localhost")
+    code, _, err = server.stop()
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "looks like TLS" in line]
+    assert len(warnings) == 1, err
+    assert "request line" not in err
+
+
+def test_serve_with_tls_and_connect_with_cafile_or_insecure(
+    wsio_process: Callable[..., Process], tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    ca.cert_pem.write_to_path(ca_file)
+    server, url = start_server(wsio_process, "--tls", str(cert_file), str(key_file))
+    wss = url.replace("ws://", "wss://")
+    for trust in (["--cafile", str(ca_file)], ["--insecure"]):
+        client = wsio_process("connect", wss, *trust)
+        client.stdin.write("over TLS\n")
+        client.stdin.close()
+        code, out, err = client.finish()
+        assert (code, out) == (0, "over TLS\n"), err
+    # Without either, the certificate is checked and refused: one line.
+    code, out, err = wsio_process("connect", wss).finish()
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "certificate" in err and "--cafile" in err, err
+    assert server.stop()[0] == 0
 
 
 def test_serve_with_node_websocket(wsio_process: Callable[..., Process]) -> None:
@@ -201,8 +290,7 @@ def test_serve_with_node_websocket(wsio_process: Callable[..., Process]) -> None
         check=True,
     )
     assert json.loads(result.stdout) == {"got": ["node ✓", 70000], "code": 1000, "clean": True}
-    server.proc.send_signal(signal.SIGINT)
-    assert server.finish()[0] == 0
+    assert server.stop()[0] == 0
 
 
 # -- connect ---------------------------------------------------------------------------
@@ -210,15 +298,15 @@ def test_serve_with_node_websocket(wsio_process: Callable[..., Process]) -> None
 
 @pytest.fixture
 def echo_server() -> Iterator[Callable[..., str]]:
-    """A websockets echo server in a thread of this process; returns its URL."""
+    """A websockets server in a thread of this process; returns its URL."""
     servers: list[tuple[Server, threading.Thread]] = []
 
-    def start(handler: Callable[[ServerConnection], None] | None = None) -> str:
+    def start(handler: Callable[[ServerConnection], None] | None = None, **options: object) -> str:
         def echo(ws: ServerConnection) -> None:
             for message in ws:
                 ws.send(message)
 
-        server = serve(handler or echo, "127.0.0.1", 0)
+        server = serve(handler or echo, "127.0.0.1", 0, **options)  # type: ignore[arg-type]
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         servers.append((server, thread))
@@ -234,25 +322,40 @@ def test_connect_sends_lines_and_prints_the_echoes(
     wsio_process: Callable[..., Process], echo_server: Callable[..., str]
 ) -> None:
     client = wsio_process("connect", echo_server())
-    for line in ["hello", "κόσμε ✓", "", "last line"]:
+    for line in ["hello", "κόσμε ✓", "", "//not a command"]:
         client.stdin.write(line + "\n")
         client.stdin.flush()
-        assert client.stdout.readline() == line + "\n"
+        assert client.stdout.readline() == line.removeprefix("/") + "\n"
     client.stdin.close()  # end of input: Close 1000, then the server's answer
     code, rest, err = client.finish()
     assert (code, rest) == (0, "")
-    assert "connected to ws://127.0.0.1:" in err
+    assert "connected to ws://127.0.0.1:" in err and "(permessage-deflate)" in err
     assert "closed: received 1000; sent 1000" in err
 
 
-def test_connect_prints_binary_as_hex_and_ends_when_the_server_closes(
+def test_connect_from_a_pipe_prints_every_reply(echo_server: Callable[..., str]) -> None:
+    # The replies are drained before the close: every run prints all three.
+    url = echo_server()
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, "-m", "wsio", "connect", url],
+            input="a\nb\nc\n",
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            cwd=ROOT,
+        )
+        assert (result.returncode, result.stdout) == (0, "a\nb\nc\n"), result.stderr
+
+
+def test_connect_prints_binary_as_hex_and_exits_1_on_an_error_code(
     wsio_process: Callable[..., Process], echo_server: Callable[..., str]
 ) -> None:
     def handler(ws: ServerConnection) -> None:
         ws.send(b"\x00\x01\xfe\xff")
         ws.send("text after binary")
         assert ws.recv(TIMEOUT) == "reply"
-        ws.close(4001, "enough")
+        ws.close(1011, "broken")
 
     client = wsio_process("connect", echo_server(handler))
     assert client.stdout.readline() == "[binary, 4 bytes] 0001feff\n"
@@ -261,8 +364,72 @@ def test_connect_prints_binary_as_hex_and_ends_when_the_server_closes(
     client.stdin.flush()
     # The server closes while the client waits for input: it answers and exits.
     code, rest, err = client.finish()
-    assert (code, rest) == (0, "")
-    assert "closed: received 4001 (enough); sent 4001 (enough)" in err
+    assert (code, rest) == (1, ""), err
+    assert "closed: received 1011 (broken); sent 1011" in err
+
+
+def test_connect_exits_1_when_the_connection_is_lost(
+    wsio_process: Callable[..., Process], echo_server: Callable[..., str]
+) -> None:
+    def handler(ws: ServerConnection) -> None:
+        ws.recv(TIMEOUT)
+        ws.socket.shutdown(socket.SHUT_RDWR)  # no Close frame: 1006 on the other side
+
+    client = wsio_process("connect", echo_server(handler))
+    client.stdin.write("anything\n")
+    client.stdin.flush()
+    code, _, err = client.finish()
+    assert code == 1, err
+    assert "received 1006" in err
+
+
+def test_connect_commands_ping_and_close(
+    wsio_process: Callable[..., Process], echo_server: Callable[..., str]
+) -> None:
+    closed: list[tuple[int | None, str | None]] = []
+
+    def handler(ws: ServerConnection) -> None:
+        with pytest.raises(ConnectionClosed):
+            ws.recv()  # 4321 is not a normal closure: websockets raises
+        closed.append((ws.close_code, ws.close_reason))
+
+    client = wsio_process("connect", echo_server(handler))
+    client.stdin.write("/ping\n/nonsense\n/close 4321 all done\n")
+    client.stdin.flush()
+    code, out, err = client.finish()
+    assert (code, out) == (0, ""), err
+    assert re.search(r"pong after \d+\.\d+ ms", err), err
+    assert "unknown command /nonsense" in err
+    assert "closed: received 4321 (all done); sent 4321 (all done)" in err
+    assert closed == [(4321, "all done")]
+
+
+def test_connect_sends_headers_and_subprotocol_and_can_skip_compression(
+    wsio_process: Callable[..., Process], echo_server: Callable[..., str]
+) -> None:
+    def handler(ws: ServerConnection) -> None:
+        headers = ws.request.headers if ws.request is not None else {}
+        ws.send(
+            json.dumps(
+                {
+                    "token": headers.get("X-Token"),
+                    "extensions": headers.get("Sec-WebSocket-Extensions"),
+                    "subprotocol": ws.subprotocol,
+                }
+            )
+        )
+        ws.recv(TIMEOUT)
+
+    url = echo_server(handler, subprotocols=["chat.v2"])
+    client = wsio_process(
+        "connect", url, "--header", "X-Token: s3cret", "--subprotocol", "chat.v2",
+        "--no-compression",
+    )  # fmt: skip
+    seen = json.loads(client.stdout.readline())
+    assert seen == {"token": "s3cret", "extensions": None, "subprotocol": "chat.v2"}
+    client.stdin.close()
+    code, _, err = client.finish()
+    assert code == 0 and "(subprotocol chat.v2)" in err, err
 
 
 def test_connect_closes_with_1000_on_sigint(
@@ -272,30 +439,109 @@ def test_connect_closes_with_1000_on_sigint(
     client.stdin.write("one line\n")
     client.stdin.flush()
     assert client.stdout.readline() == "one line\n"
-    client.proc.send_signal(signal.SIGINT)  # Ctrl-C with the input still open
-    code, rest, err = client.finish()
+    code, rest, err = client.stop()  # Ctrl-C with the input still open
     assert (code, rest) == (0, ""), err
     assert "closed: received 1000; sent 1000" in err
 
 
 def test_connect_reports_a_refused_connection(wsio_process: Callable[..., Process]) -> None:
-    import socket
-
     with socket.create_server(("127.0.0.1", 0)) as unused:
         port = unused.getsockname()[1]
-    client = wsio_process("connect", f"ws://127.0.0.1:{port}/")
-    code, out, err = client.finish()
+    code, out, err = wsio_process("connect", f"ws://127.0.0.1:{port}/").finish()
     assert (code, out) == (1, "")
-    assert f"cannot connect to ws://127.0.0.1:{port}/" in err
-
-
-def test_help_lists_both_commands() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "wsio", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=True,
+    assert err == f"python -m wsio connect: cannot connect to ws://127.0.0.1:{port}/: " + (
+        "connection refused (is a server listening there?)\n"
     )
-    assert "serve" in result.stdout and "connect" in result.stdout
+
+
+# -- mistakes: one line on stderr, a non-zero status, no traceback -----------------------
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """``main(argv)`` in this process: (exit status, stderr), stdout checked empty."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exit:
+        code = int(exit.code or 0)
+    out, err = capsys.readouterr()
+    assert out == ""
+    return code, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["connect", "not a url"], "is not a WebSocket URL"),
+        (["connect", "http://127.0.0.1:8080/"], "a WebSocket URL starts with ws://"),
+        (["connect", "https://127.0.0.1/"], "a WebSocket URL starts with wss://"),
+        (["connect", "127.0.0.1:8080"], "is not a WebSocket URL"),
+        (["connect", "ws://127.0.0.1:99999/"], "Port out of range"),
+        (["connect", "ws:///path"], "is not a WebSocket URL"),
+        (["connect", "ws://127.0.0.1/", "--header", "no colon"], "is not a header"),
+        (["connect", "ws://127.0.0.1/", "--cafile", "/nonexistent.pem"], "no such file"),
+        (["serve", "--port", "99999"], "port 99999 is out of range"),
+        (["serve", "--port", "eighty"], "'eighty' is not an integer"),
+        (["serve", "--max-message-size", "-1"], "is not a size"),
+        (["serve", "--max-frame-size", "lots"], "is not a size"),
+        (["serve", "--max-connections", "0"], "is not a positive integer"),
+        (["serve", "--handshake-timeout", "0"], "must be a positive number of seconds"),
+        (["serve", "--ping-interval", "-5"], "must be a positive number of seconds"),
+        (["serve", "--tls", "/nonexistent.pem", "/nonexistent.key"], "no such file"),
+        (["bench", "ws://127.0.0.1/", "--connections", "0"], "is not a positive integer"),
+        (["bench", "ws://127.0.0.1/", "--count", "5", "--duration", "1"], "not allowed with"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_a_mistake_is_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, err = run_main(capsys, *argv)
+    assert code in (1, 2)
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_serve_on_a_port_in_use_or_an_unknown_host(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        code, err = run_main(capsys, "serve", "--port", str(port))
+    assert code == 1
+    assert err.endswith(
+        f"cannot listen on 127.0.0.1:{port}: the port is in use (try another --port)\n"
+    )
+    code, err = run_main(capsys, "serve", "--host", "nosuch.invalid", "--port", "0")
+    assert code == 1
+    assert err.count("\n") == 1 and "unknown host 'nosuch.invalid'" in err, err
+
+
+def test_connect_to_an_unknown_host(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_main(capsys, "connect", "ws://nosuch.invalid/")
+    assert code == 1
+    assert err.count("\n") == 1 and "unknown host 'nosuch.invalid'" in err, err
+
+
+# -- the program itself ----------------------------------------------------------------
+
+
+def test_help_shows_the_name_it_was_run_as() -> None:
+    script = Path(sys.executable).with_name("wsio")
+    assert script.exists(), "the wsio script is installed beside this Python (pip install -e .)"
+    for command, name in (
+        ([sys.executable, "-m", "wsio"], "python -m wsio"),
+        ([str(script)], "wsio"),
+    ):
+        result = subprocess.run(
+            [*command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"usage: {name} [-h] [--version] COMMAND")
+        assert all(word in result.stdout for word in ("serve", "connect", "bench"))
+
+
+def test_version_says_whether_the_engine_is_compiled(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        main(["--version"])
+    except SystemExit as exit:
+        assert exit.code == 0
+    out = capsys.readouterr().out
+    engine = "engine compiled" if wsio.COMPILED else "engine pure Python"
+    assert out.startswith(f"wsio {wsio.__version__}, {engine}"), out

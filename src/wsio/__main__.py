@@ -1,4 +1,4 @@
-"""``python -m wsio``: the echo server (``serve``) and the interactive client (``connect``).
+"""``python -m wsio`` (and the ``wsio`` script): ``serve``, ``connect``, ``bench``.
 
 See :mod:`wsio.cli` for the commands and their options.
 """

@@ -53,6 +53,10 @@ class Server:
     or leaving the ``with`` block) stops it and ends every connection with 1001.
     """
 
+    #: The Upgrader the server builds; a subclass may answer a plain HTTP request itself
+    #: (``python -m wsio serve`` hands out its page so).
+    upgrader_class: type[Upgrader] = Upgrader
+
     def __init__(
         self,
         handler: Callable[[Connection], object],
@@ -106,7 +110,7 @@ class Server:
                     return answer
             return None if negotiate is None else negotiate(option)
 
-        return Upgrader(
+        return self.upgrader_class(
             on_request=request_hook,
             on_host=host_hook,
             on_header=header_hook,
