@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any, Final, TypeVar
 
 from wsio._engine.extensions import DEFAULT_COMPRESSION_THRESHOLD, PerMessageDeflate
+from wsio._engine.http import RequestParser
 from wsio._engine.limits import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -62,6 +63,7 @@ __all__ = [
     "new_protocol",
     "retryable",
     "split_options",
+    "sent_request",
 ]
 
 _T = TypeVar("_T")
@@ -349,6 +351,19 @@ class Response:
     def header(self, name: str, default: _T | None = None) -> str | _T | None:
         """The first value of header ``name`` (ASCII case ignored), else ``default``."""
         return _header(self.headers, name, default)
+
+
+def sent_request(head: bytes) -> Request:
+    """The :class:`Request` a client sent, from its request head as written (the
+    Dialer's ``on_request_bytes``): the target, and every header line in order."""
+    # The head is this side's own, built by the engine: limits sized to it, never hit.
+    size = len(head) + 16
+    parser = RequestParser(max_line=size, max_headers=size, max_size=size)
+    parser.feed(head)
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in parser.headers()
+    ]
+    return Request(parser.target.decode("latin-1"), headers)
 
 
 def _header(headers: list[tuple[str, str]], name: str, default: _T | None) -> str | _T | None:

@@ -215,6 +215,7 @@ from wsio.server import DEFAULT_MAX_CONNECTIONS as _MAX_CONNECTIONS  # noqa: E40
 __all__ += ["Server", "serve"]
 
 _log = logging.getLogger("wsio")
+_GOING_AWAY = "server shutdown"
 
 
 class Server:
@@ -272,6 +273,8 @@ class Server:
 
         def on_connect(transport: Transport) -> None:
             connection._on_connect(transport)
+            # Known to close() from now on, before its task has started.
+            self._connections.add(connection)
             task = asyncio.get_running_loop().create_task(self._run(connection))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -280,9 +283,9 @@ class Server:
         return bridge
 
     async def _run(self, connection: Connection) -> None:
-        self._connections.add(connection)
         try:
             if self._closing:
+                await connection.close(1001, _GOING_AWAY)
                 return
             await self.handler(connection)
         except _ConnectionClosed:
@@ -308,15 +311,25 @@ class Server:
             await self._server.serve_forever()
 
     async def close(self) -> None:
-        """Stop accepting; end every connection with 1001 (going away) and wait for
-        the handlers (each closing handshake is bounded by ``close_timeout``)."""
+        """Stop accepting; end every connection with 1001 (going away) and wait at most
+        ``close_timeout`` for the closing handshakes and the handlers: then connections
+        still open are dropped and handlers still running are cancelled."""
         self._closing = True
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
-            connection._send_close(1001, "server shutdown")
+            connection._send_close(1001, _GOING_AWAY)
         if self._tasks:
-            await asyncio.wait(list(self._tasks))
+            # A peer that never answers the Close is dropped by its transport after
+            # close_timeout; a handler busy elsewhere (not on its connection) is not,
+            # so the wait is bounded here too.
+            _, pending = await asyncio.wait(list(self._tasks), timeout=self.options.close_timeout)
+            if pending:
+                for connection in list(self._connections):
+                    connection.transport.abort()
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
         if self._server is not None:
             await self._server.wait_closed()
 
