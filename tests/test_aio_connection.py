@@ -10,16 +10,19 @@ import hashlib
 import logging
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import trustme
 
 from wsio import aio
 from wsio.exceptions import (
     ConcurrencyError,
     ConnectionClosedError,
     ConnectionClosedOK,
+    HandshakeTimeoutError,
     InvalidStatusError,
     ProxyError,
 )
@@ -471,11 +474,23 @@ async def connect_proxy(answer: bytes | None = None) -> AsyncIterator[tuple[str,
         proxy.close()
 
 
-def test_client_through_an_http_connect_proxy() -> None:
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+def test_client_through_an_http_connect_proxy(secure: bool) -> None:
+    tls: dict[str, Any] = {}
+    client_tls: dict[str, Any] = {}
+    if secure:  # TLS inside the tunnel, verified against the target's name
+        ca = trustme.CA()
+        tls["ssl"] = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(tls["ssl"])
+        client_tls["ssl"] = ssl.create_default_context()
+        ca.configure_trust(client_tls["ssl"])
+
     async def main() -> None:
-        async with server() as (_, url), connect_proxy() as (proxy, heads):
+        async with server(**tls) as (_, url), connect_proxy() as (proxy, heads):
             target = url.removeprefix("ws://")
-            async with aio.connect(url + "/via", proxy=proxy) as ws:
+            if secure:
+                url = "wss://" + target
+            async with aio.connect(url + "/via", proxy=proxy, **client_tls) as ws:
                 await ws.send("through the tunnel")
                 assert await ws.recv() == "through the tunnel"
             assert heads[0].startswith(f"CONNECT {target} HTTP/1.1\r\n".encode())
@@ -504,6 +519,27 @@ def test_client_proxy_from_the_environment_and_its_refusal(
                 await ws.send("direct")
                 assert await ws.recv() == "direct"
             assert len(heads) == 1
+
+    run(main())
+
+
+def test_client_open_timeout_covers_a_proxy_that_never_answers() -> None:
+    async def main() -> None:
+        held: list[asyncio.StreamWriter] = []
+
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # reads nothing, answers nothing
+
+        proxy = await asyncio.start_server(mute, "127.0.0.1", 0)
+        port = proxy.sockets[0].getsockname()[1]
+        with pytest.raises(HandshakeTimeoutError):
+            await aio.connect(
+                "ws://127.0.0.1:9/", proxy=f"http://127.0.0.1:{port}", open_timeout=0.3
+            )
+        for writer in held:
+            writer.close()
+        proxy.close()
+        await proxy.wait_closed()
 
     run(main())
 

@@ -281,7 +281,10 @@ class connect:  # lowercase: it is used as a function, `await connect(...)`
     Keywords: the connection's (:class:`wsio._connection.Options`: ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_message_size``,
     ``max_queue``, ``write_limit``, ``compression``, ...) and :func:`create_connection`'s
-    (``headers``, ``subprotocols``, ``ssl``, ``sock``, ``path``, ``server_hostname``).
+    (``headers``, ``subprotocols``, ``proxy``, ``ssl``, ``sock``, ``path``,
+    ``server_hostname``, ``on_header``). The connection's ``request`` is what was sent
+    (every header line), its ``response`` the 101's status and the headers that are not
+    the handshake's own.
     """
 
     def __init__(self, url: str, *, backoff: _shared.Backoff | None = None, **options: Any):
