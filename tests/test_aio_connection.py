@@ -392,6 +392,15 @@ def test_message_before_a_bad_frame_is_answered_before_the_close() -> None:
     run(main())
 
 
+async def echo_until_failed(listener: asyncio.Server) -> None:
+    """Connect to a raw server, echo its messages until it makes the client fail."""
+    port = listener.sockets[0].getsockname()[1]
+    with pytest.raises(ConnectionClosedError):
+        async with aio.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
+            async for message in ws:
+                await ws.send(message)
+
+
 def test_client_answers_a_message_that_came_with_the_101_before_failing() -> None:
     # The same, client side, where it is hardest: the message and the bad frame arrive
     # in the read that carries the 101, before connect() has returned the Connection.
@@ -405,11 +414,7 @@ def test_client_answers_a_message_that_came_with_the_101_before_failing() -> Non
 
     async def main() -> None:
         listener = await asyncio.start_server(accept, "127.0.0.1", 0)
-        port = listener.sockets[0].getsockname()[1]
-        with pytest.raises(ConnectionClosedError):
-            async with aio.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
-                async for message in ws:
-                    await ws.send(message)
+        await echo_until_failed(listener)
         listener.close()
 
     run(main())
@@ -420,8 +425,14 @@ def test_client_answers_a_message_that_came_with_the_101_before_failing() -> Non
 
 
 def test_request_and_response_are_the_handshake_that_happened() -> None:
+    served: list[aio.Response | None] = []
+
+    async def handler(ws: aio.Connection) -> None:
+        served.append(ws.response)
+
     async def main() -> None:
-        async with server(header={"X-Served-By": "wsio"}, subprotocols=["chat"]) as (_, url):
+        options = {"header": {"X-Served-By": "wsio"}, "subprotocols": ["chat"]}
+        async with server(handler, **options) as (_, url):
             port = url.rsplit(":", 1)[1]
             async with aio.connect(
                 url + "/feed?x=1", headers={"X-Token": "t1"}, subprotocols=["chat"]
@@ -437,6 +448,9 @@ def test_request_and_response_are_the_handshake_that_happened() -> None:
                 assert len(ws.request.header("sec-websocket-key", "")) == 24
                 assert ws.response.status == 101
                 assert ws.response.header("x-served-by") == "wsio"
+                assert ws.response.header("sec-websocket-accept") is None  # the handshake's
+        # The server's side: the 101 it wrote, the same headers.
+        assert served == [aio.Response(101, [("X-Served-By", "wsio")])]
 
     run(main())
 
@@ -572,11 +586,7 @@ def test_client_answers_a_message_before_a_bad_frame_sent_octet_by_octet() -> No
 
     async def main() -> None:
         listener = await asyncio.start_server(accept, "127.0.0.1", 0)
-        port = listener.sockets[0].getsockname()[1]
-        with pytest.raises(ConnectionClosedError):
-            async with aio.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
-                async for message in ws:
-                    await ws.send(message)
+        await echo_until_failed(listener)
         await done.wait()
         listener.close()
 

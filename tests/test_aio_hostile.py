@@ -239,16 +239,23 @@ def test_close_never_answered_times_out() -> None:
     run(main())
 
 
+def _never_reading(port: int) -> socket.socket:
+    """A blocking socket that sends an opening handshake and never reads (its receive
+    buffer kept small, so that what the server sends stays in the server)."""
+    raw = socket.create_connection(("127.0.0.1", port))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    return raw
+
+
 def test_slow_reader_pauses_writing_and_memory_stays_bounded() -> None:
     async def main() -> None:
         server, port, listeners = await _server()
-        raw = socket.create_connection(("127.0.0.1", port))
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        key = base64.b64encode(os.urandom(16)).decode()
-        raw.sendall(
-            f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
+        raw = _never_reading(port)
         for _ in range(500):
             if listeners and listeners[0].transport is not None:
                 break
@@ -408,13 +415,7 @@ def test_server_close_is_bounded_when_peers_never_answer() -> None:
 
     async def main() -> None:
         server, port = await _serve(handler, close_timeout=0.5, compression=None)
-        stuck = socket.create_connection(("127.0.0.1", port))
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        key = base64.b64encode(os.urandom(16)).decode()
-        stuck.sendall(
-            f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
+        stuck = _never_reading(port)
         while not started:
             await asyncio.sleep(0.01)
         deaf = [await RawClient.open(port) for _ in range(2)]

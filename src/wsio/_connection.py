@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from typing import Any, Final, TypeVar
 
 from wsio._engine.extensions import DEFAULT_COMPRESSION_THRESHOLD, PerMessageDeflate
-from wsio._engine.http import RequestParser
+from wsio._engine.handshake import _CLIENT_NAMES
+from wsio._engine.http import RequestParser, ResponseParser
 from wsio._engine.limits import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -64,6 +65,7 @@ __all__ = [
     "retryable",
     "split_options",
     "sent_request",
+    "sent_response",
 ]
 
 _T = TypeVar("_T")
@@ -364,6 +366,20 @@ def sent_request(head: bytes) -> Request:
         (name.decode("latin-1"), value.decode("latin-1")) for name, value in parser.headers()
     ]
     return Request(parser.target.decode("latin-1"), headers)
+
+
+def sent_response(head: bytes) -> Response:
+    """The :class:`Response` a server sent, from its 101 head as written: the status and
+    the headers that are not the handshake's own (those a client's ``on_header`` sees)."""
+    size = len(head) + 16
+    parser = ResponseParser(max_line=size, max_headers=size, max_size=size)
+    parser.feed(head)
+    headers = [
+        (bytes(parser.name(i)).decode("latin-1"), bytes(parser.value(i)).decode("latin-1"))
+        for i in range(len(parser))
+        if parser.find_name(i, _CLIENT_NAMES) < 0
+    ]
+    return Response(parser.status, headers)
 
 
 def _header(headers: list[tuple[str, str]], name: str, default: _T | None) -> str | _T | None:

@@ -327,8 +327,8 @@ class connect:  # lowercase: it is used as a function, `await connect(...)`
             **rest,
         )
         # Set before the application sees the connection (connect() has not returned).
-        connection.request = _shared.sent_request(sent[0])
-        connection.response = _shared.Response(101, received)
+        connection._request = sent[0]
+        connection._response = _shared.Response(101, received)
         return connection
 
     def __await__(self) -> _Generator[Any, None, Connection]:

@@ -66,13 +66,14 @@ class Connection:
         self,
         options: Options,
         *,
-        request: Request | None = None,
-        response: Response | None = None,
+        request: Request | bytes | None = None,
+        response: Response | bytes | None = None,
     ) -> None:
         self.options = options
-        #: The opening handshake's request, and response.
-        self.request = request
-        self.response = response
+        # The handshake as objects, or as the raw head they are made from when first
+        # asked for (most applications never do: no parse per handshake).
+        self._request = request
+        self._response = response
         #: The subprotocol the handshake agreed on, or None.
         self.subprotocol: str | None = None
         self.local_address: Any = None
@@ -97,6 +98,23 @@ class Connection:
         self._code: tuple[int, str] | None = None
         self._pings = PingTracker(options.ping_interval, options.ping_timeout, self._loop.time())
         self._keepalive: asyncio.TimerHandle | None = None
+
+    @property
+    def request(self) -> Request | None:
+        """The opening handshake's request (a client's: every header line it sent)."""
+        request = self._request
+        if isinstance(request, bytes):
+            request = self._request = shared.sent_request(request)
+        return request
+
+    @property
+    def response(self) -> Response | None:
+        """The opening handshake's response: 101 and the headers that are not the
+        handshake's own."""
+        response = self._response
+        if isinstance(response, bytes):
+            response = self._response = shared.sent_response(response)
+        return response
 
     # -- the callback level's side -----------------------------------------------------
 

@@ -48,6 +48,7 @@ class _Config:
     close_timeout: float
     max_connections: int | None
     logger: logging.Logger
+    on_response_bytes: Callable[[bytes], object] | None
 
     def __init__(self, **options: Any) -> None:
         self.__dict__.update(options)
@@ -102,7 +103,10 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._tr.write(hs.data_to_send())
+        response = hs.data_to_send()
+        if cfg.on_response_bytes is not None:
+            cfg.on_response_bytes(response)
+        self._tr.write(response)
         if hs.state != ACCEPTED:
             cfg.logger.info("refused an opening handshake: %s", hs.rejection)
             self._tr.close()
@@ -157,6 +161,7 @@ async def create_server(
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     max_connections: int | None = None,
     logger: logging.Logger | None = None,
+    on_response_bytes: Callable[[bytes], object] | None = None,
     **rules: Any,
 ) -> asyncio.Server:
     """Listen for WebSocket connections; each accepted one gets ``listener_factory()``.
@@ -168,7 +173,8 @@ async def create_server(
     permessage-deflate offered by clients is accepted unless ``compression=False``
     (messages under ``compression_threshold`` bytes go out uncompressed); the limits
     (over one: 1009); ``handshake_timeout`` for the request, ``close_timeout`` for the
-    peer's Close; ``max_connections`` (more get 503). Returns asyncio's Server.
+    peer's Close; ``max_connections`` (more get 503); ``on_response_bytes(raw)``: the
+    response about to be sent, refusals included. Returns asyncio's Server.
     """
     if subprotocols is not None:
         rules["protocol"] = subprotocols
@@ -189,6 +195,7 @@ async def create_server(
         close_timeout=close_timeout,
         max_connections=max_connections,
         logger=logger if logger is not None else logging.getLogger("wsio.aio"),
+        on_response_bytes=on_response_bytes,
     )
     loop = asyncio.get_running_loop()
 
@@ -237,6 +244,15 @@ class Server:
         self._where = (host, port)
         self._capture = _shared.RequestCapture()
         self._rest = self._capture.wrap(rest)
+        self._response = b""
+        on_response_bytes = rest.get("on_response_bytes")
+
+        def keep_response(response: bytes) -> None:
+            self._response = response
+            if on_response_bytes is not None:
+                on_response_bytes(response)
+
+        self._rest["on_response_bytes"] = keep_response
         self._rest.setdefault("max_connections", _MAX_CONNECTIONS)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -264,10 +280,10 @@ class Server:
         return self
 
     def _new_listener(self) -> Listener:
-        # Called by the callback level right after the request's hooks ran (same call
-        # on the loop): the capture holds this connection's request.
+        # Called by the callback level right after the request's hooks ran and the 101
+        # was written (same call on the loop): both are this connection's.
         connection = Connection(
-            self.options, request=self._capture.request(), response=_shared.Response(101, [])
+            self.options, request=self._capture.request(), response=self._response
         )
         bridge = connection.listener
 
