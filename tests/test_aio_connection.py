@@ -456,11 +456,12 @@ def test_request_and_response_are_the_handshake_that_happened() -> None:
 
 
 @contextlib.asynccontextmanager
-async def connect_proxy(answer: bytes | None = None) -> AsyncIterator[tuple[str, list[bytes]]]:
-    """An HTTP CONNECT proxy on loopback (RFC 9110 §9.3.6): it tunnels to the host and
-    port the request names, or refuses with ``answer``; yields its URL and the request
-    heads it got."""
+async def connect_proxy(*refusals: bytes) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """An HTTP CONNECT proxy on loopback (RFC 9110 §9.3.6): it refuses the first
+    requests with ``refusals``, one each, then tunnels to the host and port a request
+    names; yields its URL and the request heads it got."""
     heads: list[bytes] = []
+    answers = list(refusals)
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
@@ -472,8 +473,8 @@ async def connect_proxy(answer: bytes | None = None) -> AsyncIterator[tuple[str,
     async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         heads.append(head)
-        if answer is not None:
-            writer.write(answer)
+        if answers:
+            writer.write(answers.pop(0))
             writer.close()
             return
         host, _, port = head.split(b" ")[1].decode().rpartition(":")
@@ -533,6 +534,20 @@ def test_client_proxy_from_the_environment_and_its_refusal(
                 await ws.send("direct")
                 assert await ws.recv() == "direct"
             assert len(heads) == 1
+
+    run(main())
+
+
+def test_reconnecting_waits_out_a_proxy_that_answers_502() -> None:
+    async def main() -> None:
+        down = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"
+        async with server() as (_, url), connect_proxy(down, down) as (proxy, heads):
+            backoff = aio.Backoff(initial=0.01, jitter=0.0)
+            async for ws in aio.connect(url, proxy=proxy, backoff=backoff):
+                await ws.send("at last")
+                assert await ws.recv() == "at last"
+                break
+            assert len(heads) == 3
 
     run(main())
 

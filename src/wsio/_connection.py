@@ -45,6 +45,7 @@ from wsio.exceptions import (
     ConnectionClosed,
     HandshakeError,
     InvalidStatusError,
+    ProxyError,
 )
 from wsio.wsflate.parameters import DEFAULT_PARAMETERS, Parameters
 
@@ -321,8 +322,9 @@ class Backoff:
 
 def retryable(error: BaseException) -> bool:
     """True for a failure worth reconnecting after: network errors, timeouts, a lost
-    handshake, a 5xx answer. Not for a refusal (4xx), a bad response or a bug."""
-    if isinstance(error, InvalidStatusError):
+    handshake, a 5xx answer (from the server or a proxy: 502 while the server is down).
+    Not for a refusal (4xx), a bad response or a bug."""
+    if isinstance(error, (InvalidStatusError, ProxyError)):
         return error.status >= 500
     if isinstance(error, HandshakeError):
         return isinstance(error, (TimeoutError, EOFError))
