@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from wsio.exceptions import (
     ConnectionClosedOK,
     HandshakeTimeoutError,
     InvalidStatusError,
+    MalformedResponseError,
     ProxyError,
 )
 
@@ -608,3 +610,18 @@ def test_client_answers_a_message_before_a_bad_frame_sent_octet_by_octet() -> No
     run(main())
     assert received[:2] == b"\x81\x85"  # the echo of "hello" came first...
     assert received[2 + 4 + 5] == 0x88  # ...then the Close
+
+
+def test_unix_socket_and_response_head_limit(tmp_path: Path) -> None:
+    # The Dialer's names: unix_path= for a Unix socket, max_head_size= for the 101.
+    path = str(tmp_path / "ws.sock")
+
+    async def main() -> None:
+        async with aio.serve(echo, path=path, header={"X-Big": "b" * 2000}):
+            async with aio.connect("ws://localhost/over-unix", unix_path=path) as ws:
+                await ws.send("over a Unix socket")
+                assert await ws.recv() == "over a Unix socket"
+            with pytest.raises(MalformedResponseError):
+                await aio.connect("ws://localhost/", unix_path=path, max_head_size=1024)
+
+    run(main())

@@ -21,6 +21,9 @@ from wsio._engine.limits import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_HEAD_SIZE,
+    DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_LINE,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_OPEN_TIMEOUT,
 )
@@ -129,6 +132,9 @@ async def create_connection(
     proxy: str | bool | None = True,
     on_header: Callable[[memoryview, memoryview], object] | None = None,
     on_request_bytes: Callable[[bytes], object] | None = None,
+    max_line: int = DEFAULT_MAX_LINE,
+    max_headers: int = DEFAULT_MAX_HEADERS,
+    max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
     compression: bool | Parameters = True,
     compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
     max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
@@ -148,8 +154,9 @@ async def create_connection(
     offered unless ``compression=False``; ``compression=`` may
     be the wsflate.Parameters to offer). ``proxy`` is :class:`wsio.Dialer`'s (True: the
     environment's HTTP CONNECT proxy, a URL: that one, None: none); ``on_header`` and
-    ``on_request_bytes`` are its hooks too. ``open_timeout`` bounds connecting, the
-    proxy and the handshake together (HandshakeTimeoutError).
+    ``on_request_bytes`` are its hooks too, ``max_line``, ``max_headers`` and
+    ``max_head_size`` its limits on the response head. ``open_timeout`` bounds
+    connecting, the proxy and the handshake together (HandshakeTimeoutError).
     """
     target = _parse_url(url, path)
     deflate = None
@@ -171,6 +178,9 @@ async def create_connection(
         headers=_encode_headers(headers),
         authorization=target.authorization,
         on_header=on_header,
+        max_line=max_line,
+        max_headers=max_headers,
+        max_head_size=max_head_size,
     )
     # The Dialer's rules for proxies (and its check of the proxy URL), not a copy.
     dialer = Dialer(proxy=proxy, timeout=open_timeout)
@@ -281,10 +291,10 @@ class connect:  # lowercase: it is used as a function, `await connect(...)`
     Keywords: the connection's (:class:`wsio._connection.Options`: ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_message_size``,
     ``max_queue``, ``write_limit``, ``compression``, ...) and :func:`create_connection`'s
-    (``headers``, ``subprotocols``, ``proxy``, ``ssl``, ``sock``, ``path``,
-    ``server_hostname``, ``on_header``). The connection's ``request`` is what was sent
-    (every header line), its ``response`` the 101's status and the headers that are not
-    the handshake's own.
+    (``headers``, ``subprotocols``, ``proxy``, ``ssl``, ``sock``, ``path`` or
+    ``unix_path``, ``server_hostname``, ``on_header``, ``max_head_size``...). The
+    connection's ``request`` is what was sent (every header line), its ``response`` the
+    101's status and the headers that are not the handshake's own.
     """
 
     def __init__(self, url: str, *, backoff: _shared.Backoff | None = None, **options: Any):
@@ -296,6 +306,8 @@ class connect:  # lowercase: it is used as a function, `await connect(...)`
     async def _open(self) -> Connection:
         config = self.options
         rest = dict(self._rest)
+        if "unix_path" in rest:  # the Dialer's (and wsio.sync.connect's) name for path=
+            rest["path"] = rest.pop("unix_path")
         sent: list[bytes] = []
         received: list[tuple[str, str]] = []
         on_header = rest.pop("on_header", None)
