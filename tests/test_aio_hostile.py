@@ -18,7 +18,7 @@ import pytest
 import websockets
 
 from wsio import aio
-from wsio.exceptions import ConnectionClosed, ConnectionClosedError, HandshakeTimeoutError
+from wsio.exceptions import ConnectionClosed, HandshakeTimeoutError
 
 TIMEOUT = 10.0
 
@@ -478,13 +478,17 @@ def test_broadcast_skips_a_peer_that_stopped_reading() -> None:
     run(main())
 
 
-def test_serve_drops_a_peer_that_never_reads_when_its_keepalive_fails() -> None:
-    # The handler's sends wait at write_limit; the peer answers no Ping either, so the
-    # keepalive fails it (1011). Its Close cannot reach a peer that does not read: the
-    # connection is dropped after close_timeout, and the waiting send gives up.
+@pytest.mark.parametrize("end", ["keepalive fails", "peer's close answered"])
+def test_serve_drops_a_peer_that_never_reads(end: str) -> None:
+    # The handler's sends wait at write_limit. Then either the peer answers no Ping and
+    # the keepalive fails it (1011), or it sends a Close, which is answered. Either way
+    # the last Close waits behind what the peer never read: the connection is dropped
+    # after close_timeout, and the waiting send gives up.
+    flooding: list[aio.Connection] = []
     ended: list[BaseException] = []
 
     async def flood(ws: aio.Connection) -> None:
+        flooding.append(ws)
         try:
             while True:
                 await ws.send(b"x" * 65536)
@@ -493,41 +497,23 @@ def test_serve_drops_a_peer_that_never_reads_when_its_keepalive_fails() -> None:
             raise
 
     async def main() -> None:
+        keepalive = end == "keepalive fails"
         server, port = await _serve(
-            flood, ping_interval=0.2, ping_timeout=0.3, close_timeout=0.3, compression=None
+            flood,
+            ping_interval=0.2 if keepalive else None,
+            ping_timeout=0.3,
+            close_timeout=0.3,
+            compression=None,
         )
         stuck = _never_reading(port)
-        while not ended:
-            await asyncio.sleep(0.05)
-        assert isinstance(ended[0], ConnectionClosedError)
-        assert ended[0].sent_code == 1011
-        await server.close()
-        stuck.close()
-
-    run(main())
-
-
-def test_serve_drops_a_peer_that_sends_a_close_and_never_reads() -> None:
-    # The peer's Close is answered, but the answer waits behind what the peer never
-    # read: the connection is dropped after close_timeout, and the waiting send gives up.
-    ended: list[BaseException] = []
-
-    async def flood(ws: aio.Connection) -> None:
-        try:
-            while True:
-                await ws.send(b"x" * 65536)
-        except Exception as exc:
-            ended.append(exc)
-            raise
-
-    async def main() -> None:
-        server, port = await _serve(flood, ping_interval=None, close_timeout=0.3, compression=None)
-        stuck = _never_reading(port)
-        await asyncio.sleep(0.2)  # let the server fill its buffer for this peer
-        stuck.sendall(b"\x88\x82\0\0\0\0" + struct.pack("!H", 1000))
+        if not keepalive:
+            while not flooding or not flooding[0].transport.get_write_buffer_size():
+                await asyncio.sleep(0.01)  # until the server holds what the peer won't read
+            stuck.sendall(b"\x88\x82\0\0\0\0" + struct.pack("!H", 1000))
         while not ended:
             await asyncio.sleep(0.05)
         assert isinstance(ended[0], ConnectionClosed)
+        assert ended[0].sent_code == (1011 if keepalive else 1000)
         await server.close()
         stuck.close()
 
