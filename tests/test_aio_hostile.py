@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
 import struct
@@ -516,5 +517,44 @@ def test_serve_drops_a_peer_that_never_reads(end: str) -> None:
         assert ended[0].sent_code == (1011 if keepalive else 1000)
         await server.close()
         stuck.close()
+
+    run(main())
+
+
+def test_handshake_fed_a_byte_at_a_time_ends_at_the_deadline() -> None:
+    # The deadline covers the whole handshake, not each read: a request trickling in
+    # (here it would take seconds to finish) is cut off when handshake_timeout is up.
+    async def main() -> None:
+        server, port, listeners = await _server(handshake_timeout=0.3)
+        client = await RawClient.open(port, handshake=False)
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: y\r\n" * 100
+        sent = 0
+        with contextlib.suppress(OSError):
+            while not client.reader.at_eof() and sent < len(request):
+                client.writer.write(request[sent : sent + 1])
+                await client.writer.drain()
+                sent += 1
+                await asyncio.sleep(0.01)
+        await client.read_eof()
+        assert sent < len(request), "the whole request went in before the deadline"
+        assert listeners == []
+        client.writer.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_header_line_over_max_line_is_refused_with_431() -> None:
+    async def main() -> None:
+        server, port, listeners = await _server()
+        client = await RawClient.open(port, handshake=False)
+        # RFC 6585 §5: 431 Request Header Fields Too Large. The line never ends: the
+        # server answers once it is over the limit, without waiting for the rest.
+        client.writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"j" * 9000)
+        head = await asyncio.wait_for(client.reader.read(), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 431 ")
+        assert listeners == []
+        client.writer.close()
+        await _finish(server, listeners)
 
     run(main())
