@@ -10,17 +10,23 @@ import hashlib
 import logging
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from wsio import aio
 from wsio.exceptions import (
     ConcurrencyError,
     ConnectionClosedError,
     ConnectionClosedOK,
+    HandshakeTimeoutError,
     InvalidStatusError,
+    MalformedResponseError,
+    ProxyError,
 )
 
 TIMEOUT = 20.0
@@ -388,6 +394,15 @@ def test_message_before_a_bad_frame_is_answered_before_the_close() -> None:
     run(main())
 
 
+async def echo_until_failed(listener: asyncio.Server) -> None:
+    """Connect to a raw server, echo its messages until it makes the client fail."""
+    port = listener.sockets[0].getsockname()[1]
+    with pytest.raises(ConnectionClosedError):
+        async with aio.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
+            async for message in ws:
+                await ws.send(message)
+
+
 def test_client_answers_a_message_that_came_with_the_101_before_failing() -> None:
     # The same, client side, where it is hardest: the message and the bad frame arrive
     # in the read that carries the 101, before connect() has returned the Connection.
@@ -401,11 +416,7 @@ def test_client_answers_a_message_that_came_with_the_101_before_failing() -> Non
 
     async def main() -> None:
         listener = await asyncio.start_server(accept, "127.0.0.1", 0)
-        port = listener.sockets[0].getsockname()[1]
-        with pytest.raises(ConnectionClosedError):
-            async with aio.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
-                async for message in ws:
-                    await ws.send(message)
+        await echo_until_failed(listener)
         listener.close()
 
     run(main())
@@ -413,3 +424,204 @@ def test_client_answers_a_message_that_came_with_the_101_before_failing() -> Non
     assert echo[:2] == b"\x81\x82"  # text "hi" came back first...
     assert bytes(b ^ echo[2 + i % 4] for i, b in enumerate(echo[6:])) == b"hi"
     assert close == b"\x88"  # ...then the Close
+
+
+def test_request_and_response_are_the_handshake_that_happened() -> None:
+    served: list[aio.Response | None] = []
+
+    async def handler(ws: aio.Connection) -> None:
+        served.append(ws.response)
+
+    async def main() -> None:
+        options = {"header": {"X-Served-By": "wsio"}, "subprotocols": ["chat"]}
+        async with server(handler, **options) as (_, url):
+            port = url.rsplit(":", 1)[1]
+            async with aio.connect(
+                url + "/feed?x=1", headers={"X-Token": "t1"}, subprotocols=["chat"]
+            ) as ws:
+                assert ws.request is not None and ws.response is not None
+                assert ws.request.path == "/feed?x=1"
+                # Every header line the client wrote, its own ones included, in order.
+                names = [name.lower() for name, _ in ws.request.headers]
+                assert names[:2] == ["host", "upgrade"]
+                assert ws.request.header("host") == f"127.0.0.1:{port}"
+                assert ws.request.header("sec-websocket-protocol") == "chat"
+                assert ws.request.header("X-TOKEN") == "t1"
+                assert len(ws.request.header("sec-websocket-key", "")) == 24
+                assert ws.response.status == 101
+                assert ws.response.header("x-served-by") == "wsio"
+                assert ws.response.header("sec-websocket-accept") is None  # the handshake's
+        # The server's side: the 101 it wrote, the same headers.
+        assert served == [aio.Response(101, [("X-Served-By", "wsio")])]
+
+    run(main())
+
+
+@contextlib.asynccontextmanager
+async def connect_proxy(*refusals: bytes) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """An HTTP CONNECT proxy on loopback (RFC 9110 §9.3.6): it refuses the first
+    requests with ``refusals``, one each, then tunnels to the host and port a request
+    names; yields its URL and the request heads it got."""
+    heads: list[bytes] = []
+    answers = list(refusals)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        if answers:
+            writer.write(answers.pop(0))
+            writer.close()
+            return
+        host, _, port = head.split(b" ")[1].decode().rpartition(":")
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    proxy = await asyncio.start_server(tunnel, "127.0.0.1", 0)
+    try:
+        yield f"http://user:pw@127.0.0.1:{proxy.sockets[0].getsockname()[1]}", heads
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+def test_client_through_an_http_connect_proxy(secure: bool) -> None:
+    tls: dict[str, Any] = {}
+    client_tls: dict[str, Any] = {}
+    if secure:  # TLS inside the tunnel, verified against the target's name
+        ca = trustme.CA()
+        tls["ssl"] = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(tls["ssl"])
+        client_tls["ssl"] = ssl.create_default_context()
+        ca.configure_trust(client_tls["ssl"])
+
+    async def main() -> None:
+        async with server(**tls) as (_, url), connect_proxy() as (proxy, heads):
+            target = url.removeprefix("ws://")
+            if secure:
+                url = "wss://" + target
+            async with aio.connect(url + "/via", proxy=proxy, **client_tls) as ws:
+                await ws.send("through the tunnel")
+                assert await ws.recv() == "through the tunnel"
+            assert heads[0].startswith(f"CONNECT {target} HTTP/1.1\r\n".encode())
+            credentials = base64.b64encode(b"user:pw")
+            assert b"\r\nProxy-Authorization: Basic " + credentials + b"\r\n" in heads[0]
+
+    run(main())
+
+
+def test_client_proxy_from_the_environment_and_its_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def main() -> None:
+        refusal = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+        async with connect_proxy(refusal) as (proxy, heads):
+            # Loopback hosts never use the environment's proxy (as wsio.dialer): a name
+            # that is not loopback, never resolved here since the proxy refuses first.
+            monkeypatch.setenv("ws_proxy", proxy)
+            monkeypatch.delenv("no_proxy", raising=False)
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            with pytest.raises(ProxyError) as info:
+                await aio.connect("ws://ws.example.invalid/x")
+            assert info.value.status == 407
+            assert heads[0].startswith(b"CONNECT ws.example.invalid:80 HTTP/1.1\r\n")
+            async with server() as (_, url), aio.connect(url) as ws:  # loopback: direct
+                await ws.send("direct")
+                assert await ws.recv() == "direct"
+            assert len(heads) == 1
+
+    run(main())
+
+
+def test_reconnecting_waits_out_a_proxy_that_answers_502() -> None:
+    async def main() -> None:
+        down = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"
+        async with server() as (_, url), connect_proxy(down, down) as (proxy, heads):
+            backoff = aio.Backoff(initial=0.01, jitter=0.0)
+            async for ws in aio.connect(url, proxy=proxy, backoff=backoff):
+                await ws.send("at last")
+                assert await ws.recv() == "at last"
+                break
+            assert len(heads) == 3
+
+    run(main())
+
+
+def test_client_open_timeout_covers_a_proxy_that_never_answers() -> None:
+    async def main() -> None:
+        held: list[asyncio.StreamWriter] = []
+
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # reads nothing, answers nothing
+
+        proxy = await asyncio.start_server(mute, "127.0.0.1", 0)
+        port = proxy.sockets[0].getsockname()[1]
+        with pytest.raises(HandshakeTimeoutError):
+            await aio.connect(
+                "ws://127.0.0.1:9/", proxy=f"http://127.0.0.1:{port}", open_timeout=0.3
+            )
+        for writer in held:
+            writer.close()
+        proxy.close()
+        await proxy.wait_closed()
+
+    run(main())
+
+
+def test_client_answers_a_message_before_a_bad_frame_sent_octet_by_octet() -> None:
+    # Autobahn 3.3: a text message, a frame with RSV bits set and a Ping, each sent one
+    # byte at a time. The message is read whole long before the bad frame: its echo
+    # goes out first, then the Close 1002 (RFC 6455 §5.5.1).
+    received = bytearray()
+    done = asyncio.Event()
+
+    async def collect(reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                received.extend(data)
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await switching_protocols(reader))
+        collector = asyncio.ensure_future(collect(reader))
+        with contextlib.suppress(OSError):  # the client hangs up after its Close
+            for octet in b"\x81\x05hello" + b"\xb1\x05hello" + b"\x89\x00":
+                writer.write(bytes([octet]))
+                await writer.drain()
+                await asyncio.sleep(0.002)
+        await collector
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        done.set()
+
+    async def main() -> None:
+        listener = await asyncio.start_server(accept, "127.0.0.1", 0)
+        await echo_until_failed(listener)
+        await done.wait()
+        listener.close()
+
+    run(main())
+    assert received[:2] == b"\x81\x85"  # the echo of "hello" came first...
+    assert received[2 + 4 + 5] == 0x88  # ...then the Close
+
+
+def test_unix_socket_and_response_head_limit(tmp_path: Path) -> None:
+    # The Dialer's names: unix_path= for a Unix socket, max_head_size= for the 101.
+    path = str(tmp_path / "ws.sock")
+
+    async def main() -> None:
+        async with aio.serve(echo, path=path, header={"X-Big": "b" * 2000}):
+            async with aio.connect("ws://localhost/over-unix", unix_path=path) as ws:
+                await ws.send("over a Unix socket")
+                assert await ws.recv() == "over a Unix socket"
+            with pytest.raises(MalformedResponseError):
+                await aio.connect("ws://localhost/", unix_path=path, max_head_size=1024)
+
+    run(main())

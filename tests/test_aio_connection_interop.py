@@ -175,9 +175,25 @@ def test_server_with_picows_client() -> None:
     run(main())
 
 
-def test_server_with_node_websocket() -> None:
+async def node_client(script: str, url: str) -> Any:
+    """Run ``script`` in Node 20 (its built-in WebSocket, as a browser has) with ``url``
+    as its argument; what it prints, as JSON."""
     node = shutil.which("node")
     assert node, "Node 20 is needed for the browser-WebSocket interop tests"
+    proc = await asyncio.create_subprocess_exec(
+        node,
+        "--experimental-websocket",
+        "--no-warnings",
+        "-e",
+        script,
+        url,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    return json.loads(out)
+
+
+def test_server_with_node_websocket() -> None:
     script = r"""
     const ws = new WebSocket(process.argv[1]);
     const got = [];
@@ -203,21 +219,37 @@ def test_server_with_node_websocket() -> None:
 
     async def main() -> Any:
         async with aio.serve(handler, "127.0.0.1", 0) as srv:
-            url = f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
-            proc = await asyncio.create_subprocess_exec(
-                node,
-                "--experimental-websocket",
-                "--no-warnings",
-                "-e",
-                script,
-                url,
-                stdout=asyncio.subprocess.PIPE,
-            )
-            out, _ = await proc.communicate()
-            return json.loads(out)
+            return await node_client(script, f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}")
 
     assert run(main()) == {"got": ["node ✓", 70000, [1, 2, 3]], "code": 1000, "clean": True}
     assert closes == [(1000, "node done")]
+
+
+def test_server_closes_node_websocket_with_its_code() -> None:
+    # The server ends the connection: the browser sees the code and reason it chose.
+    script = r"""
+    const ws = new WebSocket(process.argv[1]);
+    const got = [];
+    ws.binaryType = "arraybuffer";
+    ws.onmessage = (e) => got.push(Array.from(new Uint8Array(e.data)));
+    ws.onclose = (e) => console.log(
+      JSON.stringify({got, code: e.code, reason: e.reason, clean: e.wasClean}));
+    """
+
+    async def handler(ws: aio.Connection) -> None:
+        await ws.send(b"\x00\xff")
+        await ws.close(4001, "server done ✓")
+
+    async def main() -> Any:
+        async with aio.serve(handler, "127.0.0.1", 0) as srv:
+            return await node_client(script, f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}")
+
+    assert run(main()) == {
+        "got": [[0, 255]],
+        "code": 4001,
+        "reason": "server done ✓",
+        "clean": True,
+    }
 
 
 def test_close_from_a_websockets_server_ends_iteration() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
 import struct
@@ -18,7 +19,7 @@ import pytest
 import websockets
 
 from wsio import aio
-from wsio.exceptions import HandshakeTimeoutError
+from wsio.exceptions import ConnectionClosed, HandshakeTimeoutError
 
 TIMEOUT = 10.0
 
@@ -239,16 +240,23 @@ def test_close_never_answered_times_out() -> None:
     run(main())
 
 
+def _never_reading(port: int) -> socket.socket:
+    """A blocking socket that sends an opening handshake and never reads (its receive
+    buffer kept small, so that what the server sends stays in the server)."""
+    raw = socket.create_connection(("127.0.0.1", port))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    return raw
+
+
 def test_slow_reader_pauses_writing_and_memory_stays_bounded() -> None:
     async def main() -> None:
         server, port, listeners = await _server()
-        raw = socket.create_connection(("127.0.0.1", port))
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        key = base64.b64encode(os.urandom(16)).decode()
-        raw.sendall(
-            f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
+        raw = _never_reading(port)
         for _ in range(500):
             if listeners and listeners[0].transport is not None:
                 break
@@ -349,3 +357,204 @@ def test_declared_frame_length_costs_nothing_until_bytes_arrive() -> None:
     peak = run(main())
     # 8 × 16 MiB before; what arrived (8 × 300 KiB) plus read buffers now.
     assert peak < 32 * 2**20, f"{peak / 2**20:.1f} MiB traced for 2.3 MiB received"
+
+
+# -- the high level (wsio.aio.serve) against the same peers --------------------------------
+
+
+async def _serve(handler: Any, **options: Any) -> tuple[aio.Server, int]:
+    server = await aio.serve(handler, "127.0.0.1", 0, **options)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def test_serve_fails_a_peer_that_never_answers_a_ping_with_1011() -> None:
+    async def main() -> None:
+        server, port = await _serve(
+            lambda ws: ws.wait_closed(), ping_interval=0.1, ping_timeout=0.3, close_timeout=0.3
+        )
+        client = await RawClient.open(port)  # reads, never answers
+        opcode, _ = await client.read_frame()
+        while opcode == 9:  # the keepalive Ping, unanswered
+            opcode, body = await client.read_frame()
+        assert (opcode, body) == (8, struct.pack("!H", 1011) + b"keepalive ping timeout")
+        await client.read_eof()
+        client.writer.close()
+        await server.close()
+
+    run(main())
+
+
+def test_serve_refuses_connections_over_max_connections_with_503() -> None:
+    async def main() -> None:
+        server, port = await _serve(lambda ws: ws.wait_closed(), max_connections=1)
+        first = await RawClient.open(port)
+        second = await RawClient.open(port, handshake=False)
+        head = await asyncio.wait_for(second.reader.read(), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 503 ")
+        first.frame(8, struct.pack("!H", 1000))  # the first one is still served
+        assert await first.read_frame() == (8, struct.pack("!H", 1000))
+        await first.read_eof()
+        for client in (first, second):
+            client.writer.close()
+        await server.close()
+
+    run(main())
+
+
+def test_server_close_is_bounded_when_peers_never_answer() -> None:
+    # One peer never reads (its handler is stuck sending to it), one reads but never
+    # answers the Close, and one's handler is busy with something else: close() sends
+    # 1001 and returns once close_timeout has dropped what did not finish.
+    started: list[aio.Connection] = []
+
+    async def handler(ws: aio.Connection) -> None:
+        started.append(ws)
+        if len(started) == 1:
+            while True:
+                await ws.send(b"x" * 65536)
+        await asyncio.Event().wait()  # not watching its connection at all
+
+    async def main() -> None:
+        server, port = await _serve(handler, close_timeout=0.5, compression=None)
+        stuck = _never_reading(port)
+        while not started:
+            await asyncio.sleep(0.01)
+        deaf = [await RawClient.open(port) for _ in range(2)]
+        while len(started) < 3:
+            await asyncio.sleep(0.01)
+        await server.close()
+        for client in deaf:
+            assert await client.read_frame() == (8, struct.pack("!H", 1001) + b"server shutdown")
+            await client.read_eof()
+            client.writer.close()
+        assert all(ws.state.name == "CLOSED" for ws in started)
+        stuck.close()
+
+    run(main())
+
+
+def test_broadcast_skips_a_peer_that_stopped_reading() -> None:
+    # RFC 6455 says nothing of slow readers: the limit is write_limit. The peer that
+    # never reads stops getting messages once the server holds write_limit bytes for it;
+    # the peers that read get every message.
+    connected: list[aio.Connection] = []
+    limit, size, count = 65536, 16384, 200
+
+    async def hold(ws: aio.Connection) -> None:
+        # Small kernel buffers, so that what a peer does not read stays in the server.
+        ws.transport.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
+        )
+        connected.append(ws)
+        await ws.wait_closed()
+
+    async def main() -> None:
+        server, port = await _serve(hold, write_limit=limit, compression=None)
+        url = f"ws://127.0.0.1:{port}"
+        fast = [await aio.connect(url, max_queue=None, compression=None) for _ in range(2)]
+        slow = await RawClient.open(port)
+        slow.writer.transport.pause_reading()
+        slow.writer.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
+        )
+        while len(connected) < 3:
+            await asyncio.sleep(0.01)
+        address = slow.writer.transport.get_extra_info("sockname")
+        (slow_side,) = [c for c in connected if c.remote_address == address]
+        readers = [c for c in connected if c is not slow_side]
+        for i in range(count):
+            aio.broadcast(connected, i.to_bytes(4, "big") * (size // 4))
+            # Let the readers drain before the next message (a reader's buffer over the
+            # limit would be skipped too).
+            while any(c.transport.get_write_buffer_size() for c in readers):
+                await asyncio.sleep(0.001)
+            assert slow_side.transport.get_write_buffer_size() <= limit + size + 14
+        for ws in fast:
+            for i in range(count):
+                assert await ws.recv() == i.to_bytes(4, "big") * (size // 4)
+            await ws.close()
+        slow.writer.transport.abort()
+        await server.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("end", ["keepalive fails", "peer's close answered"])
+def test_serve_drops_a_peer_that_never_reads(end: str) -> None:
+    # The handler's sends wait at write_limit. Then either the peer answers no Ping and
+    # the keepalive fails it (1011), or it sends a Close, which is answered. Either way
+    # the last Close waits behind what the peer never read: the connection is dropped
+    # after close_timeout, and the waiting send gives up.
+    flooding: list[aio.Connection] = []
+    ended: list[BaseException] = []
+
+    async def flood(ws: aio.Connection) -> None:
+        flooding.append(ws)
+        try:
+            while True:
+                await ws.send(b"x" * 65536)
+        except Exception as exc:
+            ended.append(exc)
+            raise
+
+    async def main() -> None:
+        keepalive = end == "keepalive fails"
+        server, port = await _serve(
+            flood,
+            ping_interval=0.2 if keepalive else None,
+            ping_timeout=0.3,
+            close_timeout=0.3,
+            compression=None,
+        )
+        stuck = _never_reading(port)
+        if not keepalive:
+            while not flooding or not flooding[0].transport.get_write_buffer_size():
+                await asyncio.sleep(0.01)  # until the server holds what the peer won't read
+            stuck.sendall(b"\x88\x82\0\0\0\0" + struct.pack("!H", 1000))
+        while not ended:
+            await asyncio.sleep(0.05)
+        assert isinstance(ended[0], ConnectionClosed)
+        assert ended[0].sent_code == (1011 if keepalive else 1000)
+        await server.close()
+        stuck.close()
+
+    run(main())
+
+
+def test_handshake_fed_a_byte_at_a_time_ends_at_the_deadline() -> None:
+    # The deadline covers the whole handshake, not each read: a request trickling in
+    # (here it would take seconds to finish) is cut off when handshake_timeout is up.
+    async def main() -> None:
+        server, port, listeners = await _server(handshake_timeout=0.3)
+        client = await RawClient.open(port, handshake=False)
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: y\r\n" * 100
+        sent = 0
+        with contextlib.suppress(OSError):
+            while not client.reader.at_eof() and sent < len(request):
+                client.writer.write(request[sent : sent + 1])
+                await client.writer.drain()
+                sent += 1
+                await asyncio.sleep(0.01)
+        await client.read_eof()
+        assert sent < len(request), "the whole request went in before the deadline"
+        assert listeners == []
+        client.writer.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_header_line_over_max_line_is_refused_with_431() -> None:
+    async def main() -> None:
+        server, port, listeners = await _server()
+        client = await RawClient.open(port, handshake=False)
+        # RFC 6585 §5: 431 Request Header Fields Too Large. The line never ends: the
+        # server answers once it is over the limit, without waiting for the rest.
+        client.writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"j" * 9000)
+        head = await asyncio.wait_for(client.reader.read(), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 431 ")
+        assert listeners == []
+        client.writer.close()
+        await _finish(server, listeners)
+
+    run(main())

@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from typing import Any, Final, TypeVar
 
 from wsio._engine.extensions import DEFAULT_COMPRESSION_THRESHOLD, PerMessageDeflate
+from wsio._engine.handshake import _CLIENT_NAMES
+from wsio._engine.http import RequestParser, ResponseParser
 from wsio._engine.limits import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -43,6 +45,7 @@ from wsio.exceptions import (
     ConnectionClosed,
     HandshakeError,
     InvalidStatusError,
+    ProxyError,
 )
 from wsio.wsflate.parameters import DEFAULT_PARAMETERS, Parameters
 
@@ -62,6 +65,8 @@ __all__ = [
     "new_protocol",
     "retryable",
     "split_options",
+    "sent_request",
+    "sent_response",
 ]
 
 _T = TypeVar("_T")
@@ -317,8 +322,9 @@ class Backoff:
 
 def retryable(error: BaseException) -> bool:
     """True for a failure worth reconnecting after: network errors, timeouts, a lost
-    handshake, a 5xx answer. Not for a refusal (4xx), a bad response or a bug."""
-    if isinstance(error, InvalidStatusError):
+    handshake, a 5xx answer (from the server or a proxy: 502 while the server is down).
+    Not for a refusal (4xx), a bad response or a bug."""
+    if isinstance(error, (InvalidStatusError, ProxyError)):
         return error.status >= 500
     if isinstance(error, HandshakeError):
         return isinstance(error, (TimeoutError, EOFError))
@@ -349,6 +355,33 @@ class Response:
     def header(self, name: str, default: _T | None = None) -> str | _T | None:
         """The first value of header ``name`` (ASCII case ignored), else ``default``."""
         return _header(self.headers, name, default)
+
+
+def sent_request(head: bytes) -> Request:
+    """The :class:`Request` a client sent, from its request head as written (the
+    Dialer's ``on_request_bytes``): the target, and every header line in order."""
+    # The head is this side's own, built by the engine: limits sized to it, never hit.
+    size = len(head) + 16
+    parser = RequestParser(max_line=size, max_headers=size, max_size=size)
+    parser.feed(head)
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in parser.headers()
+    ]
+    return Request(parser.target.decode("latin-1"), headers)
+
+
+def sent_response(head: bytes) -> Response:
+    """The :class:`Response` a server sent, from its 101 head as written: the status and
+    the headers that are not the handshake's own (those a client's ``on_header`` sees)."""
+    size = len(head) + 16
+    parser = ResponseParser(max_line=size, max_headers=size, max_size=size)
+    parser.feed(head)
+    headers = [
+        (bytes(parser.name(i)).decode("latin-1"), bytes(parser.value(i)).decode("latin-1"))
+        for i in range(len(parser))
+        if parser.find_name(i, _CLIENT_NAMES) < 0
+    ]
+    return Response(parser.status, headers)
 
 
 def _header(headers: list[tuple[str, str]], name: str, default: _T | None) -> str | _T | None:

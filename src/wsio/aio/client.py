@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as ssl_module
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,20 +15,22 @@ from wsio._engine.handshake import (
     NEED_DATA,
     ClientHandshake,
     HeadersLike,
-    encode_headers,
 )
 from wsio._engine.httphead import Option
 from wsio._engine.limits import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_HEAD_SIZE,
+    DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_LINE,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_OPEN_TIMEOUT,
 )
 from wsio._engine.protocol import ClientProtocol
 from wsio.aio._callback import Stream, Transport
 from wsio.aio.listener import Listener
-from wsio.dialer import _default_ssl_context, _parse_url
+from wsio.dialer import Dialer, _default_ssl_context, _encode_headers, _parse_url, _Target
 from wsio.exceptions import HandshakeTimeoutError, IncompleteHandshakeError
 from wsio.wsflate import Extension
 from wsio.wsflate.parameters import EXTENSION_NAME, Parameters
@@ -52,8 +56,11 @@ class _ClientStream(Stream, asyncio.BufferedProtocol):
 
     def connection_made(self, transport: Any) -> None:
         self._tr = transport
-        hs: ClientHandshake = self._hs
-        transport.write(hs.data_to_send())
+        request = self._hs.data_to_send()
+        on_request_bytes = self._opts["on_request_bytes"]
+        if on_request_bytes is not None:
+            on_request_bytes(request)
+        transport.write(request)
 
     def _hs_get_buffer(self, sizehint: int) -> memoryview:
         hs: ClientHandshake = self._hs
@@ -122,6 +129,12 @@ async def create_connection(
     headers: HeadersLike | None = None,
     subprotocols: Sequence[str] = (),
     extensions: Sequence[Option] = (),
+    proxy: str | bool | None = True,
+    on_header: Callable[[memoryview, memoryview], object] | None = None,
+    on_request_bytes: Callable[[bytes], object] | None = None,
+    max_line: int = DEFAULT_MAX_LINE,
+    max_headers: int = DEFAULT_MAX_HEADERS,
+    max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
     compression: bool | Parameters = True,
     compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
     max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
@@ -139,8 +152,11 @@ async def create_connection(
     server's certificate (``ssl=`` for another context). ``headers`` are extra request
     headers; ``subprotocols`` and ``extensions`` are offered (permessage-deflate is
     offered unless ``compression=False``; ``compression=`` may
-    be the wsflate.Parameters to offer). ``open_timeout`` bounds connecting and the
-    handshake together (HandshakeTimeoutError).
+    be the wsflate.Parameters to offer). ``proxy`` is :class:`wsio.Dialer`'s (True: the
+    environment's HTTP CONNECT proxy, a URL: that one, None: none); ``on_header`` and
+    ``on_request_bytes`` are its hooks too, ``max_line``, ``max_headers`` and
+    ``max_head_size`` its limits on the response head. ``open_timeout`` bounds
+    connecting, the proxy and the handshake together (HandshakeTimeoutError).
     """
     target = _parse_url(url, path)
     deflate = None
@@ -159,9 +175,15 @@ async def create_connection(
         host=host if host is not None else target.host_header,
         subprotocols=subprotocols,
         extensions=offered,
-        headers=encode_headers(headers, "request header"),
+        headers=_encode_headers(headers),
         authorization=target.authorization,
+        on_header=on_header,
+        max_line=max_line,
+        max_headers=max_headers,
+        max_head_size=max_head_size,
     )
+    # The Dialer's rules for proxies (and its check of the proxy URL), not a copy.
+    dialer = Dialer(proxy=proxy, timeout=open_timeout)
     opts = {
         "deflate": deflate,
         "threshold": compression_threshold,
@@ -170,6 +192,7 @@ async def create_connection(
         "max_fragments": max_fragments,
         "auto_pong": auto_pong,
         "close_timeout": close_timeout,
+        "on_request_bytes": on_request_bytes,
     }
     context = None
     if target.secure:
@@ -182,6 +205,7 @@ async def create_connection(
     stream = _ClientStream(listener_factory, hs, opts)
 
     async def open() -> tuple[Transport, Listener]:
+        connected = sock
         if target.unix_path is not None or (sock is not None and sock.family == _unix()):
             await loop.create_unix_connection(
                 lambda: stream,
@@ -190,17 +214,19 @@ async def create_connection(
                 ssl=context,
                 server_hostname=server_hostname,
             )
-        else:
-            address: tuple[Any, Any] = (
-                (None, None) if sock is not None else (target.host, target.port)
-            )
-            await loop.create_connection(
-                lambda: stream,
-                *address,
-                sock=sock,
-                ssl=context,
-                server_hostname=server_hostname,
-            )
+            return await stream._done
+        if connected is None and dialer._proxy_for(target) is not None:
+            connected = await _tunnel(dialer, target)
+        address: tuple[Any, Any] = (
+            (None, None) if connected is not None else (target.host, target.port)
+        )
+        await loop.create_connection(
+            lambda: stream,
+            *address,
+            sock=connected,
+            ssl=context,
+            server_hostname=server_hostname,
+        )
         return await stream._done
 
     try:
@@ -212,19 +238,37 @@ async def create_connection(
 
 
 def _unix() -> int | None:
-    import socket
-
     return getattr(socket, "AF_UNIX", None)
+
+
+async def _tunnel(dialer: Dialer, target: _Target) -> socket.socket:
+    # The Dialer's own connect through the proxy (CONNECT, its answer, ProxyError),
+    # run in the loop's default executor as asyncio runs name resolution: the loop never
+    # blocks, and the exchange is bounded by the Dialer's timeout (open_timeout).
+    loop = asyncio.get_running_loop()
+    deadline = None if dialer.timeout is None else time.monotonic() + dialer.timeout
+    future = loop.run_in_executor(None, dialer._connect, target, deadline)
+    try:
+        sock = await asyncio.shield(future)
+    except asyncio.CancelledError:
+        # Given up on (open_timeout, cancelled): the socket the thread still makes is closed.
+        future.add_done_callback(_close_result)
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def _close_result(future: asyncio.Future[socket.socket]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
 
 
 # -- The high level: connect() -----------------------------------------------------------
 
 import logging as _logging  # noqa: E402
-import urllib.parse as _urlparse  # noqa: E402
 from collections.abc import (  # noqa: E402
     AsyncIterator as _AsyncIterator,
     Generator as _Generator,
-    Mapping as _Mapping,
 )
 
 from wsio import _connection as _shared  # noqa: E402
@@ -247,7 +291,10 @@ class connect:  # lowercase: it is used as a function, `await connect(...)`
     Keywords: the connection's (:class:`wsio._connection.Options`: ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_message_size``,
     ``max_queue``, ``write_limit``, ``compression``, ...) and :func:`create_connection`'s
-    (``headers``, ``subprotocols``, ``ssl``, ``sock``, ``path``, ``server_hostname``).
+    (``headers``, ``subprotocols``, ``proxy``, ``ssl``, ``sock``, ``path`` or
+    ``unix_path``, ``server_hostname``, ``on_header``, ``max_head_size``...). The
+    connection's ``request`` is what was sent (every header line), its ``response`` the
+    101's status and the headers that are not the handshake's own.
     """
 
     def __init__(self, url: str, *, backoff: _shared.Backoff | None = None, **options: Any):
@@ -259,15 +306,24 @@ class connect:  # lowercase: it is used as a function, `await connect(...)`
     async def _open(self) -> Connection:
         config = self.options
         rest = dict(self._rest)
-        split = _urlparse.urlsplit(self.url)
-        path = (split.path or "/") + (f"?{split.query}" if split.query else "")
-        headers = rest.get("headers")
-        request_headers = list(headers.items()) if isinstance(headers, _Mapping) else []
-        connection = Connection(
-            config,
-            request=_shared.Request(path, request_headers),
-            response=_shared.Response(101, []),
-        )
+        if "unix_path" in rest:  # the Dialer's (and wsio.sync.connect's) name for path=
+            rest["path"] = rest.pop("unix_path")
+        sent: list[bytes] = []
+        received: list[tuple[str, str]] = []
+        on_header = rest.pop("on_header", None)
+        on_request_bytes = rest.pop("on_request_bytes", None)
+
+        def keep_request(request: bytes) -> None:
+            sent.append(request)
+            if on_request_bytes is not None:
+                on_request_bytes(request)
+
+        def keep_header(name: memoryview, value: memoryview) -> None:
+            received.append((bytes(name).decode("latin-1"), bytes(value).decode("latin-1")))
+            if on_header is not None:
+                on_header(name, value)
+
+        connection = Connection(config)
         await create_connection(
             lambda: connection.listener,
             self.url,
@@ -278,8 +334,13 @@ class connect:  # lowercase: it is used as a function, `await connect(...)`
             max_fragments=config.max_fragments,
             open_timeout=config.open_timeout,
             close_timeout=_FOREVER if config.close_timeout is None else config.close_timeout,
+            on_header=keep_header,
+            on_request_bytes=keep_request,
             **rest,
         )
+        # Set before the application sees the connection (connect() has not returned).
+        connection._request = sent[0]
+        connection._response = _shared.Response(101, received)
         return connection
 
     def __await__(self) -> _Generator[Any, None, Connection]:

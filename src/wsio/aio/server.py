@@ -48,6 +48,7 @@ class _Config:
     close_timeout: float
     max_connections: int | None
     logger: logging.Logger
+    on_response_bytes: Callable[[bytes], object] | None
 
     def __init__(self, **options: Any) -> None:
         self.__dict__.update(options)
@@ -102,7 +103,10 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._tr.write(hs.data_to_send())
+        response = hs.data_to_send()
+        if cfg.on_response_bytes is not None:
+            cfg.on_response_bytes(response)
+        self._tr.write(response)
         if hs.state != ACCEPTED:
             cfg.logger.info("refused an opening handshake: %s", hs.rejection)
             self._tr.close()
@@ -157,6 +161,7 @@ async def create_server(
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     max_connections: int | None = None,
     logger: logging.Logger | None = None,
+    on_response_bytes: Callable[[bytes], object] | None = None,
     **rules: Any,
 ) -> asyncio.Server:
     """Listen for WebSocket connections; each accepted one gets ``listener_factory()``.
@@ -168,7 +173,8 @@ async def create_server(
     permessage-deflate offered by clients is accepted unless ``compression=False``
     (messages under ``compression_threshold`` bytes go out uncompressed); the limits
     (over one: 1009); ``handshake_timeout`` for the request, ``close_timeout`` for the
-    peer's Close; ``max_connections`` (more get 503). Returns asyncio's Server.
+    peer's Close; ``max_connections`` (more get 503); ``on_response_bytes(raw)``: the
+    response about to be sent, refusals included. Returns asyncio's Server.
     """
     if subprotocols is not None:
         rules["protocol"] = subprotocols
@@ -189,6 +195,7 @@ async def create_server(
         close_timeout=close_timeout,
         max_connections=max_connections,
         logger=logger if logger is not None else logging.getLogger("wsio.aio"),
+        on_response_bytes=on_response_bytes,
     )
     loop = asyncio.get_running_loop()
 
@@ -215,6 +222,7 @@ from wsio.server import DEFAULT_MAX_CONNECTIONS as _MAX_CONNECTIONS  # noqa: E40
 __all__ += ["Server", "serve"]
 
 _log = logging.getLogger("wsio")
+_GOING_AWAY = "server shutdown"
 
 
 class Server:
@@ -236,6 +244,15 @@ class Server:
         self._where = (host, port)
         self._capture = _shared.RequestCapture()
         self._rest = self._capture.wrap(rest)
+        self._response = b""
+        on_response_bytes = rest.get("on_response_bytes")
+
+        def keep_response(response: bytes) -> None:
+            self._response = response
+            if on_response_bytes is not None:
+                on_response_bytes(response)
+
+        self._rest["on_response_bytes"] = keep_response
         self._rest.setdefault("max_connections", _MAX_CONNECTIONS)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -263,15 +280,17 @@ class Server:
         return self
 
     def _new_listener(self) -> Listener:
-        # Called by the callback level right after the request's hooks ran (same call
-        # on the loop): the capture holds this connection's request.
+        # Called by the callback level right after the request's hooks ran and the 101
+        # was written (same call on the loop): both are this connection's.
         connection = Connection(
-            self.options, request=self._capture.request(), response=_shared.Response(101, [])
+            self.options, request=self._capture.request(), response=self._response
         )
         bridge = connection.listener
 
         def on_connect(transport: Transport) -> None:
             connection._on_connect(transport)
+            # Known to close() from now on, before its task has started.
+            self._connections.add(connection)
             task = asyncio.get_running_loop().create_task(self._run(connection))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -280,9 +299,9 @@ class Server:
         return bridge
 
     async def _run(self, connection: Connection) -> None:
-        self._connections.add(connection)
         try:
             if self._closing:
+                await connection.close(1001, _GOING_AWAY)
                 return
             await self.handler(connection)
         except _ConnectionClosed:
@@ -308,15 +327,25 @@ class Server:
             await self._server.serve_forever()
 
     async def close(self) -> None:
-        """Stop accepting; end every connection with 1001 (going away) and wait for
-        the handlers (each closing handshake is bounded by ``close_timeout``)."""
+        """Stop accepting; end every connection with 1001 (going away) and wait at most
+        ``close_timeout`` for the closing handshakes and the handlers: then connections
+        still open are dropped and handlers still running are cancelled."""
         self._closing = True
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
-            connection._send_close(1001, "server shutdown")
+            connection._send_close(1001, _GOING_AWAY)
         if self._tasks:
-            await asyncio.wait(list(self._tasks))
+            # A peer that never answers the Close is dropped by its transport after
+            # close_timeout; a handler busy elsewhere (not on its connection) is not,
+            # so the wait is bounded here too.
+            _, pending = await asyncio.wait(list(self._tasks), timeout=self.options.close_timeout)
+            if pending:
+                for connection in list(self._connections):
+                    connection.transport.abort()
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
         if self._server is not None:
             await self._server.wait_closed()
 
