@@ -9,6 +9,8 @@
   ``#:`` comment sits in the same module), each with the comment where it is defined.
 - ``.. reexports:: wsio`` lists the names a package re-exports, grouped by the module
   that documents them.
+- ``.. cli-help:: serve`` prints what ``wsio serve --help`` prints, from the real parsers
+  of :mod:`wsio.cli` (no argument: the top-level ``wsio --help``).
 - References to a name by another path than the documented one (``wsio.Upgrader`` for
   ``wsio.handshake.Upgrader``, ``wsio._connection.Options`` for ``wsio.sync.Options``)
   resolve to the documented object when both paths name the same object.
@@ -17,8 +19,11 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import inspect
+import io
+import os
 import sys
 from typing import Any, ClassVar
 
@@ -244,6 +249,59 @@ class ModuleData(SphinxDirective):
         return [node] if len(node) else []
 
 
+#: Columns the ``--help`` text is wrapped to: a terminal's 80, as a user would see it.
+HELP_COLUMNS = 80
+
+
+def cli_help(command: str | None = None) -> str:
+    """What ``wsio [COMMAND] --help`` prints, from :func:`wsio.cli.main` itself, as ``wsio``
+    in an 80-column terminal."""
+    from wsio.cli import main
+
+    argv = [command, "--help"] if command else ["--help"]
+    out = io.StringIO()
+    saved = sys.argv[0] if sys.argv else "", os.environ.get("COLUMNS")
+    if not sys.argv:
+        sys.argv.append("")
+    # argparse wraps to $COLUMNS; the program name comes from argv[0] (the script's).
+    sys.argv[0], os.environ["COLUMNS"] = "wsio", str(HELP_COLUMNS)
+    try:
+        with contextlib.redirect_stdout(out):
+            main(argv)
+    except SystemExit as done:  # --help prints, then exits 0
+        if done.code not in (0, None):
+            raise
+    finally:
+        sys.argv[0] = saved[0]
+        if saved[1] is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved[1]
+    return out.getvalue().rstrip("\n")
+
+
+class CliHelp(SphinxDirective):
+    """A command's ``--help`` text as a literal block."""
+
+    optional_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        command = self.arguments[0] if self.arguments else None
+        try:
+            text = cli_help(command)
+        except SystemExit:
+            raise self.error(f"wsio {command or ''} --help failed") from None
+        # The page is rebuilt when a command's module (its options, its docstring) changes.
+        names = ["wsio.cli", "wsio.cli.common"] + ([f"wsio.cli.{command}"] if command else [])
+        for name in names:
+            source = getattr(sys.modules.get(name), "__file__", None)
+            if source:
+                self.env.note_dependency(source)
+        block = nodes.literal_block(text, text, language="text")
+        block["classes"].append("cli-help")
+        return [block]
+
+
 def _documented(env: BuildEnvironment) -> tuple[dict[tuple[str, int], str], dict[int, str]]:
     """Maps to the documented names: by (last name, object id), and by object id alone."""
     cached = getattr(env, "_wsio_documented", None)
@@ -409,6 +467,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("reexports", Reexports)
     app.add_directive("limits-table", LimitsTable)
     app.add_directive("module-data", ModuleData)
+    app.add_directive("cli-help", CliHelp)
     app.connect("missing-reference", resolve_other_path)
     app.connect("include-read", consecutive_headings)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,35 +1,10 @@
 """Every exception wsio raises, rooted at :class:`WebSocketError`.
 
-The tree::
-
-    WebSocketError
-    ├── ProtocolError                 the peer broke RFC 6455 / RFC 7692; .close_code
-    │   ├── InvalidUTF8Error          text or close reason is not UTF-8      (1007)
-    │   ├── PayloadTooBigError        a frame or message is over a limit     (1009)
-    │   └── CompressionError          the deflate stream is corrupt          (1002)
-    ├── ConnectionEOFError            the connection ended (also an EOFError)
-    │   └── UnexpectedEOFError        ... in the middle of a frame or message
-    ├── ConnectionClosed              the closing handshake happened; .code, .reason
-    │   ├── ConnectionClosedOK        ... with 1000, 1001 or no status (1005)
-    │   └── ConnectionClosedError     ... with an error code, or none at all (1006)
-    │       (ClosedError = ConnectionClosed: the name gobwas/ws's wsutil uses)
-    ├── HandshakeError                the opening handshake failed
-    │   ├── RejectConnectionError     server side: answered with .status, .reason, .headers
-    │   ├── InvalidResponseError      client side: the response broke RFC 6455 §4.1
-    │   │   ├── InvalidStatusError    ... status is not 101 (.status, .reason, .headers, .body)
-    │   │   ├── InvalidUpgradeError   ... Upgrade is not "websocket"
-    │   │   ├── InvalidConnectionError  ... Connection lacks "upgrade"
-    │   │   ├── InvalidAcceptError    ... Sec-WebSocket-Accept is wrong or missing
-    │   │   ├── UnexpectedSubprotocolError ... a subprotocol that was not offered
-    │   │   ├── UnexpectedExtensionError   ... an extension that was not offered
-    │   │   └── MalformedResponseError     ... the response head does not parse or is too big
-    │   ├── ProxyError                the HTTP proxy refused the CONNECT tunnel (.status)
-    │   ├── IncompleteHandshakeError  the connection ended mid-handshake (an UnexpectedEOFError)
-    │   └── HandshakeTimeoutError     connect + TLS + handshake took too long (a TimeoutError)
-    ├── LocalProtocolError            the caller asked for something the RFC forbids (a ValueError)
-    │   └── InvalidStateError         ... a frame the connection's state forbids (after a Close)
-    ├── ConcurrencyError              two threads or tasks used a connection at once (RuntimeError)
-    └── KeepaliveTimeoutError         the peer answered no keepalive ping in time (a TimeoutError)
+The hierarchy is drawn from the classes themselves: in the documentation's reference
+(``docs/reference/exceptions.rst``), and by ``help()`` under CLASSES. Close codes and
+HTTP statuses travel as attributes: ``.close_code`` on a :class:`ProtocolError`,
+``.code`` and ``.reason`` on a :class:`ConnectionClosed`, ``.status`` on a
+:class:`RejectConnectionError`.
 
 Errors the peer causes are distinct from errors the caller causes: a
 :class:`ProtocolError` always comes from received bytes and carries the close code that
