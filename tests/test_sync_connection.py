@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import wsio
 from wsio.protocol import BinaryMessage, ClientProtocol, Close, ServerProtocol, TextMessage
-from wsio.sync import Backoff, Connection, connect, reconnect, serve
+from wsio.sync import Backoff, Connection, connect, serve
 
 TIMEOUT = 10.0
 # Bounds on hangs only: generous, never a measure of speed.
@@ -107,7 +107,7 @@ def read_until_close(sock: Any, *, client: bool = False) -> tuple[list[Any], Clo
 
 def test_keepalive_fails_a_client_whose_server_stops_answering() -> None:
     with silent_server() as (url, _):
-        ws = connect(url, ping_interval=0.1, ping_timeout=0.2, close_timeout=1.0)
+        ws = connect(url, ping_interval=0.1, ping_timeout=0.2, close_timeout=1.0).open()
         with pytest.raises(wsio.ConnectionClosedError) as info:
             ws.recv(HANG)  # blocked in recv: the keepalive thread still acts
         assert info.value.code == 1006
@@ -159,7 +159,7 @@ def test_keepalive_keeps_a_send_only_client_alive() -> None:
 
 def test_close_gives_up_after_close_timeout_when_the_peer_never_answers() -> None:
     with silent_server() as (url, _):
-        ws = connect(url, ping_interval=None, close_timeout=0.3)
+        ws = connect(url, ping_interval=None, close_timeout=0.3).open()
         started = time.monotonic()
         ws.close()
         assert time.monotonic() - started < HANG
@@ -215,7 +215,7 @@ def test_second_reader_gets_concurrency_error() -> None:
         got: list[Any] = []
         thread = threading.Thread(target=lambda: got.append(ws.recv(HANG)))
         thread.start()
-        while not ws._reader:  # the other thread is receiving
+        while not ws._receiving.locked():  # the other thread is receiving
             time.sleep(0.01)
         with pytest.raises(wsio.ConcurrencyError):
             ws.recv(TIMEOUT)
@@ -261,7 +261,7 @@ def test_concurrent_senders_never_interleave_on_the_wire(plan: list[list[Any]]) 
 
     thread = threading.Thread(target=peer)
     thread.start()
-    ws = connect(f"ws://127.0.0.1:{listener.getsockname()[1]}", compression=None)
+    ws = connect(f"ws://127.0.0.1:{listener.getsockname()[1]}", compression=None).open()
     start = threading.Barrier(len(plan))
 
     def sender(index: int, messages: list[Any]) -> None:
@@ -334,7 +334,7 @@ def test_reconnect_waits_out_refusals_and_5xx() -> None:
     with wsio_server(on_request=on_request) as server:
         backoff = Backoff(initial=0.01, maximum=0.05)
         seen = []
-        for ws in reconnect(url_of(server), backoff=backoff):
+        for ws in connect(url_of(server), backoff=backoff):
             ws.send(f"attempt {len(attempts)}")
             seen.append(ws.recv(TIMEOUT))
             if len(seen) == 2:
@@ -348,7 +348,7 @@ def test_reconnect_raises_a_4xx() -> None:
         raise wsio.RejectConnectionError("no", status=403)
 
     with wsio_server(on_request=on_request) as server, pytest.raises(wsio.InvalidStatusError):
-        next(reconnect(url_of(server), backoff=Backoff(initial=0.01)))
+        next(iter(connect(url_of(server), backoff=Backoff(initial=0.01))))
 
 
 # -- transports -----------------------------------------------------------------------
@@ -371,7 +371,7 @@ def test_tls_both_ways() -> None:
         assert ws.close_code == 1000
         # Verification is on: an untrusted certificate is refused.
         with pytest.raises(ssl.SSLCertVerificationError):
-            connect(url, open_timeout=TIMEOUT)
+            connect(url, open_timeout=TIMEOUT).open()
 
 
 def test_unix_socket_and_existing_listener() -> None:

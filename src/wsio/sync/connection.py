@@ -14,8 +14,8 @@ bytes, and blocks while the peer does not read, so ``write_limit`` (which bounds
 
 Locks, always taken in this order: ``_write_lock`` (one message on the wire at a time)
 before ``_proto_lock`` (the protocol object, held only around its own calls, never
-around I/O). ``_read_lock`` serialises reading the socket; ``_reader`` marks an
-application thread in ``recv`` (a second one gets ConcurrencyError).
+around I/O). ``_read_lock`` serialises reading the socket; ``_receiving`` is held by
+the application thread in ``recv`` (a second one gets ConcurrencyError).
 """
 
 from __future__ import annotations
@@ -121,16 +121,18 @@ class Connection:
         self._write_lock = threading.Lock()
         self._proto_lock = threading.Lock()
         self._read_lock = threading.Lock()
-        self._reader = False
+        self._receiving = threading.Lock()
         self._bulk = False
         # The peer's Close is in but not yet answered: messages before it are queued.
         self._answer_pending = False
         self._queue: collections.deque[_Data] = collections.deque()
         self._closed = threading.Event()
+        self._is_closed = False  # _closed.is_set(), as a plain attribute for the hot path
         self._failure: BaseException | None = None
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._sendmsg = None if self._tls else getattr(sock, "sendmsg", None)
         self._recv_into = sock.recv_into
+        self._sendall = sock.sendall
         self._pings = PingTracker(options.ping_interval, options.ping_timeout, time.monotonic())
         if len(read_ahead):
             self._process_data(read_ahead)
@@ -187,25 +189,26 @@ class Connection:
         queue = self._queue
         if queue:
             return queue.popleft()
-        with self._proto_lock:
-            if self._reader:
-                raise ConcurrencyError("another thread is already receiving on this connection")
-            self._reader = True
+        # One application reader at a time; the mark is a lock so that two threads
+        # can never both take it.
+        receiving = self._receiving
+        if not receiving.acquire(False):
+            raise ConcurrencyError("another thread is already receiving on this connection")
         try:
             deadline = None if timeout is None else time.monotonic() + timeout
-            while not queue:
-                if self._closed.is_set() or self.protocol.close_expected():
-                    if self._answer_pending:
-                        self._finish()
-                    self._wait_closed()
-                    raise self._closed_error()
-                with self._read_lock:
-                    if queue:
+            with self._read_lock:
+                while not queue:
+                    if self._is_closed or self.protocol.close_expected():
                         break
                     self._read(deadline)
-            return queue.popleft()
+            if queue:
+                return queue.popleft()
+            if self._answer_pending:
+                self._finish()
+            self._wait_closed()
+            raise self._closed_error()
         finally:
-            self._reader = False
+            receiving.release()
 
     def _read(self, deadline: float | None) -> None:
         # One read, and what follows from it; called with _read_lock held.
@@ -261,7 +264,7 @@ class Connection:
         """Read what has arrived without waiting, unless someone is reading or the queue
         is full (then reading pauses: the peer waits for the application)."""
         limit = self.options.max_queue
-        if self._reader or not self._read_lock.acquire(blocking=False):
+        if self._receiving.locked() or not self._read_lock.acquire(blocking=False):
             return
         try:
             while (
@@ -327,16 +330,25 @@ class Connection:
         kernel's send buffer is the only write buffer). ConnectionClosed once closed.
         """
         protocol = self.protocol
+        kind = type(message)
         with self._write_lock:
-            if isinstance(message, (str, bytes, bytearray, memoryview)):
+            if kind is bytes or kind is str or isinstance(message, (bytearray, memoryview)):
                 with self._proto_lock:
-                    self._check_open()
-                    if isinstance(message, str):
-                        protocol.send_text(message)
+                    # Anything but OPEN (a Close sent, received or owed, the stream
+                    # ended) takes the slow check; it raises unless a Close is owed.
+                    if (
+                        self._answer_pending
+                        or self._is_closed
+                        or protocol.close_sent is not None
+                        or protocol.close_expected()
+                    ):
+                        self._check_open()
+                    if kind is str:
+                        protocol.send_text(message)  # type: ignore[arg-type]
                     else:
-                        protocol.send_binary(message)
+                        protocol.send_binary(message)  # type: ignore[arg-type]
                     out = protocol.data_to_send()
-                    answered = self._answered()
+                    answered = self._answer_pending and self._answered()
                 self._write(out)
             else:
                 answered = self._send_fragments(message)
@@ -403,12 +415,12 @@ class Connection:
         # With _write_lock held.
         try:
             if len(out) == 1:
-                self.socket.sendall(out[0])
+                self._sendall(out[0])
             elif self._sendmsg is not None:
                 _sendmsg_all(self._sendmsg, out)
             else:
                 for buffer in out:
-                    self.socket.sendall(buffer)
+                    self._sendall(buffer)
         except (OSError, ValueError) as error:
             self._lost(error)
             raise self._closed_error() from error
@@ -514,6 +526,7 @@ class Connection:
         with self._proto_lock:
             if self.protocol.state is not ConnectionState.CLOSED:
                 self.protocol.fail(1006)
+        self._is_closed = True
         self._closed.set()
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
