@@ -5,12 +5,14 @@ are wsio's handshake followed by nothing."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import ssl
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -400,3 +402,88 @@ def test_options_are_checked_before_connecting() -> None:
         serve(echo, "127.0.0.1", 0, compression="gzip")
     with pytest.raises(TypeError):
         wsio.sync.Options(nonsense=1)  # type: ignore[call-arg]
+
+
+# -- streaming -------------------------------------------------------------------------
+
+
+@contextmanager
+def raw_sender(frames: list[bytes | memoryview]) -> Iterator[str]:
+    """A peer that upgrades one connection, sends ``frames`` (prebuilt, unmasked, sent
+    from views: it allocates nothing per frame), then reads until the client closes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            wsio.Upgrader().upgrade(sock)
+            for frame in frames:
+                sock.sendall(frame)
+            read_until_close(sock)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        thread.join(HANG)
+
+
+def _header(opcode: int, length: int, fin: bool = True) -> bytes:
+    # RFC 6455 §5.2, unmasked (server to client), the shortest length form.
+    first = (0x80 if fin else 0) | opcode
+    if length < 126:
+        return bytes([first, length])
+    if length < 1 << 16:
+        return bytes([first, 126]) + length.to_bytes(2, "big")
+    return bytes([first, 127]) + length.to_bytes(8, "big")
+
+
+def test_recv_streaming_a_16_mib_message_keeps_memory_bounded() -> None:
+    size = 16 << 20
+    payload = memoryview(os.urandom(size))
+    frames = [_header(2, size), payload]
+    with raw_sender(frames) as url, connect(url, compression=None, max_message_size=None) as ws:
+        tracemalloc.start()
+        try:
+            received = 0
+            pieces = 0
+            for piece in ws.recv_streaming():
+                assert isinstance(piece, bytes)
+                assert piece == payload[received : received + len(piece)]
+                received += len(piece)
+                pieces += 1
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert received == size
+        assert pieces > 16  # as it arrived, not whole
+        assert peak < 4 << 20  # a few reads' worth, never the message
+
+
+def test_recv_streaming_text_cut_inside_characters_and_fragments() -> None:
+    text = "é€😀" * 5000  # 2-, 3- and 4-byte characters
+    encoded = text.encode()
+    cut = [0, 1, 5, 4097, len(encoded) // 2 + 1, len(encoded)]
+    frames: list[bytes | memoryview] = []
+    for index, (start, end) in enumerate(itertools.pairwise(cut)):
+        last = end == len(encoded)
+        frames.append(_header(1 if index == 0 else 0, end - start, fin=last))
+        frames.append(encoded[start:end])
+    frames.append(_header(2, 3) + b"abc")  # the next message is not part of the stream
+    with raw_sender(frames) as url, connect(url, compression=None) as ws:
+        pieces = list(ws.recv_streaming())
+        assert all(isinstance(piece, str) for piece in pieces)
+        assert "".join(pieces) == text
+        assert ws.recv(TIMEOUT) == b"abc"
+
+
+def test_recv_streaming_takes_a_queued_message_whole_and_obeys_decode() -> None:
+    with wsio_server() as server, connect(url_of(server)) as ws:
+        ws.send("first")
+        ws.send(b"second")
+        assert ws.recv(TIMEOUT) == "first"
+        assert list(ws.recv_streaming(decode=True)) == ["second"]
+        ws.send("third")
+        assert b"".join(ws.recv_streaming(decode=False)) == b"third"  # type: ignore[arg-type]

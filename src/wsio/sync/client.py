@@ -86,7 +86,7 @@ class connect:  # lowercase: used as a function, `with connect(url) as ws`, as i
         request_headers = list(headers.items()) if isinstance(headers, Mapping) else []
         return Connection(
             conn.socket,
-            shared.new_protocol(True, config, agreed),
+            shared.new_protocol(True, config, agreed, streaming=True),
             config,
             request=Request(path, request_headers),
             response=Response(101, response_headers),

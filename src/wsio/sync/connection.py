@@ -20,6 +20,7 @@ the application thread in ``recv`` (a second one gets ConcurrencyError).
 
 from __future__ import annotations
 
+import codecs
 import collections
 import contextlib
 import logging
@@ -35,13 +36,12 @@ from typing import Any, Literal, overload
 from wsio import _connection as shared
 from wsio._connection import Options, PingTracker, Request, Response
 from wsio._engine.protocol import (
-    BinaryMessage,
+    Chunk,
     Close,
     ConnectionState,
     Ping,
     Pong,
     Protocol,
-    TextMessage,
 )
 from wsio.exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 
@@ -126,6 +126,12 @@ class Connection:
         # The peer's Close is in but not yet answered: messages before it are queued.
         self._answer_pending = False
         self._queue: collections.deque[_Data] = collections.deque()
+        # The message arriving in pieces (the core streams; see _after_events): its
+        # pieces so far, owned, and whether it is text.
+        self._parts: list[bytes] = []
+        self._parts_text = False
+        # While recv_streaming waits for its message's pieces: (piece, last, text).
+        self._stream: collections.deque[tuple[bytes, bool, bool]] | None = None
         self._closed = threading.Event()
         self._is_closed = False  # _closed.is_set(), as a plain attribute for the hot path
         self._failure: BaseException | None = None
@@ -163,20 +169,56 @@ class Connection:
         while another thread is receiving.
         """
         message = self._next(timeout)
-        if decode is None:
-            return message
-        if decode:
-            return message if isinstance(message, str) else message.decode()
-        return message.encode() if isinstance(message, str) else message
+        return message if decode is None else _converted(message, decode)
 
     def recv_streaming(self, decode: bool | None = None) -> Iterator[_Data]:
-        """The next message as an iterator of its pieces (``str`` or ``bytes``, owned).
+        """The next message as an iterator of its pieces as they arrive (``str`` for
+        text, ``bytes`` for binary, owned; ``decode`` as in :meth:`recv`).
 
-        The protocol core reassembles and checks each message before it is delivered
-        (size limits, UTF-8, inflation), so a message comes as one piece today; code
-        written against this keeps working when pieces get smaller.
+        Memory stays bounded whatever the message's size: each piece is what one read
+        brought, handed out before the next read. The limits and checks still apply
+        as the pieces arrive (a violation fails the connection and the iterator raises
+        ConnectionClosedError). One reader at a time, until the iterator ends.
         """
-        yield self.recv(None, decode)  # type: ignore[arg-type]
+        receiving = self._receiving
+        if not receiving.acquire(False):
+            raise ConcurrencyError("another thread is already receiving on this connection")
+        try:
+            if self._queue:
+                message = self._queue.popleft()
+                yield _converted(message, decode)
+                return
+            pieces: collections.deque[tuple[bytes, bool, bool]] = collections.deque()
+            with self._proto_lock:
+                # What came of the message already is its first piece.
+                if self._parts:
+                    pieces.append((b"".join(self._parts), False, self._parts_text))
+                    self._parts = []
+                self._stream = pieces
+            decoder = None
+            while True:
+                while pieces:
+                    data, last, text = pieces.popleft()
+                    if text if decode is None else decode:
+                        # A character may be cut between pieces (the core checked them).
+                        if decoder is None:
+                            decoder = codecs.getincrementaldecoder("utf-8")()
+                        yield decoder.decode(data, last)
+                    else:
+                        yield data
+                    if last:
+                        return
+                with self._read_lock:
+                    if self._is_closed or self.protocol.close_expected():
+                        break
+                    self._read(None)
+            if self._answer_pending:
+                self._finish()
+            self._wait_closed()
+            raise self._closed_error()
+        finally:
+            self._stream = None
+            receiving.release()
 
     def __iter__(self) -> Iterator[_Data]:
         """Every message until the connection closes normally (ConnectionClosedError
@@ -299,13 +341,13 @@ class Connection:
                 # messages that came before the peer's Close (or before a violation);
                 # the Close goes out with its first send, or once it has read them all.
                 self._answer_pending = bool(queue) or any(
-                    type(event) is TextMessage or type(event) is BinaryMessage for event in events
+                    type(event) is Chunk and event.message_finished for event in events
                 )
         flush = False
         for event in events:
             kind = type(event)
-            if kind is TextMessage or kind is BinaryMessage:
-                queue.append(event.data)  # type: ignore[union-attr, arg-type]
+            if kind is Chunk:
+                self._piece(event)  # type: ignore[arg-type]
             elif kind is Ping or kind is Close:
                 flush = True
             elif kind is Pong:
@@ -319,6 +361,33 @@ class Connection:
                 self._finish()
         elif flush:
             self._flush()
+
+    def _piece(self, chunk: Chunk) -> None:
+        # The core streams every message (Chunk events: views into its buffer, valid
+        # until the next read): a message in one piece is copied out whole; pieces go
+        # to a waiting recv_streaming, or are kept until their message is complete.
+        data = chunk.data
+        text = chunk.opcode == 1
+        stream = self._stream
+        if stream is not None:
+            # recv_streaming's message: handed over piece by piece (the next message's
+            # pieces, after its last, are kept as usual).
+            stream.append((bytes(data), chunk.message_finished, text))
+            if chunk.message_finished:
+                self._stream = None
+            return
+        parts = self._parts
+        if chunk.message_finished and not parts:
+            self._queue.append(str(data, "utf-8") if text else bytes(data))
+            return
+        if not parts:
+            self._parts_text = text
+        parts.append(bytes(data))
+        if chunk.message_finished:
+            whole = b"".join(parts)
+            self._parts = []
+            # Text was checked by the core as it came; decoding is the copy to str.
+            self._queue.append(whole.decode() if self._parts_text else whole)
 
     # -- sending --------------------------------------------------------------------
 
@@ -656,6 +725,15 @@ def _scratch() -> memoryview:
     except AttributeError:
         _local.scratch = memoryview(bytearray(_SCRATCH_SIZE))
         return _local.scratch  # type: ignore[no-any-return]
+
+
+def _converted(message: _Data, decode: bool | None) -> _Data:
+    # recv's ``decode``: None keeps the message's type; True gives str, False bytes.
+    if decode is None:
+        return message
+    if decode:
+        return message if isinstance(message, str) else message.decode()
+    return message.encode() if isinstance(message, str) else message
 
 
 def _sendmsg_all(sendmsg: Any, buffers: list[Any]) -> None:

@@ -160,7 +160,7 @@ class Server:
         agreed = capture.extension.accepted() if capture.extension is not None else None
         connection = Connection(
             stream,
-            shared.new_protocol(False, options, agreed),
+            shared.new_protocol(False, options, agreed, streaming=True),
             options,
             request=capture.request(),
             response=Response(101, []),
