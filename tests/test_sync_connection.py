@@ -487,3 +487,80 @@ def test_recv_streaming_takes_a_queued_message_whole_and_obeys_decode() -> None:
         assert list(ws.recv_streaming(decode=True)) == ["second"]
         ws.send("third")
         assert b"".join(ws.recv_streaming(decode=False)) == b"third"  # type: ignore[arg-type]
+
+
+# -- the server's handshake -------------------------------------------------------------
+
+
+def test_server_runs_every_upgrader_hook_as_given_and_reports_the_request() -> None:
+    calls: list[tuple[str, ...]] = []
+
+    def handler(ws: Connection) -> None:
+        assert ws.request is not None
+        ws.send(f"{ws.request.path} {ws.request.header('x-token')} {ws.subprotocol}")
+
+    with wsio_server(
+        handler,
+        protocol=["chat"],
+        on_request=lambda uri: calls.append(("request", bytes(uri).decode())),
+        on_host=lambda host: calls.append(("host", bytes(host).decode())),
+        on_header=lambda key, value: calls.append(
+            ("header", bytes(key).decode(), bytes(value).decode())
+        ),
+    ) as server:
+        url = url_of(server)
+        with connect(url + "/room?x=1", subprotocols=["chat"], headers={"X-Token": "t"}) as ws:
+            assert ws.recv(TIMEOUT) == "/room?x=1 t chat"
+    assert calls[0] == ("request", "/room?x=1")
+    assert ("host", url.removeprefix("ws://")) in calls
+    assert ("header", "X-Token", "t") in calls
+
+
+def test_server_refuses_past_max_connections_with_503() -> None:
+    def hold(ws: Connection) -> None:
+        ws.recv(HANG)
+
+    with wsio_server(hold, max_connections=1) as server, connect(url_of(server)) as first:
+        with pytest.raises(wsio.InvalidStatusError) as info:
+            connect(url_of(server), open_timeout=TIMEOUT).open()
+        assert info.value.status == 503
+        first.send("done")
+
+
+def test_server_handshake_timeout_ends_a_client_that_stops_mid_request() -> None:
+    with wsio_server(handshake_timeout=0.2) as server:
+        port = server.socket.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and nothing more
+            answer = b""
+            while chunk := sock.recv(4096):  # the server ends it (408 or nothing)
+                answer += chunk
+            assert b"101" not in answer
+
+
+def test_connect_iterates_through_refused_connections() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))  # bound, not listening: connecting is refused
+    url = f"ws://127.0.0.1:{listener.getsockname()[1]}"
+    attempts: list[float] = []
+    server: list[wsio.sync.Server] = []
+
+    class Counting(Backoff):
+        def next(self) -> float:
+            attempts.append(1)
+            if len(attempts) == 2:  # the server comes up after two refusals
+                listener.listen()
+                server.append(serve(echo, sock=listener))
+                threading.Thread(target=server[0].serve_forever, daemon=True).start()
+            return 0.01
+
+    try:
+        for ws in connect(url, backoff=Counting()):
+            ws.send("up")
+            assert ws.recv(TIMEOUT) == "up"
+            break
+        assert len(attempts) == 2
+    finally:
+        if server:
+            server[0].shutdown()
+        listener.close()
