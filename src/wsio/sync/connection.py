@@ -122,6 +122,7 @@ class Connection:
         self._proto_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._receiving = threading.Lock()
+        self._bulk = False
         # The peer's Close is in but not yet answered: messages before it are queued.
         self._answer_pending = False
         self._queue: collections.deque[_Data] = collections.deque()
@@ -252,16 +253,29 @@ class Connection:
             receiving.release()
 
     def _read(self, deadline: float | None) -> None:
-        # One read straight into the protocol's buffer (sized by the core: 4 KiB,
-        # doubling on full reads up to 256 KiB while busy), and what follows from it;
-        # called with _read_lock held.
+        # One read, and what follows from it; called with _read_lock held.
         if deadline is not None and not self._readable(deadline - time.monotonic()):
             raise TimeoutError("no message within the timeout")
         try:
-            n = self._recv_into(self.protocol.get_buffer())
+            if self._bulk:
+                # A large message is arriving: read it in large pieces into this
+                # thread's scratch buffer and let the protocol copy them (a memcpy is
+                # cheaper than the reads a small buffer would take).
+                scratch = _scratch()
+                n = self._recv_into(scratch)
+                # Until a read brings little: a large message arrives in reads of
+                # whatever the sender managed, rarely a full buffer.
+                self._bulk = n >= _BULK_MIN
+                self._after_events(scratch[:n] if n else None, n)
+                return
+            view = self.protocol.get_buffer()
+            n = self._recv_into(view)
         except (OSError, ValueError) as error:  # ValueError: the socket was closed under us
             self._lost(error)
             return
+        # Small reads go straight into the protocol's buffer (no copy); one that fills
+        # it says more is waiting.
+        self._bulk = n == len(view) and n > 0
         self._after_events(None, n)
 
     def _readable(self, timeout: float) -> bool:
@@ -696,6 +710,21 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<wsio.sync.Connection {self.remote_address} {self.state.name}>"
+
+
+_local = threading.local()
+# Reads of a large message go into a buffer this size, one per reading thread.
+_SCRATCH_SIZE = 262144
+# A read in bulk mode bringing less than this goes back to the protocol's own buffer.
+_BULK_MIN = 16384
+
+
+def _scratch() -> memoryview:
+    try:
+        return _local.scratch  # type: ignore[no-any-return]
+    except AttributeError:
+        _local.scratch = memoryview(bytearray(_SCRATCH_SIZE))
+        return _local.scratch  # type: ignore[no-any-return]
 
 
 def _converted(message: _Data, decode: bool | None) -> _Data:
