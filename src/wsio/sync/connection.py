@@ -143,9 +143,14 @@ class Connection:
         if len(read_ahead):
             self._process_data(read_ahead)
         if options.ping_interval is not None:
-            threading.Thread(
-                target=self._keepalive_loop, name="wsio-keepalive", daemon=True
-            ).start()
+            try:
+                threading.Thread(
+                    target=self._keepalive_loop, name="wsio-keepalive", daemon=True
+                ).start()
+            except RuntimeError as error:
+                # Out of threads (or memory for a stack): an accepted connection is still
+                # served, without keepalive, rather than dropped after its 101.
+                log.warning("%s: no keepalive: %s", self.remote_address, error)
 
     # -- receiving ------------------------------------------------------------------
 

@@ -54,6 +54,10 @@ class Server:
     or leaving the ``with`` block) stops it and ends every connection with 1001.
     """
 
+    #: The Upgrader the server builds; a subclass may answer a plain HTTP request itself
+    #: (``python -m wsio serve`` hands out its page so).
+    upgrader_class: type[Upgrader] = Upgrader
+
     def __init__(
         self,
         handler: Callable[[Connection], object],
@@ -91,7 +95,7 @@ class Server:
                     return answer
             return None if negotiate is None else negotiate(option)
 
-        return Upgrader(
+        return self.upgrader_class(
             negotiate=negotiate_hook if compress or negotiate is not None else None,
             timeout=self.options.handshake_timeout,
             **capture.wrap(upgrader_options),
