@@ -268,9 +268,10 @@ class Connection:
                 # cheaper than the reads a small buffer would take).
                 scratch = _scratch()
                 n = self._recv_into(scratch)
-                # Until a read brings little: a large message arrives in reads of
-                # whatever the sender managed, rarely a full buffer.
-                self._bulk = n >= _BULK_MIN
+                # Until a read brings what the protocol's own small buffer would have
+                # held: a large message arrives in reads of whatever the sender
+                # managed, rarely a full buffer.
+                self._bulk = n > _BULK_MIN
                 self._after_events(scratch[:n] if n else None, n)
                 return
             view = self.protocol.get_buffer()
@@ -720,8 +721,9 @@ class Connection:
 _local = threading.local()
 # Reads of a large message go into a buffer this size, one per reading thread.
 _SCRATCH_SIZE = 262144
-# A read in bulk mode bringing less than this goes back to the protocol's own buffer.
-_BULK_MIN = 16384
+# A read in bulk mode bringing no more than this (the core's smallest read buffer) goes
+# back to the protocol's own buffer: messages of a few KiB then take one read each.
+_BULK_MIN = 4096
 
 
 def _scratch() -> memoryview:
