@@ -6,11 +6,14 @@ and to ``bench/results/echo.md``.
 Servers run in a subprocess of their own, a thread per connection: **wsio** (``Upgrader``
 + ``wsutil.Reader``/``Writer``: the payload is read into one reused buffer with
 ``readinto`` and written back from it), **wsio.sync** (``wsio.sync.serve``: the
-high-level connection, ``for message in ws: ws.send(message)``), **websockets**
+high-level connection, ``for message in ws: ws.send(message)``), **wsutil** (the
+seed's shape: ``read_client_data`` / ``write_server_message``, a call each per message),
+**websockets**
 (``websockets.sync.server``), and
 a **plain socket** server that echoes the same bytes (``recv_into`` + ``sendall``): the
 ceiling. Clients run in this process: **wsio** (``Dialer`` + ``Reader``/``Writer``),
-**wsio.sync** (``connect``, ``send`` + ``recv``), **websockets**
+**wsio.sync** (``connect``, ``send`` + ``recv``), **wsutil** (``write_client_message``
++ ``read_server_data``), **websockets**
 (``websockets.sync.client``), **websocket-client** and the plain socket.
 Every socket has TCP_NODELAY, as the peers set it themselves.
 
@@ -133,6 +136,30 @@ def serve_wsio(listener: socket.socket) -> None:
     _accept_loop(listener, handle)
 
 
+def serve_wsutil(listener: socket.socket) -> None:
+    """The seed's shape: ``read_client_data`` / ``write_server_message`` per message."""
+    import wsio
+    from wsio import wsutil
+
+    upgrader = wsio.Upgrader()
+
+    def handle(sock: socket.socket) -> None:
+        with sock:
+            upgrader.upgrade(sock)
+            try:
+                echo = wsutil.read_client_data(sock)[0] == b"echo"
+                while True:
+                    payload, op = wsutil.read_client_data(sock)
+                    if echo:
+                        wsutil.write_server_message(sock, op, payload)
+                    elif op == wsio.OpCode.TEXT:  # "done"
+                        wsutil.write_server_text(sock, b"ok")
+            except (wsio.ConnectionClosed, wsio.ConnectionEOFError, OSError):
+                pass
+
+    _accept_loop(listener, handle)
+
+
 def serve_websockets(listener: socket.socket) -> None:
     """The same protocol on websockets' threaded server and its ordinary API."""
     from websockets.sync.server import ServerConnection, serve
@@ -171,6 +198,7 @@ SERVERS: dict[str, Callable[[socket.socket], None]] = {
     "plain": serve_plain,
     "wsio": serve_wsio,
     "wsio.sync": serve_wsio_sync,
+    "wsutil": serve_wsutil,
     "websockets": serve_websockets,
 }
 
@@ -266,7 +294,7 @@ class WsioSyncClient:
 
         self.ws = connect(
             f"ws://{HOST}:{port}/", proxy=None, compression=None, max_message_size=None
-        )
+        ).open()
         self.ws.send(mode)
 
     def roundtrip(self, payload: bytes) -> None:
@@ -282,6 +310,33 @@ class WsioSyncClient:
 
     def close(self) -> None:
         self.ws.close()
+
+
+class WsutilClient:
+    """The seed's shape: ``write_client_message`` / ``read_server_data`` per message."""
+
+    def __init__(self, port: int, mode: str) -> None:
+        import wsio
+        from wsio import wsutil
+
+        self.sock, _ = wsio.Dialer(proxy=None).dial(f"ws://{HOST}:{port}/")
+        self.write = wsutil.write_client_message
+        self.read = wsutil.read_server_data
+        wsutil.write_client_text(self.sock, mode.encode())
+
+    def roundtrip(self, payload: bytes) -> None:
+        self.write(self.sock, 2, payload)
+        self.read(self.sock)
+
+    def send(self, payload: bytes) -> None:
+        self.write(self.sock, 2, payload)
+
+    def finish(self) -> None:
+        self.write(self.sock, 1, b"done")
+        assert self.read(self.sock)[0] == b"ok"
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class WebsocketsClient:
@@ -334,6 +389,7 @@ CLIENTS: dict[str, Callable[[int, str], Client]] = {
     "plain": PlainClient,
     "wsio": WsioClient,
     "wsio.sync": WsioSyncClient,
+    "wsutil": WsutilClient,
     "websockets": WebsocketsClient,
     "websocket-client": WebsocketClientClient,
 }
@@ -351,6 +407,7 @@ PAIRS = [
     ("wsio.sync", "wsio.sync"),
     ("wsio.sync", "websockets"),
     ("websockets", "wsio.sync"),
+    ("wsutil", "wsutil"),
 ]
 
 
@@ -530,6 +587,29 @@ def _sync_summary(rows: list[tuple[str, dict[tuple[str, str], Result]]]) -> list
     return [*lines, ""]
 
 
+def _wsutil_summary(rows: list[tuple[str, dict[tuple[str, str], Result]]]) -> list[str]:
+    """The seed-shaped wsutil loop against its target: ≥ 0.6× the plain socket."""
+    lines = [
+        "## Summary: the seed-shaped wsutil loop against its target",
+        "",
+        "Target (issue 11): `read_client_data` / `write_server_message` (and the client's "
+        "`write_client_message` / `read_server_data`) at least 0.6× the plain-socket ceiling.",
+        "",
+        "| measurement | wsutil ↔ wsutil | vs plain socket | vs websockets | targets |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for title, results in rows:
+        rate = results[("wsutil", "wsutil")].rate
+        ceiling = results[("plain", "plain")].rate
+        peer = results[("websockets", "websockets")].rate
+        verdict = "met" if rate >= 0.6 * ceiling else "missed"
+        lines.append(
+            f"| {title} | {_rate(rate)} | {_ratio(rate, ceiling)} | {_ratio(rate, peer)} "
+            f"| {verdict} |"
+        )
+    return [*lines, ""]
+
+
 def _size(size: int) -> str:
     return f"{size} B" if size < 1024 else f"{size >> 10} KiB" if size < 1 << 20 else "1 MiB"
 
@@ -612,8 +692,9 @@ def main(argv: list[str] | None = None) -> None:
             summary.append((f"MB/s, {size >> 20} MiB messages, {where}", one_way))
         print("\n".join(section), flush=True)
         sections += section
-    print("\n".join(_summary(summary) + _sync_summary(summary)), flush=True)
-    text = "\n".join([*lines, *_summary(summary), *_sync_summary(summary), *sections])
+    summaries = _summary(summary) + _sync_summary(summary) + _wsutil_summary(summary)
+    print("\n".join(summaries), flush=True)
+    text = "\n".join([*lines, *summaries, *sections])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from urllib.parse import quote
 
+import wsio
 from wsio import aio
 
 _LIMITS = {"max_message_size": 64 * 1024 * 1024, "max_frame_size": 64 * 1024 * 1024}
@@ -70,4 +72,9 @@ if __name__ == "__main__":
     parser.add_argument("agent", nargs="?", default="wsio-aio", help="the name in the reports")
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     args = parser.parse_args()
-    asyncio.run(main(args.url, args.agent, args.deflate))
+    try:
+        asyncio.run(main(args.url, args.agent, args.deflate))
+    except (wsio.WebSocketError, OSError, ValueError) as error:
+        # Nothing to test against: a refused connection or a bad URL is one line.
+        print(f"{args.url}: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(1)

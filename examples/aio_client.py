@@ -51,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compression", action="store_true")
     args = parser.parse_args(argv)
     compression = None if args.no_compression else "deflate"
-    asyncio.run(run(args.url.rstrip("/"), quote(args.agent), compression))
+    try:
+        asyncio.run(run(args.url.rstrip("/"), quote(args.agent), compression))
+    except (wsio.WebSocketError, OSError, ValueError) as error:
+        # Nothing to test against: a refused connection or a bad URL is one line.
+        print(f"{args.url}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,7 +5,7 @@ it back with the same opcode and FIN echoes every message with no copy on our si
 Pings and the closing handshake are answered by wsio; permessage-deflate is accepted
 (``--no-compression`` turns it off)::
 
-    python examples/aio_echo_callback.py --port 9001 [--uvloop]
+    python examples/aio_echo_callback.py --port 8112 [--uvloop]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ async def main(host: str, port: int, compression: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--port", type=int, default=8112)
     parser.add_argument("--no-compression", action="store_true")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
     args = parser.parse_args()

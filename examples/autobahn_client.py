@@ -111,20 +111,30 @@ def text_message(url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every case of the fuzzing server at ``url`` as ``agent``; exit 0."""
+    """Run every case of the fuzzing server at ``url`` as ``agent``; exit 0, or 1 with
+    one line on stderr when the server cannot be reached or the URL is bad."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="the fuzzing server, e.g. ws://127.0.0.1:9001")
     parser.add_argument("agent", nargs="?", default="wsio", help="the name in the reports")
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     args = parser.parse_args(argv)
+    try:
+        return run(args.url, args.agent, args.deflate)
+    except (wsio.WebSocketError, OSError, ValueError) as error:
+        print(f"{args.url}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+def run(url: str, agent_name: str, deflate: bool) -> int:
+    """Every case, then the reports."""
     # The offer browsers make: this client compresses without context takeover, takes
     # any window size the server asks of it, and inflates whatever the server chooses.
     config = (
         wsflate.Parameters(client_no_context_takeover=True, client_max_window_bits=True)
-        if args.deflate
+        if deflate
         else None
     )
-    base, agent = args.url.rstrip("/"), quote(args.agent)
+    base, agent = url.rstrip("/"), quote(agent_name)
     count = int(text_message(f"{base}/getCaseCount"))
     print(f"{count} cases", flush=True)
     for case in range(1, count + 1):

@@ -1,15 +1,17 @@
-"""A command-line WebSocket client: dial, send each line of input, print each reply.
+"""A command-line WebSocket client: connect, send each line of input, print each reply.
 
-The client side of gobwas/ws's README (``ws.Dial`` + ``wsutil.WriteClientMessage`` /
-``wsutil.ReadServerData``). :func:`wsio.dial` connects, runs TLS for ``wss://`` and the
-opening handshake; the returned connection already holds any frame the server sent
-together with its 101 response, so nothing is lost before the first read::
+On :mod:`wsio.sync`: :class:`wsio.sync.connect` dials (TLS for ``wss://``, proxies,
+``ws+unix://``), runs the opening handshake and gives a connection that answers pings,
+keeps itself alive and runs the closing handshake when the ``with`` block ends; any
+message the server sent together with its 101 response is kept, not lost::
 
-    python examples/dial_client.py ws://127.0.0.1:8080/ hello world
+    python examples/dial_client.py ws://127.0.0.1:8101/ hello world
     echo hi | python examples/dial_client.py wss://example.com/chat -p chat -H "Origin: x"
     python examples/dial_client.py ws+unix://%2Frun%2Fapp.sock/ --debug ping
 
-``--debug`` prints the raw request and response heads (the DebugDialer idea).
+``--debug`` prints the raw request and response heads (the DebugDialer idea). A server
+that cannot be reached, refuses the handshake or a bad URL is one line on stderr and
+exit status 1.
 """
 
 from __future__ import annotations
@@ -18,34 +20,27 @@ import argparse
 import ssl
 import sys
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import wsio
-from wsio import wsutil
+from wsio.sync import connect
 
 
-def chat(dialer: wsio.Dialer, url: str, lines: Iterable[str]) -> list[str]:
+def chat(url: str, lines: Iterable[str], **options: Any) -> list[str]:
     """Send each line as a text message and collect the server's replies, then close."""
-    conn, handshake = dialer.dial(url)
     replies: list[str] = []
-    with conn:
-        if handshake.subprotocol or handshake.extensions:
-            print(f"# {handshake.subprotocol=} {handshake.extensions=}", file=sys.stderr)
+    with connect(url, **options) as ws:
+        if ws.subprotocol:
+            print(f"# subprotocol={ws.subprotocol!r}", file=sys.stderr)
         for line in lines:
-            wsutil.write_client_text(conn, line.encode())
-            payload, _ = wsutil.read_server_data(conn)
-            replies.append(payload.decode("utf-8", "replace"))
-        # RFC 6455 §7.1.2: start the closing handshake, then wait for the server's Close.
-        wsutil.write_close(conn, wsio.State.CLIENT_SIDE, wsio.CloseCode.NORMAL_CLOSURE)
-        try:
-            while True:
-                wsutil.read_server_data(conn)
-        except (wsio.ClosedError, wsio.ConnectionEOFError):
-            pass
+            ws.send(line)
+            reply = ws.recv(decode=True)
+            replies.append(reply)
     return replies
 
 
-def build_dialer(args: argparse.Namespace) -> wsio.Dialer:
-    """A Dialer for the command line's options."""
+def options_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The connection's keywords for the command line's options."""
     headers = []
     for header in args.header:
         name, _, value = header.partition(":")
@@ -63,19 +58,24 @@ def build_dialer(args: argparse.Namespace) -> wsio.Dialer:
 
         return hook
 
-    return wsio.Dialer(
-        timeout=args.timeout,
-        subprotocols=args.subprotocol,
-        headers=headers,
-        ssl=context,
-        proxy=args.proxy if args.proxy != "none" else None,
-        on_request_bytes=show(">") if args.debug else None,
-        on_response_bytes=show("<") if args.debug else None,
-    )
+    options: dict[str, Any] = {
+        "open_timeout": args.timeout,
+        "subprotocols": args.subprotocol,
+        "headers": headers,
+        "proxy": args.proxy if args.proxy != "none" else None,
+        "compression": None,
+    }
+    if context is not None:
+        options["ssl"] = context
+    if args.debug:
+        options["on_request_bytes"] = show(">")
+        options["on_response_bytes"] = show("<")
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, chat, print the replies; 1 if the handshake failed."""
+    """Parse the command line, chat, print the replies; 1 (and one line on stderr) if
+    the server cannot be reached, refuses, or the URL is bad."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("message", nargs="*", help="messages to send (default: stdin lines)")
@@ -88,12 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     lines = args.message or (line.rstrip("\n") for line in sys.stdin)
     try:
-        replies = chat(build_dialer(args), args.url, lines)
+        replies = chat(args.url, lines, **options_of(args))
     except wsio.InvalidStatusError as error:
         print(f"refused: {error.status} {error.reason}: {error.body[:200]!r}", file=sys.stderr)
         return 1
-    except wsio.HandshakeError as error:
-        print(f"handshake failed: {type(error).__name__}: {error}", file=sys.stderr)
+    except (wsio.WebSocketError, OSError, ValueError) as error:
+        # A bad URL (ValueError), a refused or unreachable server, TLS, a bad answer.
+        print(f"{args.url}: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     for reply in replies:
         print(reply)

@@ -10,7 +10,7 @@ within the Upgrader's limits and deadline) and the server a
 :class:`wsio.server.ThreadingHTTPServer` (it survives running out of descriptors or
 threads)::
 
-    python examples/echo_json.py --port 8080
+    python examples/echo_json.py --port 8103
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted; print the address once listening."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8103)
     parser.add_argument(
         "--max-message-size",
         type=int,

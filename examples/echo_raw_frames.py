@@ -14,7 +14,7 @@ size of one frame (a payload's buffer grows with the bytes that arrive, up to it
 :class:`wsio.server.ThreadedServer`; the handshake runs in the connection's thread, with
 a deadline::
 
-    python examples/echo_raw_frames.py --port 8080
+    python examples/echo_raw_frames.py --port 8104
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted; print the address once listening."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8104)
     parser.add_argument(
         "--max-frame-size",
         type=int,

@@ -37,12 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("agent", nargs="?", default="wsio-sync")
     parser.add_argument("--no-compression", action="store_true")
     args = parser.parse_args(argv)
-    base, agent = args.url.rstrip("/"), quote(args.agent)
+    try:
+        return run(args.url.rstrip("/"), quote(args.agent), args.no_compression)
+    except (wsio.WebSocketError, OSError, ValueError) as error:
+        # Nothing to test against: a refused connection or a bad URL is one line.
+        print(f"{args.url}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+def run(base: str, agent: str, no_compression: bool) -> int:
+    """Every case, then the reports."""
     # The fuzzing server is on loopback: never through a proxy from the environment.
     options: dict[str, Any] = {
         "proxy": None,
         "open_timeout": 30.0,
-        "compression": None if args.no_compression else "deflate",
+        "compression": None if no_compression else "deflate",
     }
     with connect(f"{base}/getCaseCount", **options) as ws:
         count = int(ws.recv())

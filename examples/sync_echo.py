@@ -3,7 +3,7 @@
 Compression (permessage-deflate) is accepted when the client offers it; pings are
 answered and sent (keepalive) by the connection itself::
 
-    python examples/sync_echo.py --host 127.0.0.1 --port 9002
+    python examples/sync_echo.py --host 127.0.0.1 --port 8110
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9002)
+    parser.add_argument("--port", type=int, default=8110)
     parser.add_argument("--no-compression", action="store_true")
     args = parser.parse_args(argv)
     # The Autobahn suite sends messages of exactly 16 MiB: the default limit lets them in.

@@ -11,7 +11,7 @@ The twin of gobwas/ws's "real example" of zero-copy upgrade control:
 Refusals are answered by the Upgrader and logged here as "upgrade error". After the
 upgrade the connection echoes frames until Close::
 
-    python examples/upgrade_checks.py --port 8080 --want-host localhost
+    python examples/upgrade_checks.py --port 8106 --want-host localhost
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted; print the address once listening."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8106)
     parser.add_argument("--want-host", default="github.com", help="the one Host accepted")
     args = parser.parse_args(argv)
     upgrader = make_upgrader(args.want_host)

@@ -5,7 +5,7 @@ The twin of gobwas/ws's ``ws.Upgrader{OnHeader: ...}`` example. The hook gets th
 only until it returns: it copies what it prints. After the upgrade the connection
 echoes frames until Close::
 
-    python examples/upgrade_on_header.py --port 8080
+    python examples/upgrade_on_header.py --port 8107
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted; print the address once listening."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8107)
     args = parser.parse_args(argv)
     with socket.create_server((args.host, args.port)) as listener:
         host, port = listener.getsockname()[:2]

@@ -10,7 +10,7 @@ echo_raw_frames.py for the checked version and echo_low_level.py for wsutil. The
 loop is :class:`wsio.server.ThreadedServer` (it survives running out of descriptors or
 threads); the handshake runs in the connection's thread, with a deadline::
 
-    python examples/upgrade_raw.py --port 8080
+    python examples/upgrade_raw.py --port 8105
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted; print the address once listening."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8105)
     args = parser.parse_args(argv)
     with socket.create_server((args.host, args.port)) as listener:
         host, port = listener.getsockname()[:2]

@@ -8,7 +8,7 @@ not offer compression is dropped, as in the Go example. Each connection is upgra
 its own thread, with a deadline for the handshake, so a client that sends nothing holds
 up no one else; the accept loop is :class:`wsio.server.ThreadedServer`::
 
-    python examples/wsflate_frames.py --port 8080
+    python examples/wsflate_frames.py --port 8108
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted; print the address once listening."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8108)
     parser.add_argument("--max-message-size", type=int, default=wsio.DEFAULT_MAX_MESSAGE_SIZE)
     parser.add_argument("--verbose", "-v", action="store_true", help="log every connection")
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ their window across messages. Each connection is upgraded in its own thread, wit
 deadline for the handshake, so a client that sends nothing holds up no one else; the
 accept loop is :class:`wsio.server.ThreadedServer`::
 
-    python examples/wsflate_stream.py --port 8080 [--takeover]
+    python examples/wsflate_stream.py --port 8109 [--takeover]
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted; print the address once listening."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8109)
     parser.add_argument("--max-message-size", type=int, default=wsio.DEFAULT_MAX_MESSAGE_SIZE)
     parser.add_argument(
         "--takeover",

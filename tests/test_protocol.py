@@ -589,9 +589,35 @@ def test_bad_utf8_fails_before_the_frame_is_complete() -> None:
     assert unmask_frames(sent(server))[0][0] == 8
 
 
-def test_full_reads_grow_the_buffer_to_a_cap_and_a_quiet_read_shrinks_it() -> None:
+def test_a_large_frame_is_read_whole_into_a_buffer_grown_once_then_dropped() -> None:
+    # Once the header of a frame up to 1 MiB is in, the buffer is grown once to hold it
+    # all and the rest is read in place; after it, a drained read gives 4 KiB again.
     server = ServerProtocol()
     wire = frame(2, b"q" * 1_000_000)
+    pos, sizes = 0, []
+    while pos < len(wire):
+        view = server.get_buffer()
+        sizes.append(server.buffer_size)
+        n = min(len(view), len(wire) - pos)
+        view[:n] = wire[pos : pos + n]
+        server.buffer_updated(n)
+        pos += n
+    # The first read is 4 KiB; its header grows the buffer once, and every later read
+    # goes into that same buffer.
+    assert sizes[0] == 4096 and len(set(sizes[1:])) == 1
+    assert 1_000_000 <= sizes[1] <= 1_000_000 + 8192
+    assert server.events_received() == [BinaryMessage(b"q" * 1_000_000)]
+    small = frame(1, b"hi")
+    view = server.get_buffer()
+    assert len(view) == 4096 and server.buffer_size == 4096
+    view[: len(small)] = small
+    server.buffer_updated(len(small))
+    assert server.events_received() == [TextMessage("hi")]
+
+
+def test_full_reads_of_small_frames_grow_the_buffer_to_a_cap() -> None:
+    server = ServerProtocol()
+    wire = frame(2, b"q" * 100) * 10_000
     pos, sizes = 0, []
     while pos < len(wire):
         view = server.get_buffer()
@@ -601,10 +627,13 @@ def test_full_reads_grow_the_buffer_to_a_cap_and_a_quiet_read_shrinks_it() -> No
         pos += n
         sizes.append(server.buffer_size)
     assert sizes[0] == 4096 and max(sizes) == 262144  # doubled on full reads, capped
-    assert server.events_received() == [BinaryMessage(b"q" * 1_000_000)]
-    small = frame(1, b"hi")
-    view = server.get_buffer()
-    view[: len(small)] = small
-    server.buffer_updated(len(small))
-    assert server.events_received() == [TextMessage("hi")]
-    assert len(server.get_buffer()) == 4096 and server.buffer_size == 4096
+    assert len(server.events_received()) == 10_000
+
+
+def test_bad_utf8_in_a_frame_read_whole_fails_before_the_frame_is_in() -> None:
+    # RFC 6455 §8.1, Autobahn 6.4: the bytes of a frame taken whole are checked as
+    # they arrive, not once it is complete.
+    server = ServerProtocol()
+    wire = frame(1, b"ok" + b"\xff" + b"x" * 500_000)
+    server.receive_data(wire[:4096])
+    assert server.error is not None and server.error.close_code == 1007  # type: ignore[attr-defined]

@@ -5,12 +5,14 @@ are wsio's handshake followed by nothing."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import ssl
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import wsio
 from wsio.protocol import BinaryMessage, ClientProtocol, Close, ServerProtocol, TextMessage
-from wsio.sync import Backoff, Connection, connect, reconnect, serve
+from wsio.sync import Backoff, Connection, connect, serve
 
 TIMEOUT = 10.0
 # Bounds on hangs only: generous, never a measure of speed.
@@ -107,7 +109,7 @@ def read_until_close(sock: Any, *, client: bool = False) -> tuple[list[Any], Clo
 
 def test_keepalive_fails_a_client_whose_server_stops_answering() -> None:
     with silent_server() as (url, _):
-        ws = connect(url, ping_interval=0.1, ping_timeout=0.2, close_timeout=1.0)
+        ws = connect(url, ping_interval=0.1, ping_timeout=0.2, close_timeout=1.0).open()
         with pytest.raises(wsio.ConnectionClosedError) as info:
             ws.recv(HANG)  # blocked in recv: the keepalive thread still acts
         assert info.value.code == 1006
@@ -159,7 +161,7 @@ def test_keepalive_keeps_a_send_only_client_alive() -> None:
 
 def test_close_gives_up_after_close_timeout_when_the_peer_never_answers() -> None:
     with silent_server() as (url, _):
-        ws = connect(url, ping_interval=None, close_timeout=0.3)
+        ws = connect(url, ping_interval=None, close_timeout=0.3).open()
         started = time.monotonic()
         ws.close()
         assert time.monotonic() - started < HANG
@@ -215,7 +217,7 @@ def test_second_reader_gets_concurrency_error() -> None:
         got: list[Any] = []
         thread = threading.Thread(target=lambda: got.append(ws.recv(HANG)))
         thread.start()
-        while not ws._reader:  # the other thread is receiving
+        while not ws._receiving.locked():  # the other thread is receiving
             time.sleep(0.01)
         with pytest.raises(wsio.ConcurrencyError):
             ws.recv(TIMEOUT)
@@ -261,7 +263,7 @@ def test_concurrent_senders_never_interleave_on_the_wire(plan: list[list[Any]]) 
 
     thread = threading.Thread(target=peer)
     thread.start()
-    ws = connect(f"ws://127.0.0.1:{listener.getsockname()[1]}", compression=None)
+    ws = connect(f"ws://127.0.0.1:{listener.getsockname()[1]}", compression=None).open()
     start = threading.Barrier(len(plan))
 
     def sender(index: int, messages: list[Any]) -> None:
@@ -334,7 +336,7 @@ def test_reconnect_waits_out_refusals_and_5xx() -> None:
     with wsio_server(on_request=on_request) as server:
         backoff = Backoff(initial=0.01, maximum=0.05)
         seen = []
-        for ws in reconnect(url_of(server), backoff=backoff):
+        for ws in connect(url_of(server), backoff=backoff):
             ws.send(f"attempt {len(attempts)}")
             seen.append(ws.recv(TIMEOUT))
             if len(seen) == 2:
@@ -348,7 +350,7 @@ def test_reconnect_raises_a_4xx() -> None:
         raise wsio.RejectConnectionError("no", status=403)
 
     with wsio_server(on_request=on_request) as server, pytest.raises(wsio.InvalidStatusError):
-        next(reconnect(url_of(server), backoff=Backoff(initial=0.01)))
+        next(iter(connect(url_of(server), backoff=Backoff(initial=0.01))))
 
 
 # -- transports -----------------------------------------------------------------------
@@ -371,7 +373,7 @@ def test_tls_both_ways() -> None:
         assert ws.close_code == 1000
         # Verification is on: an untrusted certificate is refused.
         with pytest.raises(ssl.SSLCertVerificationError):
-            connect(url, open_timeout=TIMEOUT)
+            connect(url, open_timeout=TIMEOUT).open()
 
 
 def test_unix_socket_and_existing_listener() -> None:
@@ -400,3 +402,165 @@ def test_options_are_checked_before_connecting() -> None:
         serve(echo, "127.0.0.1", 0, compression="gzip")
     with pytest.raises(TypeError):
         wsio.sync.Options(nonsense=1)  # type: ignore[call-arg]
+
+
+# -- streaming -------------------------------------------------------------------------
+
+
+@contextmanager
+def raw_sender(frames: list[bytes | memoryview]) -> Iterator[str]:
+    """A peer that upgrades one connection, sends ``frames`` (prebuilt, unmasked, sent
+    from views: it allocates nothing per frame), then reads until the client closes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            wsio.Upgrader().upgrade(sock)
+            for frame in frames:
+                sock.sendall(frame)
+            read_until_close(sock)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        thread.join(HANG)
+
+
+def _header(opcode: int, length: int, fin: bool = True) -> bytes:
+    # RFC 6455 §5.2, unmasked (server to client), the shortest length form.
+    first = (0x80 if fin else 0) | opcode
+    if length < 126:
+        return bytes([first, length])
+    if length < 1 << 16:
+        return bytes([first, 126]) + length.to_bytes(2, "big")
+    return bytes([first, 127]) + length.to_bytes(8, "big")
+
+
+def test_recv_streaming_a_16_mib_message_keeps_memory_bounded() -> None:
+    size = 16 << 20
+    payload = memoryview(os.urandom(size))
+    frames = [_header(2, size), payload]
+    with raw_sender(frames) as url, connect(url, compression=None, max_message_size=None) as ws:
+        tracemalloc.start()
+        try:
+            received = 0
+            pieces = 0
+            for piece in ws.recv_streaming():
+                assert isinstance(piece, bytes)
+                assert piece == payload[received : received + len(piece)]
+                received += len(piece)
+                pieces += 1
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert received == size
+        assert pieces > 16  # as it arrived, not whole
+        assert peak < 4 << 20  # a few reads' worth, never the message
+
+
+def test_recv_streaming_text_cut_inside_characters_and_fragments() -> None:
+    text = "é€😀" * 5000  # 2-, 3- and 4-byte characters
+    encoded = text.encode()
+    cut = [0, 1, 5, 4097, len(encoded) // 2 + 1, len(encoded)]
+    frames: list[bytes | memoryview] = []
+    for index, (start, end) in enumerate(itertools.pairwise(cut)):
+        last = end == len(encoded)
+        frames.append(_header(1 if index == 0 else 0, end - start, fin=last))
+        frames.append(encoded[start:end])
+    frames.append(_header(2, 3) + b"abc")  # the next message is not part of the stream
+    with raw_sender(frames) as url, connect(url, compression=None) as ws:
+        pieces = list(ws.recv_streaming())
+        assert all(isinstance(piece, str) for piece in pieces)
+        assert "".join(pieces) == text
+        assert ws.recv(TIMEOUT) == b"abc"
+
+
+def test_recv_streaming_takes_a_queued_message_whole_and_obeys_decode() -> None:
+    with wsio_server() as server, connect(url_of(server)) as ws:
+        ws.send("first")
+        ws.send(b"second")
+        assert ws.recv(TIMEOUT) == "first"
+        assert list(ws.recv_streaming(decode=True)) == ["second"]
+        ws.send("third")
+        assert b"".join(ws.recv_streaming(decode=False)) == b"third"  # type: ignore[arg-type]
+
+
+# -- the server's handshake -------------------------------------------------------------
+
+
+def test_server_runs_every_upgrader_hook_as_given_and_reports_the_request() -> None:
+    calls: list[tuple[str, ...]] = []
+
+    def handler(ws: Connection) -> None:
+        assert ws.request is not None
+        ws.send(f"{ws.request.path} {ws.request.header('x-token')} {ws.subprotocol}")
+
+    with wsio_server(
+        handler,
+        protocol=["chat"],
+        on_request=lambda uri: calls.append(("request", bytes(uri).decode())),
+        on_host=lambda host: calls.append(("host", bytes(host).decode())),
+        on_header=lambda key, value: calls.append(
+            ("header", bytes(key).decode(), bytes(value).decode())
+        ),
+    ) as server:
+        url = url_of(server)
+        with connect(url + "/room?x=1", subprotocols=["chat"], headers={"X-Token": "t"}) as ws:
+            assert ws.recv(TIMEOUT) == "/room?x=1 t chat"
+    assert calls[0] == ("request", "/room?x=1")
+    assert ("host", url.removeprefix("ws://")) in calls
+    assert ("header", "X-Token", "t") in calls
+
+
+def test_server_refuses_past_max_connections_with_503() -> None:
+    def hold(ws: Connection) -> None:
+        ws.recv(HANG)
+
+    with wsio_server(hold, max_connections=1) as server, connect(url_of(server)) as first:
+        with pytest.raises(wsio.InvalidStatusError) as info:
+            connect(url_of(server), open_timeout=TIMEOUT).open()
+        assert info.value.status == 503
+        first.send("done")
+
+
+def test_server_handshake_timeout_ends_a_client_that_stops_mid_request() -> None:
+    with wsio_server(handshake_timeout=0.2) as server:
+        port = server.socket.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and nothing more
+            answer = b""
+            while chunk := sock.recv(4096):  # the server ends it (408 or nothing)
+                answer += chunk
+            assert b"101" not in answer
+
+
+def test_connect_iterates_through_refused_connections() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))  # bound, not listening: connecting is refused
+    url = f"ws://127.0.0.1:{listener.getsockname()[1]}"
+    attempts: list[float] = []
+    server: list[wsio.sync.Server] = []
+
+    class Counting(Backoff):
+        def next(self) -> float:
+            attempts.append(1)
+            if len(attempts) == 2:  # the server comes up after two refusals
+                listener.listen()
+                server.append(serve(echo, sock=listener))
+                threading.Thread(target=server[0].serve_forever, daemon=True).start()
+            return 0.01
+
+    try:
+        for ws in connect(url, backoff=Counting()):
+            ws.send("up")
+            assert ws.recv(TIMEOUT) == "up"
+            break
+        assert len(attempts) == 2
+    finally:
+        if server:
+            server[0].shutdown()
+        listener.close()

@@ -152,9 +152,12 @@ def split_options(options: dict[str, Any]) -> tuple[Options, dict[str, Any]]:
     return Options(**mine), rest
 
 
-def new_protocol(client: bool, options: Options, deflate: Parameters | None) -> Protocol:
+def new_protocol(
+    client: bool, options: Options, deflate: Parameters | None, streaming: bool = False
+) -> Protocol:
     """The protocol core for one connection: the limits of ``options`` and, when the
-    handshake agreed on permessage-deflate, its ``deflate`` parameters."""
+    handshake agreed on permessage-deflate, its ``deflate`` parameters; ``streaming``
+    gives data as Chunk events (wsio.sync assembles messages itself)."""
     extensions = (
         [PerMessageDeflate(deflate, threshold=options.compression_threshold)]
         if deflate is not None
@@ -166,6 +169,7 @@ def new_protocol(client: bool, options: Options, deflate: Parameters | None) -> 
         max_message_size=options.max_message_size,
         max_fragments=options.max_fragments,
         extensions=extensions,
+        streaming=streaming,
     )
 
 

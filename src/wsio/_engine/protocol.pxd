@@ -1,17 +1,30 @@
 # Types for protocol.py when Cython compiles it (pure-Python mode, augmenting .pxd).
 #
-# The per-frame path for Cython callers (the asyncio callback layer), with no Python
-# object per frame: read into get_buffer(), then add_bytes(n) (which does not parse),
-# then next_piece() until it returns 0. Each 1 describes a frame, or a piece of a large
-# data frame, in `frame` (its header, framing.pxd's frame_t: fin, rsv, opcode, length,
-# key) and piece_data()/piece_length (its payload, unmasked in place; piece_position is
-# its offset in the frame's payload, piece_ends_frame whether it is the last), with the
-# §5 checks, fragment rules, limits and (for text) UTF-8 already applied. A violation
-# raises ProtocolError: call fail(error.close_code, str(error)). handle_piece() does
-# with a piece what receive_data() does (events, the automatic Pong, the closing
-# handshake); a caller that handles data pieces itself still gives it control frames.
+# The C-level API for I/O layers written in Cython (cimport Protocol; wsio.aio's callback
+# level is one): everything below without a leading underscore is public and documented
+# here, with how long what it returns stays valid. Underscored members are the core's
+# own and are not touched from outside.
+#
+# Reading, with no Python object per frame:
+#   view = get_buffer(-1); <read n bytes into it>; add_bytes(n)
+#   while reading and next_piece(): <use frame, piece_*>; handle_piece() or not
+# Each 1 from next_piece() describes a frame, or a piece of a data frame larger than
+# whole_frame_max, in `frame` (framing.pxd's frame_t: fin, rsv, opcode, length, key) and
+# piece_data()/piece_view()/piece_length (its payload, unmasked in place; piece_position
+# is its offset in the frame's payload, piece_ends_frame whether it is the last), with
+# the §5 checks, fragment rules, limits and (for uncompressed text) UTF-8 already
+# applied, the end of a text message included. A violation raises ProtocolError: call
+# fail_with_error(error). handle_piece() does with a piece what receive_data() does
+# (events, the automatic Pong, the closing handshake); a caller that handles
+# uncompressed data pieces itself still gives it control frames and compressed pieces
+# (piece_inflates()), then takes the events with take_events().
+#
+# Writing: send_data()/send_ping()/... queue frames. single_output() is everything
+# queued when it is one buffer (the common case: short frames, header and payload
+# together); write it and clear_output(). Otherwise (long payloads queued as their own
+# buffers, or a Close to append) data_to_send() hands the list over.
 
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
@@ -126,16 +139,27 @@ cdef class Protocol:
     cdef readonly object close_sent
     cdef readonly object close_rcvd
     cdef readonly object error
-    cdef bint _reading
+    # True while input is parsed: False after a Close frame, a failure, or the end of
+    # the stream (nothing more is read; stop calling next_piece()).
+    cdef readonly bint reading
     # Receive buffer: bytes [_start, _end) of _buf are received and not yet parsed.
     cdef bytearray _buf
     cdef object _whole
     cdef Py_ssize_t _start
     cdef Py_ssize_t _end
     cdef bint _filled
-    # The frame being parsed, and the piece next_piece() found.
+    # Data frames up to this payload length are taken whole: when one's header has
+    # arrived, the buffer is grown once to hold it, and next_piece() gives it as one
+    # piece once it is all in (text is unmasked and checked as it arrives, so bad UTF-8
+    # still fails fast). Longer frames come in pieces as they arrive. 0 with
+    # streaming=True (a streaming consumer never needs a frame-sized buffer); an I/O
+    # layer that wants whole frames sets it (at most max_frame_size counts).
+    cdef public long long whole_frame_max
+    # The frame being parsed, and the piece next_piece() found: valid until the next
+    # next_piece() (the payload until the next get_buffer()/receive_data()).
     cdef frame_t frame
     cdef bint _in_frame
+    cdef bint _whole_pending
     cdef long long _remaining
     cdef long long _frame_pos
     cdef Py_ssize_t piece_offset
@@ -160,13 +184,54 @@ cdef class Protocol:
     cdef bint _send_fragmented
     cdef object _pending_close
 
+    # -- reading --
+    # The writable view to read the next bytes into (asyncio.BufferedProtocol's
+    # get_buffer): valid until add_bytes()/buffer_updated(); calling it ends the life of
+    # every piece and view handed out before. Its size is the protocol's choice.
+    cpdef object get_buffer(self, Py_ssize_t sizehint=*)
+    # Record that nbytes were written into get_buffer()'s view, without parsing them.
     cpdef int add_bytes(self, Py_ssize_t nbytes) except -1
+    # 1 when a frame or piece is ready (see above), 0 when more bytes are needed.
     cdef int next_piece(self) except -1
+    # Events, the automatic Pong and the closing handshake for the current piece.
     cdef int handle_piece(self) except -1
+    # The current piece's payload: a pointer (compiled) or a memoryview into the read
+    # buffer, piece_length bytes, unmasked; valid until the next get_buffer() or
+    # receive_data().
     cdef uchar_ptr piece_data(self)
+    cpdef object piece_view(self)
+    # True when the current data piece belongs to a compressed message: handle_piece()
+    # inflates it (and checks inflated text) into Chunk events, owned bytes.
+    cdef bint piece_inflates(self) noexcept
+    # The events handle_piece() produced since the last call (the list is the
+    # caller's), or None when there are none (no list made).
+    cdef list take_events(self)
+    # Fail the connection for an exception raised while parsing or in a callback: a
+    # ProtocolError fails with its close_code, anything else with 1011; `error` keeps it.
+    cpdef int fail_with_error(self, object error) except -1
+    # -- writing --
+    # Queue a data frame: opcode 1 (text: UTF-8 bytes), 2 (binary), 0 (continuation).
+    # The payload is referenced until data_to_send()/single_output() hands it out.
+    cpdef int send_data(self, int opcode, object data, bint fin=*, object compress=*) except -1
+    # Everything queued, when it is one buffer: the core's own bytearray (empty when
+    # nothing is queued), valid until the next send or clear_output(); None when
+    # data_to_send() must be called (long payloads queued as their own buffers, or a
+    # Close that answers the peer's or fails the connection waiting to be appended).
+    cdef bytearray single_output(self)
+    # Empty the buffer single_output() returned, once written (its memory is kept).
+    cdef int clear_output(self) except -1
+    # True while a Close (answering the peer's, or failing the connection) is queued
+    # for the next data_to_send(): what an I/O layer may hold back until the messages
+    # that came before it are answered (RFC 6455 §5.5.1).
+    cdef bint close_pending(self) noexcept
+    # True once no more frames will be exchanged (the state is CLOSED).
+    cpdef bint close_expected(self)
+    # -- the core's own --
     cdef int _unmask(self, Py_ssize_t off, Py_ssize_t n, long long pos, bint check) except -1
     cdef int _run(self) except -1
     cdef int _reserve(self, Py_ssize_t size) except -1
+    cdef int _shrink(self) except -1
+    cdef int _take_whole(self, Py_ssize_t start, Py_ssize_t avail) except -1
     cdef int _data(self) except -1
     cdef int _control(self, int op) except -1
     cdef int _check_bytes(self, bytes data, bint final) except -1

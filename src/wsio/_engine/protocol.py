@@ -69,6 +69,7 @@ if cython.compiled:
     from cython.cimports.wsio._engine.protocol import (  # type: ignore[import-untyped]
         MessageState,
         PyByteArray_AS_STRING,
+        PyByteArray_FromStringAndSize,
         PyByteArray_Resize,
         PyBytes_AS_STRING,
         PyBytes_FromStringAndSize,
@@ -105,6 +106,7 @@ __all__ = [
     "ServerProtocol",
     "TRANSITIONS",
     "TextMessage",
+    "WHOLE_FRAME_MAX",
 ]
 
 _Bytes = bytes | bytearray | memoryview
@@ -324,11 +326,16 @@ _FUSE_BLOCK: Final = 8192
 # Outgoing payloads up to this size are copied behind their header into one buffer;
 # longer ones are their own buffer in data_to_send() (not copied on the server side).
 _INLINE_MAX: Final = 4096
-# Drained after parsing, a buffer larger than this (grown for a large frame) is dropped
-# for a small one; get_buffer() drops any buffer larger than _MIN_BUFFER once drained.
-_SHRINK_ABOVE: Final = 262144
-# get_buffer() lets one read fill at most this much (unless a frame header needs more).
-_MAX_READ: Final = 262144
+# Full reads double the buffer up to this; once drained, a buffer larger than this (grown
+# for a frame taken whole) is dropped for a small one, so an idle connection never keeps
+# more (a busy one keeps what its traffic uses, with no allocation per read).
+_KEEP_MAX: Final = 262144
+#: The default ``whole_frame_max`` (see protocol.pxd) of a protocol that assembles
+#: messages, and what an I/O layer that hands out whole frames sets: data frames up to
+#: 1 MiB are read whole into a buffer grown once for them (its pages are touched only as
+#: bytes arrive); longer ones come in pieces, so a declared length costs nothing until
+#: its bytes arrive.
+WHOLE_FRAME_MAX: Final = 1 << 20
 _NO_LIMIT: Final = MAX_PAYLOAD_LENGTH
 _NO_KEY: Final = b"\0\0\0\0"
 
@@ -406,14 +413,15 @@ class Protocol:
         #: What failed the connection: a ProtocolError (with ``close_code``) for what the
         #: peer sent, any other exception for an internal error (1011).
         self.error: Exception | None = None
-        self._reading = True
+        self.reading = True
+        self.whole_frame_max = 0 if streaming else min(WHOLE_FRAME_MAX, self.max_frame_size)
         self._buf = bytearray()  # allocated on first use
         self._whole = memoryview(self._buf)
         self._start = self._end = 0
         self._filled = False
         if not cython.compiled:
             self.frame = _Fields()
-        self._in_frame = False
+        self._in_frame = self._whole_pending = False
         self._remaining = self._frame_pos = 0
         self.piece_offset = self.piece_length = self.piece_position = 0
         self.piece_ends_frame = False
@@ -461,7 +469,7 @@ class Protocol:
         costs in reading memory."""
         return len(self._buf)
 
-    def close_expected(self) -> bool:
+    def close_expected(self) -> cython.bint:
         """True once no more frames will be exchanged: send what :meth:`data_to_send`
         holds, then close the TCP connection.
 
@@ -481,7 +489,7 @@ class Protocol:
         Never raises for what the peer sent: see ``error``.
         """
         n: cython.Py_ssize_t = len(data)
-        if n == 0 or not self._reading:
+        if n == 0 or not self.reading:
             return
         self._reserve(self._end - self._start + n)
         end: cython.Py_ssize_t = self._end
@@ -489,37 +497,42 @@ class Protocol:
         self._end = end + n
         self._run()
 
-    def get_buffer(self, sizehint: int = -1) -> memoryview:
+    def get_buffer(self, sizehint: cython.Py_ssize_t = -1) -> Any:
         """A writable view to read the next bytes into (``asyncio.BufferedProtocol``).
 
-        Valid until :meth:`buffer_updated`; its size is the protocol's choice: 4 KiB,
-        allocated on first use; twice that when the bytes received filled it (up to 256
-        KiB a read, so a full kernel buffer is not drained into a cold one), and back to
-        4 KiB once drained by a read that did not fill it. Calling this ends the
-        lifetime of the views earlier :class:`Chunk` events hold.
+        Valid until :meth:`buffer_updated`; its size is the protocol's choice
+        (``sizehint`` is ignored): 4 KiB, allocated on first use; twice that when the
+        bytes received filled it (up to 256 KiB); the size of a frame taken whole once
+        its header is in (see ``whole_frame_max``), so the rest of it is read in place,
+        not copied; back to 4 KiB once drained if it had grown larger than 256 KiB.
+        Calling this ends the lifetime of the views earlier :class:`Chunk` events hold.
         """
         capacity: cython.Py_ssize_t = len(self._buf)
         if capacity == 0:
             self._shrink()
             return self._whole
-        pending: cython.Py_ssize_t = self._end - self._start
-        filled: cython.bint = self._filled
-        if pending == capacity or (filled and capacity < _MAX_READ):
-            self._reserve(2 * capacity)
-        elif pending == 0:
+        end: cython.Py_ssize_t = self._end
+        pending: cython.Py_ssize_t = end - self._start
+        if self._whole_pending and self.frame.length > _PIECE_MIN:
+            # Room for the rest of a large frame was made at its header: it is read in
+            # place (a small one goes on under the rules below).
+            return self._whole[end:] if end else self._whole
+        if pending == 0:
             self._start = self._end = 0
-            if capacity > _MIN_BUFFER and not filled:
-                self._shrink()  # the burst is over: an idle connection holds 4 KiB
+            if capacity > _KEEP_MAX:
+                self._shrink()  # the large frame is over: an idle connection holds 4 KiB
             return self._whole
+        if pending == capacity or (self._filled and capacity < _KEEP_MAX):
+            self._reserve(2 * capacity)
         else:
             self._reserve(pending)
-        return self._whole[self._end :] if self._end else self._whole
+        return self._whole[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
         """Record that ``nbytes`` were written into the view from :meth:`get_buffer`, and
         parse them."""
         self.add_bytes(nbytes)
-        if self._reading:
+        if self.reading:
             self._run()
 
     def add_bytes(self, nbytes: cython.Py_ssize_t) -> cython.int:
@@ -534,7 +547,7 @@ class Protocol:
     def receive_eof(self) -> None:
         """The peer ended the stream: the connection is CLOSED (1006 unless a Close
         frame came first)."""
-        self._reading = False
+        self.reading = False
         if self._state != _CLOSED:
             self._transition("receive_eof")
 
@@ -544,9 +557,10 @@ class Protocol:
         self._events = []
         return events
 
-    def _shrink(self) -> None:
+    def _shrink(self) -> cython.int:
         self._buf = bytearray(_MIN_BUFFER)
         self._whole = memoryview(self._buf)
+        return 0
 
     def _reserve(self, size: cython.Py_ssize_t) -> cython.int:
         # Move the unparsed bytes to the front (the views handed out die here), then
@@ -568,7 +582,11 @@ class Protocol:
         capacity: cython.Py_ssize_t = len(buf)
         if size > capacity:
             capacity = max(size, 2 * capacity, _MIN_BUFFER)
-            new = bytearray(capacity)
+            if cython.compiled:
+                # Not zero-filled: its pages are touched only as bytes arrive.
+                new = PyByteArray_FromStringAndSize(cython.NULL, capacity)
+            else:
+                new = bytearray(capacity)
             if pending:
                 new[0:pending] = buf[0:pending]
             self._buf = new
@@ -580,16 +598,13 @@ class Protocol:
     def _run(self) -> cython.int:
         """Parse what is buffered into events; a violation fails the connection."""
         try:
-            while self._reading and self.next_piece():
+            while self.reading and self.next_piece():
                 self.handle_piece()
-        except ProtocolError as exc:
-            self._fail_with(exc)
-        except Exception as exc:  # a bug or MemoryError: 1011, never an escape
-            self.error = exc
-            self.fail(1011, "internal error")
-        if self._start == self._end:
+        except Exception as exc:  # a violation, or a bug or MemoryError (1011): no escape
+            self.fail_with_error(exc)
+        if self._start == self._end and not self._whole_pending:
             self._start = self._end = 0
-            if len(self._buf) > _SHRINK_ABOVE:
+            if len(self._buf) > _KEEP_MAX:
                 self._shrink()  # after a large frame, the large buffer goes
         return 0
 
@@ -607,6 +622,26 @@ class Protocol:
         unmasked), valid until the next get_buffer/receive_data call."""
         return cython.cast(uchar_ptr, PyByteArray_AS_STRING(self._buf)) + self.piece_offset
 
+    def piece_view(self) -> Any:
+        """The current piece's payload as a view into the read buffer (unmasked), valid
+        until the next get_buffer/receive_data call: copy what you keep."""
+        off: cython.Py_ssize_t = self.piece_offset
+        return self._whole[off : off + self.piece_length]
+
+    def piece_inflates(self) -> cython.bint:
+        """True when the current data piece belongs to a compressed message
+        (:meth:`handle_piece` inflates it into Chunk events)."""
+        return self._msg_codec is not None
+
+    def take_events(self) -> Any:
+        """The events parsed since the last call (the list is yours), or None when there
+        are none: :meth:`events_received` without a new list per call."""
+        if not self._events:
+            return None
+        events = self._events
+        self._events = []
+        return events
+
     def next_piece(self) -> cython.int:
         """Find the next frame, or the next piece of a large one: 1, or 0 for more bytes.
 
@@ -619,6 +654,8 @@ class Protocol:
         avail: cython.Py_ssize_t = self._end - start
         n: cython.Py_ssize_t
         if self._in_frame:
+            if self._whole_pending:
+                return self._take_whole(start, avail)
             # The rest of a large data frame, handed out as it arrives.
             if avail == 0:
                 return 0
@@ -636,6 +673,8 @@ class Protocol:
             self._in_frame = not self.piece_ends_frame
             self._start = start + n
             self._unmask(start, n, self.piece_position, self._msg.text)
+            if self.piece_ends_frame and self.frame.fin and self._msg.text:
+                self._msg.end()  # RFC 3629: text may not end inside a character
             return 1
         size: cython.Py_ssize_t
         if cython.compiled:
@@ -673,15 +712,24 @@ class Protocol:
             )
         elif length > self.max_frame_size:
             check_limits(length, self.max_frame_size, 0, 0, 0, 0)
+        pend: cython.bint = False
         if op < 8:
-            if not whole and (
-                avail == size
-                or not (
-                    # Text is taken as it arrives, so that bad UTF-8 fails fast (RFC
-                    # 6455 §8.1; Autobahn 6.4), and any large frame: the read buffer
-                    # stays small and hot, and a message grows only in its own buffer.
-                    (codec is None and (op == 1 or (op == 0 and self._msg_opcode == 1)))
-                    or length > _PIECE_MIN
+            # A frame up to whole_frame_max that has not all arrived is taken now and
+            # given whole once it has (the buffer is grown for it, below). A longer one
+            # waits while it is small binary; else it is taken in pieces as it arrives:
+            # text, so that bad UTF-8 fails fast (RFC 6455 §8.1; Autobahn 6.4), and any
+            # large frame, so the read buffer stays small and a message grows only in
+            # its own buffer.
+            pend = not whole and length <= self.whole_frame_max
+            if (
+                not whole
+                and not pend
+                and (
+                    avail == size
+                    or not (
+                        (codec is None and (op == 1 or (op == 0 and self._msg_opcode == 1)))
+                        or length > _PIECE_MIN
+                    )
                 )
             ):
                 return 0
@@ -707,6 +755,21 @@ class Protocol:
             return 0
         start += size
         self.piece_position = 0
+        if pend:
+            # Room for the whole frame now, once: the rest is read in place behind what
+            # arrived, with no copy or compaction until it is all in.
+            self._in_frame = self._whole_pending = True
+            self._remaining = length
+            self._frame_pos = 0
+            self._start = start
+            if len(self._buf) - start < length:
+                # Compacting makes room for a frame the buffer can hold; a larger one
+                # gets a buffer of its size, with room for the next header behind it.
+                if length <= len(self._buf):
+                    self._reserve(cython.cast(cython.Py_ssize_t, length))
+                else:
+                    self._reserve(cython.cast(cython.Py_ssize_t, length) + _MIN_BUFFER)
+            return self._take_whole(self._start, self._end - self._start)
         if whole:
             n = cython.cast(cython.Py_ssize_t, length)
             self.piece_ends_frame = True
@@ -721,6 +784,33 @@ class Protocol:
         self.piece_length = n
         self._start = start + n
         self._unmask(start, n, 0, op < 8 and self._msg.text)
+        if fin and whole and op < 8 and self._msg.text:
+            self._msg.end()  # RFC 3629: text may not end inside a character
+        return 1
+
+    def _take_whole(self, start: cython.Py_ssize_t, avail: cython.Py_ssize_t) -> cython.int:
+        # A frame taken whole: unmask (and check, for text) the bytes that arrived since
+        # the last call, while they are in cache; 1 once the frame is all in.
+        done: cython.Py_ssize_t = cython.cast(cython.Py_ssize_t, self._frame_pos)
+        n: cython.Py_ssize_t
+        if avail > done:
+            n = avail - done
+            if n > self._remaining:
+                n = cython.cast(cython.Py_ssize_t, self._remaining)
+            self._unmask(start + done, n, done, self._msg.text)
+            self._frame_pos = done + n
+            self._remaining -= n
+        if self._remaining:
+            return 0
+        n = cython.cast(cython.Py_ssize_t, self._frame_pos)
+        self._in_frame = self._whole_pending = False
+        self.piece_offset = start
+        self.piece_length = n
+        self.piece_position = 0
+        self.piece_ends_frame = True
+        self._start = start + n
+        if self.frame.fin and self._msg.text:
+            self._msg.end()  # RFC 3629: text may not end inside a character
         return 1
 
     def _unmask(
@@ -786,8 +876,6 @@ class Protocol:
             else:
                 self._acc += data
         else:
-            if message_done and self._msg.text:
-                self._msg.end()  # RFC 3629: it may not end inside a character
             if self.streaming:
                 chunk: Chunk = Chunk.__new__(Chunk)
                 chunk.opcode = kind
@@ -912,7 +1000,7 @@ class Protocol:
         self.close_rcvd = close
         # RFC 6455 §5.5.1: "after receiving a Close frame ... the endpoint" discards
         # what follows; nothing more is parsed.
-        self._reading = False
+        self.reading = False
         if self._state == _OPEN:
             # "... MUST send a Close frame in response. (When sending a Close frame in
             # response, the endpoint typically echos the status code it received.)"
@@ -922,9 +1010,18 @@ class Protocol:
         self._transition("receive_close")
         self._events.append(close)
 
-    def _fail_with(self, exc: ProtocolError) -> None:
-        self.error = exc
-        self.fail(exc.close_code, str(exc))
+    def fail_with_error(self, error: Any) -> cython.int:
+        """Fail the connection for ``error``, kept in :attr:`error`: a ProtocolError with
+        its ``close_code``, anything else (a bug, MemoryError, a callback's exception)
+        with 1011. Does nothing once CLOSED."""
+        if self._state == _CLOSED:
+            return 0
+        self.error = error
+        if isinstance(error, ProtocolError):
+            self.fail(error.close_code, str(error))
+        else:
+            self.fail(1011, "internal error")
+        return 0
 
     def fail(self, code: int = 1011, reason: str = "") -> None:
         """Fail the connection (RFC 6455 §7.1.7): a Close frame with ``code`` and
@@ -938,8 +1035,8 @@ class Protocol:
             return
         if code != 1006 and not is_sendable_close_code(code):
             raise LocalProtocolError(f"close code {code} may not be sent")
-        self._reading = False
-        self._in_frame = False
+        self.reading = False
+        self._in_frame = self._whole_pending = False
         # A message cut short is dropped now, not when the protocol is.
         if cython.compiled:
             wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
@@ -969,19 +1066,26 @@ class Protocol:
         this message. Bytes passed are referenced until :meth:`data_to_send` hands them
         out (long ones are not copied on the server side): do not change them before.
         """
-        self._send_data(1, data.encode() if isinstance(data, str) else data, fin, compress)
+        self.send_data(1, data.encode() if isinstance(data, str) else data, fin, compress)
 
     def send_binary(self, data: _Bytes, fin: bool = True, *, compress: bool | None = None) -> None:
         """Queue a binary frame; see :meth:`send_text`."""
-        self._send_data(2, data, fin, compress)
+        self.send_data(2, data, fin, compress)
 
     def send_continuation(self, data: _Bytes, fin: bool = True) -> None:
         """Queue the next frame of the message a ``fin=False`` send began."""
-        self._send_data(0, data, fin, None)
+        self.send_data(0, data, fin, None)
 
-    def _send_data(
-        self, op: cython.int, data: _Bytes, fin: cython.bint, compress: bool | None
-    ) -> None:
+    def send_data(
+        self, opcode: cython.int, data: Any, fin: cython.bint = True, compress: Any = None
+    ) -> cython.int:
+        """Queue a data frame: ``opcode`` 1 (text, UTF-8 bytes), 2 (binary) or 0 (the
+        next frame of a ``fin=False`` send); what :meth:`send_text`,
+        :meth:`send_binary` and :meth:`send_continuation` do, for callers that have the
+        opcode. The payload is referenced until :meth:`data_to_send` hands it out."""
+        op: cython.int = opcode
+        if op < 0 or op > 2:
+            raise LocalProtocolError(f"{opcode} is not a data frame's opcode")
         if self._state != _OPEN and self._pending_close is None:
             self._refuse("continuation" if op == 0 else ("text" if op == 1 else "binary"))
         # RFC 6455 §5.4: the fragments of one message are sent in order, not
@@ -1007,6 +1111,7 @@ class Protocol:
                 rsv = codec.rsv
         self._write_frame(fin, op, rsv, data)
         self._send_fragmented = not fin
+        return 0
 
     def send_ping(self, data: str | _Bytes = b"") -> None:
         """Queue a Ping frame (payload at most 125 bytes)."""
@@ -1070,6 +1175,31 @@ class Protocol:
             return out
         self._out = []
         return out
+
+    def single_output(self) -> Any:
+        """Everything queued when it is one buffer (the common case: short frames, each
+        header and payload together): the protocol's own bytearray, empty when nothing
+        is queued, valid until the next send or :meth:`clear_output`. None when
+        :meth:`data_to_send` must be called instead (long payloads queued as buffers of
+        their own, or a Close waiting to be appended)."""
+        if self._out or self._pending_close is not None:
+            return None
+        return self._tail
+
+    def clear_output(self) -> cython.int:
+        """Empty the buffer :meth:`single_output` returned, once written (its memory is
+        kept for the next frames)."""
+        if cython.compiled:
+            PyByteArray_Resize(self._tail, 0)
+        else:
+            self._tail.clear()
+        return 0
+
+    def close_pending(self) -> cython.bint:
+        """True while a Close (answering the peer's, or failing the connection) waits
+        for the next :meth:`data_to_send`: an I/O layer may hold it back until it has
+        answered the messages that came before it (RFC 6455 §5.5.1)."""
+        return self._pending_close is not None
 
     def _write_frame(
         self, fin: cython.bint, opcode: cython.int, rsv: cython.int, payload: _Bytes

@@ -1,10 +1,11 @@
 # Types for _callback.py when Cython compiles it (pure-Python mode, augmenting .pxd).
 #
-# The receive loop drives wsio.protocol's C path (add_bytes / next_piece / the piece
-# fields) with no Python object per frame; sends build the frame in the core's `_tail`
-# and write it straight on the socket when asyncio's buffer is empty.
+# The receive loop drives wsio.protocol's public C API (protocol.pxd: get_buffer /
+# add_bytes / next_piece / the piece fields) with no Python object per frame; sends are
+# built by the core in one buffer (single_output) and written straight on the socket
+# when asyncio's buffer is empty.
 
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytearray cimport PyByteArray_AS_STRING
 from posix.unistd cimport write as c_write
 
 from wsio._engine.protocol cimport Protocol
@@ -14,7 +15,6 @@ cdef class Frame:
     cdef readonly int opcode
     cdef readonly bint fin
     cdef Protocol _core
-    cdef Py_ssize_t _off
     cdef Py_ssize_t _len
     cdef object _data
 

@@ -17,7 +17,7 @@ import logging
 import os
 from typing import Any
 
-from wsio._engine.protocol import BinaryMessage, Protocol, TextMessage
+from wsio._engine.protocol import WHOLE_FRAME_MAX, BinaryMessage, Protocol, TextMessage
 from wsio.exceptions import LocalProtocolError, ProtocolError
 
 try:
@@ -28,19 +28,12 @@ except ImportError:  # pure mode without Cython installed
 if cython.compiled:
     from cython.cimports.wsio.aio._callback import (  # type: ignore[import-untyped]
         PyByteArray_AS_STRING,
-        PyByteArray_Resize,
         c_write,
     )
 
 __all__ = ["Frame", "Stream", "Transport"]
 
 logger = logging.getLogger("wsio.aio")
-
-# One read takes at most this much: a multi-megabyte kernel buffer is not drained into a
-# cold buffer in one go (the core's buffer grows only while a frame is incomplete).
-_MAX_READ = 262144
-# Room for the next frame's header after the rest of a large one.
-_MIN_READ = 4096
 
 
 class Frame:
@@ -56,18 +49,17 @@ class Frame:
         self.opcode = 0
         self.fin = True
         self._core: Any = None
-        self._off = 0
         self._len = 0
         self._data: Any = None
 
     @property
     def payload(self) -> Any:
-        """The payload: a view into the read buffer, unmasked in place (a frame larger than
-        one read is joined first; a compressed one inflated). Valid until the callback
-        returns: copy what you keep."""
+        """The payload: a view into the read buffer, unmasked in place (a frame up to 1 MiB
+        is read whole into it; a larger one is joined as it arrives; a compressed one
+        inflated). Valid until the callback returns: copy what you keep."""
         if self._data is not None:
             return self._data
-        return self._core._whole[self._off : self._off + self._len]
+        return self._core.piece_view()
 
     def bytes(self) -> bytes:
         """The payload as an owned copy."""
@@ -131,9 +123,7 @@ class Transport:
         if opcode <= 2:
             if opcode == 1 and isinstance(payload, str):
                 payload = payload.encode()
-            if opcode < 0:
-                raise LocalProtocolError(f"no such opcode: {opcode}")
-            core._send_data(opcode, payload, fin, None)
+            core.send_data(opcode, payload, fin)
         elif opcode == 9:
             core.send_ping(payload)
         elif opcode == 10:
@@ -197,17 +187,17 @@ class Transport:
             self.abort()
 
     def _flush(self) -> cython.int:
-        # The core built the frames in its `_tail` (short ones, header and payload in one
-        # buffer) or, for long payloads and a pending Close, in its output list.
+        # The core built the frames in one buffer (short ones, header and payload
+        # together), or, with long payloads or a pending Close, in a list of buffers.
         core = self._core
-        if core._out or core._pending_close is not None:
+        tail = core.single_output()
+        if tail is None:
             return self._write_list(core.data_to_send())
-        tail = core._tail
         n: cython.Py_ssize_t = len(tail)
         if n == 0:
             return 0
         if self._closing:
-            tail.clear()
+            core.clear_output()
             return 0
         written: cython.Py_ssize_t = 0
         if self._fd >= 0 and self.transport.get_write_buffer_size() == 0:
@@ -219,19 +209,13 @@ class Transport:
                 except OSError:
                     written = 0
             if written == n:
-                if cython.compiled:
-                    PyByteArray_Resize(tail, 0)
-                else:
-                    tail.clear()
+                core.clear_output()
                 return 0
             if written < 0:
                 written = 0  # EAGAIN, or an error asyncio's own write will report
         # asyncio keeps what it cannot send now: give it bytes of its own.
         self.transport.write(bytes(tail[written:]))
-        if cython.compiled:
-            PyByteArray_Resize(tail, 0)
-        else:
-            tail.clear()
+        core.clear_output()
         return 0
 
     def _write_list(self, bufs: list[Any]) -> cython.int:
@@ -262,7 +246,7 @@ class Transport:
         # the TCP connection when the closing handshake is over (RFC 6455 §7.1.1: the
         # server first; a client waits close_timeout for it).
         self._flush()
-        if self._core._state == 3 and not self._closing:
+        if self._core.close_expected() and not self._closing:
             if self.is_client and self._core.error is None:
                 if self._close_timer is None:
                     self._close_timer = self._loop.call_later(self.close_timeout, self._timed_out)
@@ -338,20 +322,9 @@ class Stream:
         """Where asyncio reads next: the handshake's head buffer, then the core's."""
         if self._hs is not None:
             return self._hs_get_buffer(sizehint)
-        core = self._core
-        if core._in_frame and core._start == core._end:
-            # The rest of a large frame: read it in reads as large as it (up to
-            # _MAX_READ), not in the small buffer an idle connection keeps; the core
-            # drops the large buffer at the next read after the frame.
-            want: cython.Py_ssize_t = _MAX_READ
-            if core._remaining + _MIN_READ < want:
-                want = core._remaining + _MIN_READ
-            core._start = core._end = 0
-            if want > len(core._buf):
-                core._reserve(want)
-            return core._whole[0:want]
-        view = core.get_buffer()
-        return view if len(view) <= _MAX_READ else view[:_MAX_READ]
+        # The core sizes it: small while frames are small, a frame's size once a large
+        # frame's header is in (the rest is read in place), small again after it.
+        return self._core.get_buffer(-1)
 
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` were read: parse them and call the listener."""
@@ -406,6 +379,8 @@ class Stream:
     def _start(self, core: Protocol, ws: Transport, listener: Any) -> None:
         # The handshake is done: from now on asyncio reads into the core's buffer.
         self._core = core
+        # Frames up to WHOLE_FRAME_MAX reach the listener as views of the read buffer.
+        core.whole_frame_max = WHOLE_FRAME_MAX
         self._frame._core = core
         self.ws = ws
         self.listener = listener
@@ -434,63 +409,51 @@ class Stream:
         frame = self._frame
         ws = self.ws
         op: cython.int
-        pending_before: cython.bint = core._pending_close is not None
+        pending_before: cython.bint = core.close_pending()
         delivered: cython.bint = False  # a message completed in this read
         try:
-            while core._reading and core.next_piece():
+            while core.reading and core.next_piece():
                 op = core.frame.opcode
                 if op >= 8:
                     # Pings answered, the closing handshake: the core's (RFC 6455 §5.5).
                     core.handle_piece()
-                    core._events = []
+                    core.take_events()
                     if self._messages:
                         continue
                     frame._data = None
-                    frame._off = core.piece_offset
                     frame._len = core.piece_length
                 elif self._messages:
                     core.handle_piece()
-                    if core._events:
-                        events = core._events
-                        core._events = []
+                    events = core.take_events()
+                    if events is not None:
                         self._deliver(events)
                         delivered = True
                     continue
-                elif core._msg_codec is not None:
+                elif core.piece_inflates():
                     # Compressed: the core inflates (and checks text) into Chunk events;
                     # a frame's chunks are joined.
                     core.handle_piece()
-                    events = core._events
-                    core._events = []
-                    if not self._collect_chunks(events, core.piece_ends_frame):
+                    if not self._collect_chunks(core.take_events(), core.piece_ends_frame):
                         continue
-                else:
-                    # RFC 3629: a text message may not end inside a character.
-                    if core.piece_ends_frame and core.frame.fin and core._msg.text:
-                        core._msg.end()
-                    if core.piece_position == 0 and core.piece_ends_frame:
-                        # A whole frame in the read buffer: the listener sees it there.
-                        frame._data = None
-                        frame._off = core.piece_offset
-                        frame._len = core.piece_length
-                    elif not self._collect_piece():
-                        continue
+                elif core.piece_position == 0 and core.piece_ends_frame:
+                    # A whole frame in the read buffer: the listener sees it there.
+                    frame._data = None
+                    frame._len = core.piece_length
+                elif not self._collect_piece():
+                    continue
                 frame.opcode = op
                 frame.fin = core.frame.fin
                 if op < 8 and core.frame.fin:
                     delivered = True  # a message ends here: someone may answer it
                 self._on_frame(ws, frame)
                 self._acc = None  # a joined frame is dropped once seen
-        except ProtocolError as exc:
-            core._fail_with(exc)
-        except Exception as exc:  # the listener's: logged, and the connection ends (1011)
-            if core._state != 3:
+        except Exception as exc:  # a violation, or the listener's (logged; 1011)
+            if not isinstance(exc, ProtocolError) and not core.close_expected():
                 logger.exception("a Listener callback raised; failing the connection")
-                core.error = exc
-                core.fail(1011, "internal error")
+            core.fail_with_error(exc)
         if (
             self._hold_close
-            and core._pending_close is not None
+            and core.close_pending()
             and not pending_before
             and (delivered or self.listener.owes_answer())
         ):
@@ -509,18 +472,16 @@ class Stream:
         # it whole, joined in a buffer that grows with the bytes that arrived (never to
         # the length the peer declared: a header alone must not cost max_frame_size).
         core = self._core
-        n: cython.Py_ssize_t = core.piece_length
-        off: cython.Py_ssize_t = core.piece_offset
         if core.piece_position == 0:
             self._acc = bytearray()
-        self._acc += core._whole[off : off + n]
+        self._acc += core.piece_view()
         if not core.piece_ends_frame:
             return False
         self._frame._data = memoryview(self._acc)
         return True
 
-    def _collect_chunks(self, events: list[Any], ends: cython.bint) -> cython.bint:
-        for event in events:
+    def _collect_chunks(self, events: list[Any] | None, ends: cython.bint) -> cython.bint:
+        for event in events or ():
             if self._acc is None:
                 self._acc = bytearray(event.data)
             else:

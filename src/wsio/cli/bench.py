@@ -264,7 +264,7 @@ def bench(
     }
     opened: list[Connection] = []
     try:
-        opened.extend(open_connection(url, **options) for _ in range(connections))
+        opened.extend(open_connection(url, **options).open() for _ in range(connections))
     except (WebSocketError, OSError) as error:
         _close_all(opened)
         raise connect_error(url, error) from None

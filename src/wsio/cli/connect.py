@@ -142,7 +142,7 @@ def connect(
     exit status: 0 after a normal close, 1 otherwise. Raises Failure if it cannot connect."""
     stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
     try:
-        ws = open_connection(url, **options)
+        ws = open_connection(url, **options).open()
     except (WebSocketError, OSError) as error:
         raise connect_error(url, error) from None
     extras = []

@@ -1,4 +1,4 @@
-"""WebSocket connections for threads: :func:`connect`, :func:`reconnect`, :func:`serve`.
+"""WebSocket connections for threads: :class:`connect`, :func:`serve`.
 
 A :class:`Connection` sends from any number of threads at once (``send``: ``str`` →
 text, bytes-like → binary, an iterable → one fragmented message), receives in one
@@ -27,7 +27,7 @@ The options, limits and defaults are :mod:`wsio.aio`'s (one definition:
 from __future__ import annotations
 
 from wsio._connection import Backoff, Options, Request, Response
-from wsio.sync.client import connect, reconnect
+from wsio.sync.client import connect
 from wsio.sync.connection import Connection, Pinged
 from wsio.sync.server import Server, serve
 
@@ -40,6 +40,5 @@ __all__ = [
     "Response",
     "Server",
     "connect",
-    "reconnect",
     "serve",
 ]

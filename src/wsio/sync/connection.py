@@ -14,12 +14,13 @@ bytes, and blocks while the peer does not read, so ``write_limit`` (which bounds
 
 Locks, always taken in this order: ``_write_lock`` (one message on the wire at a time)
 before ``_proto_lock`` (the protocol object, held only around its own calls, never
-around I/O). ``_read_lock`` serialises reading the socket; ``_reader`` marks an
-application thread in ``recv`` (a second one gets ConcurrencyError).
+around I/O). ``_read_lock`` serialises reading the socket; ``_receiving`` is held by
+the application thread in ``recv`` (a second one gets ConcurrencyError).
 """
 
 from __future__ import annotations
 
+import codecs
 import collections
 import contextlib
 import logging
@@ -35,13 +36,12 @@ from typing import Any, Literal, overload
 from wsio import _connection as shared
 from wsio._connection import Options, PingTracker, Request, Response
 from wsio._engine.protocol import (
-    BinaryMessage,
+    Chunk,
     Close,
     ConnectionState,
     Ping,
     Pong,
     Protocol,
-    TextMessage,
 )
 from wsio.exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 
@@ -121,16 +121,24 @@ class Connection:
         self._write_lock = threading.Lock()
         self._proto_lock = threading.Lock()
         self._read_lock = threading.Lock()
-        self._reader = False
+        self._receiving = threading.Lock()
         self._bulk = False
         # The peer's Close is in but not yet answered: messages before it are queued.
         self._answer_pending = False
         self._queue: collections.deque[_Data] = collections.deque()
+        # The message arriving in pieces (the core streams; see _after_events): its
+        # pieces so far, owned, and whether it is text.
+        self._parts: list[bytes] = []
+        self._parts_text = False
+        # While recv_streaming waits for its message's pieces: (piece, last, text).
+        self._stream: collections.deque[tuple[bytes, bool, bool]] | None = None
         self._closed = threading.Event()
+        self._is_closed = False  # _closed.is_set(), as a plain attribute for the hot path
         self._failure: BaseException | None = None
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._sendmsg = None if self._tls else getattr(sock, "sendmsg", None)
         self._recv_into = sock.recv_into
+        self._sendall = sock.sendall
         self._pings = PingTracker(options.ping_interval, options.ping_timeout, time.monotonic())
         if len(read_ahead):
             self._process_data(read_ahead)
@@ -166,20 +174,56 @@ class Connection:
         while another thread is receiving.
         """
         message = self._next(timeout)
-        if decode is None:
-            return message
-        if decode:
-            return message if isinstance(message, str) else message.decode()
-        return message.encode() if isinstance(message, str) else message
+        return message if decode is None else _converted(message, decode)
 
     def recv_streaming(self, decode: bool | None = None) -> Iterator[_Data]:
-        """The next message as an iterator of its pieces (``str`` or ``bytes``, owned).
+        """The next message as an iterator of its pieces as they arrive (``str`` for
+        text, ``bytes`` for binary, owned; ``decode`` as in :meth:`recv`).
 
-        The protocol core reassembles and checks each message before it is delivered
-        (size limits, UTF-8, inflation), so a message comes as one piece today; code
-        written against this keeps working when pieces get smaller.
+        Memory stays bounded whatever the message's size: each piece is what one read
+        brought, handed out before the next read. The limits and checks still apply
+        as the pieces arrive (a violation fails the connection and the iterator raises
+        ConnectionClosedError). One reader at a time, until the iterator ends.
         """
-        yield self.recv(None, decode)  # type: ignore[arg-type]
+        receiving = self._receiving
+        if not receiving.acquire(False):
+            raise ConcurrencyError("another thread is already receiving on this connection")
+        try:
+            if self._queue:
+                message = self._queue.popleft()
+                yield _converted(message, decode)
+                return
+            pieces: collections.deque[tuple[bytes, bool, bool]] = collections.deque()
+            with self._proto_lock:
+                # What came of the message already is its first piece.
+                if self._parts:
+                    pieces.append((b"".join(self._parts), False, self._parts_text))
+                    self._parts = []
+                self._stream = pieces
+            decoder = None
+            while True:
+                while pieces:
+                    data, last, text = pieces.popleft()
+                    if text if decode is None else decode:
+                        # A character may be cut between pieces (the core checked them).
+                        if decoder is None:
+                            decoder = codecs.getincrementaldecoder("utf-8")()
+                        yield decoder.decode(data, last)
+                    else:
+                        yield data
+                    if last:
+                        return
+                with self._read_lock:
+                    if self._is_closed or self.protocol.close_expected():
+                        break
+                    self._read(None)
+            if self._answer_pending:
+                self._finish()
+            self._wait_closed()
+            raise self._closed_error()
+        finally:
+            self._stream = None
+            receiving.release()
 
     def __iter__(self) -> Iterator[_Data]:
         """Every message until the connection closes normally (ConnectionClosedError
@@ -192,25 +236,26 @@ class Connection:
         queue = self._queue
         if queue:
             return queue.popleft()
-        with self._proto_lock:
-            if self._reader:
-                raise ConcurrencyError("another thread is already receiving on this connection")
-            self._reader = True
+        # One application reader at a time; the mark is a lock so that two threads
+        # can never both take it.
+        receiving = self._receiving
+        if not receiving.acquire(False):
+            raise ConcurrencyError("another thread is already receiving on this connection")
         try:
             deadline = None if timeout is None else time.monotonic() + timeout
-            while not queue:
-                if self._closed.is_set() or self.protocol.close_expected():
-                    if self._answer_pending:
-                        self._finish()
-                    self._wait_closed()
-                    raise self._closed_error()
-                with self._read_lock:
-                    if queue:
+            with self._read_lock:
+                while not queue:
+                    if self._is_closed or self.protocol.close_expected():
                         break
                     self._read(deadline)
-            return queue.popleft()
+            if queue:
+                return queue.popleft()
+            if self._answer_pending:
+                self._finish()
+            self._wait_closed()
+            raise self._closed_error()
         finally:
-            self._reader = False
+            receiving.release()
 
     def _read(self, deadline: float | None) -> None:
         # One read, and what follows from it; called with _read_lock held.
@@ -223,9 +268,10 @@ class Connection:
                 # cheaper than the reads a small buffer would take).
                 scratch = _scratch()
                 n = self._recv_into(scratch)
-                # Until a read brings little: a large message arrives in reads of
-                # whatever the sender managed, rarely a full buffer.
-                self._bulk = n >= _BULK_MIN
+                # Until a read brings what the protocol's own small buffer would have
+                # held: a large message arrives in reads of whatever the sender
+                # managed, rarely a full buffer.
+                self._bulk = n > _BULK_MIN
                 self._after_events(scratch[:n] if n else None, n)
                 return
             view = self.protocol.get_buffer()
@@ -266,7 +312,7 @@ class Connection:
         """Read what has arrived without waiting, unless someone is reading or the queue
         is full (then reading pauses: the peer waits for the application)."""
         limit = self.options.max_queue
-        if self._reader or not self._read_lock.acquire(blocking=False):
+        if self._receiving.locked() or not self._read_lock.acquire(blocking=False):
             return
         try:
             while (
@@ -301,13 +347,13 @@ class Connection:
                 # messages that came before the peer's Close (or before a violation);
                 # the Close goes out with its first send, or once it has read them all.
                 self._answer_pending = bool(queue) or any(
-                    type(event) is TextMessage or type(event) is BinaryMessage for event in events
+                    type(event) is Chunk and event.message_finished for event in events
                 )
         flush = False
         for event in events:
             kind = type(event)
-            if kind is TextMessage or kind is BinaryMessage:
-                queue.append(event.data)  # type: ignore[union-attr, arg-type]
+            if kind is Chunk:
+                self._piece(event)  # type: ignore[arg-type]
             elif kind is Ping or kind is Close:
                 flush = True
             elif kind is Pong:
@@ -322,6 +368,33 @@ class Connection:
         elif flush:
             self._flush()
 
+    def _piece(self, chunk: Chunk) -> None:
+        # The core streams every message (Chunk events: views into its buffer, valid
+        # until the next read): a message in one piece is copied out whole; pieces go
+        # to a waiting recv_streaming, or are kept until their message is complete.
+        data = chunk.data
+        text = chunk.opcode == 1
+        stream = self._stream
+        if stream is not None:
+            # recv_streaming's message: handed over piece by piece (the next message's
+            # pieces, after its last, are kept as usual).
+            stream.append((bytes(data), chunk.message_finished, text))
+            if chunk.message_finished:
+                self._stream = None
+            return
+        parts = self._parts
+        if chunk.message_finished and not parts:
+            self._queue.append(str(data, "utf-8") if text else bytes(data))
+            return
+        if not parts:
+            self._parts_text = text
+        parts.append(bytes(data))
+        if chunk.message_finished:
+            whole = b"".join(parts)
+            self._parts = []
+            # Text was checked by the core as it came; decoding is the copy to str.
+            self._queue.append(whole.decode() if self._parts_text else whole)
+
     # -- sending --------------------------------------------------------------------
 
     def send(self, message: _Data | bytearray | memoryview | Iterable[Any]) -> None:
@@ -332,16 +405,25 @@ class Connection:
         kernel's send buffer is the only write buffer). ConnectionClosed once closed.
         """
         protocol = self.protocol
+        kind = type(message)
         with self._write_lock:
-            if isinstance(message, (str, bytes, bytearray, memoryview)):
+            if kind is bytes or kind is str or isinstance(message, (bytearray, memoryview)):
                 with self._proto_lock:
-                    self._check_open()
-                    if isinstance(message, str):
-                        protocol.send_text(message)
+                    # Anything but OPEN (a Close sent, received or owed, the stream
+                    # ended) takes the slow check; it raises unless a Close is owed.
+                    if (
+                        self._answer_pending
+                        or self._is_closed
+                        or protocol.close_sent is not None
+                        or protocol.close_expected()
+                    ):
+                        self._check_open()
+                    if kind is str:
+                        protocol.send_text(message)  # type: ignore[arg-type]
                     else:
-                        protocol.send_binary(message)
+                        protocol.send_binary(message)  # type: ignore[arg-type]
                     out = protocol.data_to_send()
-                    answered = self._answered()
+                    answered = self._answer_pending and self._answered()
                 self._write(out)
             else:
                 answered = self._send_fragments(message)
@@ -408,12 +490,12 @@ class Connection:
         # With _write_lock held.
         try:
             if len(out) == 1:
-                self.socket.sendall(out[0])
+                self._sendall(out[0])
             elif self._sendmsg is not None:
                 _sendmsg_all(self._sendmsg, out)
             else:
                 for buffer in out:
-                    self.socket.sendall(buffer)
+                    self._sendall(buffer)
         except (OSError, ValueError) as error:
             self._lost(error)
             raise self._closed_error() from error
@@ -519,6 +601,7 @@ class Connection:
         with self._proto_lock:
             if self.protocol.state is not ConnectionState.CLOSED:
                 self.protocol.fail(1006)
+        self._is_closed = True
         self._closed.set()
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
@@ -638,8 +721,9 @@ class Connection:
 _local = threading.local()
 # Reads of a large message go into a buffer this size, one per reading thread.
 _SCRATCH_SIZE = 262144
-# A read in bulk mode bringing less than this goes back to the protocol's own buffer.
-_BULK_MIN = 16384
+# A read in bulk mode bringing no more than this (the core's smallest read buffer) goes
+# back to the protocol's own buffer: messages of a few KiB then take one read each.
+_BULK_MIN = 4096
 
 
 def _scratch() -> memoryview:
@@ -648,6 +732,15 @@ def _scratch() -> memoryview:
     except AttributeError:
         _local.scratch = memoryview(bytearray(_SCRATCH_SIZE))
         return _local.scratch  # type: ignore[no-any-return]
+
+
+def _converted(message: _Data, decode: bool | None) -> _Data:
+    # recv's ``decode``: None keeps the message's type; True gives str, False bytes.
+    if decode is None:
+        return message
+    if decode:
+        return message if isinstance(message, str) else message.decode()
+    return message.encode() if isinstance(message, str) else message
 
 
 def _sendmsg_all(sendmsg: Any, buffers: list[Any]) -> None:

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from wsio import _connection as shared
-from wsio._connection import Options, Request, Response
+from wsio._connection import Options, Response
 from wsio._engine.httphead import Option
 from wsio.exceptions import ConnectionClosed, HandshakeError
 from wsio.handshake import Upgrader
@@ -37,12 +37,13 @@ _GOING_AWAY = 1001
 _INTERNAL_ERROR = 1011
 
 
-class _Capture(threading.local):
-    """What the handshake running in this thread saw, for the Connection it makes."""
+class _Capture(shared.RequestCapture, threading.local):
+    """wsio.aio's RequestCapture, one per connection thread (the hooks run in the
+    thread whose handshake they parse), with the permessage-deflate negotiation of
+    that handshake."""
 
     def __init__(self) -> None:
-        self.path = ""
-        self.headers: list[tuple[str, str]] = []
+        super().__init__()
         self.extension: Extension | None = None
 
 
@@ -80,27 +81,11 @@ class Server:
         )
 
     def _upgrader(self, upgrader_options: dict[str, Any]) -> Upgrader:
-        # The hooks the caller gave run as given; wrapped only to keep what the
-        # Connection reports as its request.
+        # The hooks the caller gave run as given, wrapped to keep what the Connection
+        # reports as its request, and what permessage-deflate agreed.
         capture = self._capture
-        on_request = upgrader_options.pop("on_request", None)
-        on_host = upgrader_options.pop("on_host", None)
-        on_header = upgrader_options.pop("on_header", None)
         negotiate = upgrader_options.pop("negotiate", None)
         compress = self.options.compression == "deflate"
-
-        def request_hook(uri: Any) -> object:
-            capture.path = bytes(uri).decode("latin-1")
-            capture.headers = []
-            return None if on_request is None else on_request(uri)
-
-        def host_hook(host: Any) -> object:
-            capture.headers.append(("Host", bytes(host).decode("latin-1")))
-            return None if on_host is None else on_host(host)
-
-        def header_hook(key: Any, value: Any) -> object:
-            capture.headers.append((bytes(key).decode("latin-1"), bytes(value).decode("latin-1")))
-            return None if on_header is None else on_header(key, value)
 
         def negotiate_hook(option: Option) -> Option | None:
             extension = capture.extension
@@ -111,12 +96,9 @@ class Server:
             return None if negotiate is None else negotiate(option)
 
         return self.upgrader_class(
-            on_request=request_hook,
-            on_host=host_hook,
-            on_header=header_hook,
             negotiate=negotiate_hook if compress or negotiate is not None else None,
             timeout=self.options.handshake_timeout,
-            **upgrader_options,
+            **capture.wrap(upgrader_options),
         )
 
     # -- the accept loop ------------------------------------------------------------
@@ -182,9 +164,9 @@ class Server:
         agreed = capture.extension.accepted() if capture.extension is not None else None
         connection = Connection(
             stream,
-            shared.new_protocol(False, options, agreed),
+            shared.new_protocol(False, options, agreed, streaming=True),
             options,
-            request=Request(capture.path, capture.headers),
+            request=capture.request(),
             response=Response(101, []),
             subprotocol=handshake.subprotocol,
             read_ahead=conn.take_read_ahead(),

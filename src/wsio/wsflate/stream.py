@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from wsio._engine import message as _received
 from wsio._engine.limits import DEFAULT_MAX_MESSAGE_SIZE
-from wsio._engine.utf8 import Utf8Validator
-from wsio.exceptions import InvalidUTF8Error
 from wsio.wsflate.codec import (
     DEFAULT_LEVEL,
     DEFAULT_MEM_LEVEL,
@@ -61,7 +60,7 @@ class Reader:
     ``zlib.decompressobj``.
     """
 
-    __slots__ = ("_eof", "_inflater", "_utf8", "_validator", "check_utf8", "source", "state")
+    __slots__ = ("_checking", "_eof", "_inflater", "_text", "check_utf8", "source", "state")
 
     def __init__(
         self,
@@ -86,8 +85,9 @@ class Reader:
         self.source = source
         self.state = state
         self.check_utf8 = check_utf8
-        self._validator = Utf8Validator()
-        self._utf8: Utf8Validator | None = None
+        # The UTF-8 rule of a received text message: the protocol core's bookkeeping.
+        self._text = _received.MessageState()
+        self._checking = False
         self.reset()
 
     @property
@@ -101,12 +101,11 @@ class Reader:
             self.source = source
         self._eof = False
         self._inflater.start_message()
-        self._utf8 = None
         state = self.state
-        if self.check_utf8 and state is not None and state.opcode == _TEXT:
+        self._checking = self.check_utf8 and state is not None and state.opcode == _TEXT
+        if self._checking:
             # RFC 6455 §8.1: text is UTF-8 — the decompressed bytes, RFC 7692 §6.
-            self._validator.reset()
-            self._utf8 = self._validator
+            self._text.take(_TEXT, True, 0, 0, True)
 
     def readable(self) -> bool:
         """True: this is a readable stream."""
@@ -130,21 +129,21 @@ class Reader:
             self._eof = True
             return b"".join(parts)
         inflater = self._inflater
-        utf8 = self._utf8
+        checking = self._checking
         chunks: list[bytes] = []
         while True:
             out = inflater.read(n)
             if out:
-                if utf8 is not None and not utf8.feed(out):
-                    raise InvalidUTF8Error("text message is not valid UTF-8")
+                if checking:
+                    self._text.feed(out)  # InvalidUTF8Error (1007) at the first bad byte
                 if n >= 0:
                     return out
                 chunks.append(out)
                 continue
             if inflater.done:
                 self._eof = True
-                if utf8 is not None and not utf8.feed(b"", final=True):
-                    raise InvalidUTF8Error("text message ends inside a UTF-8 character")
+                if checking:
+                    self._text.end()  # RFC 3629: not inside a character
                 break
             data = source.read(_READ_CHUNK)
             if data:

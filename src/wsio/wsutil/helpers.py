@@ -15,6 +15,7 @@ not: two threads' large messages mix bytes inside frames.
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple, Protocol
 
 from wsio._engine.framing import Frame, Header, encode_header_into
@@ -52,6 +53,12 @@ __all__ = [
 
 _SERVER = State.SERVER_SIDE
 _CLIENT = State.CLIENT_SIDE
+# Plain ints for the per-message path: IntFlag arithmetic costs microseconds.
+_CLIENT_BIT = int(State.CLIENT_SIDE)
+_TEXT = int(OpCode.TEXT)
+_BINARY = int(OpCode.BINARY)
+# RFC 6455 §5.2: a payload length of 0-125 fits in the 7-bit field, no extended length.
+_SHORT = 125
 
 
 class Connection(Protocol):
@@ -101,6 +108,28 @@ def read_server_message(source: Source, messages: list[Message] | None = None) -
     return read_message(source, _CLIENT, messages)
 
 
+class _Readers(threading.local):
+    """One exact (``buffer_size=0``) Reader per thread, reset for each call: a message
+    read by the helpers costs no Reader, buffer or handler of its own."""
+
+    reader: Reader | None = None
+
+
+_readers = _Readers()
+
+
+def _exact_reader(conn: Connection, state: State | int, max_message_size: int) -> Reader:
+    # A Reader reset onto ``conn``: nothing of a previous call (or of a call that
+    # raised mid-message) survives reset(); it reads nothing ahead, like a new one.
+    reader = _readers.reader
+    if reader is None:
+        reader = _readers.reader = Reader(conn, state, buffer_size=0)
+    else:
+        reader.reset(conn, state)
+    reader.max_message_size = max_message_size
+    return reader
+
+
 def read_data(
     conn: Connection,
     state: State | int,
@@ -113,20 +142,23 @@ def read_data(
     Pings get pongs; a close is answered and raises :class:`wsio.ClosedError`. With
     ``want`` (TEXT or BINARY), messages of the other kind are skipped.
     """
-    handler = ControlHandler(conn, state)
-    reader = Reader(
-        conn,
-        state,
-        on_intermediate=handler.handle,
-        max_message_size=max_message_size,
-        buffer_size=0,
-    )
+    handler: ControlHandler | None = None
+
+    def control(header: Header, payload: memoryview) -> None:
+        # The handler (and its Writer) is made only when a control frame comes.
+        nonlocal handler
+        if handler is None:
+            handler = ControlHandler(conn, state)
+        handler.handle(header, payload)
+
+    reader = _exact_reader(conn, state, max_message_size)
+    reader.on_intermediate = control
     try:
         while True:
             header = reader.next_frame()
             opcode = header.opcode
             if opcode >= 8:
-                handler.handle(header, reader.readall())
+                control(header, reader.readall())  # type: ignore[arg-type]
                 continue
             if want is not None and opcode != want:
                 reader.discard()
@@ -135,12 +167,14 @@ def read_data(
             return payload, OpCode(opcode)
     except ProtocolError as error:
         # RFC 6455 §7.1.7: _Fail the WebSocket Connection_ sends the close code first.
-        if not handler.close_sent:
+        if handler is None or not handler.close_sent:
             try:
                 write_close(conn, state, error.close_code)
             except OSError:
                 pass
         raise
+    finally:
+        reader.on_intermediate = None  # the thread's Reader keeps no closure alive
 
 
 def read_client_data(conn: Connection) -> tuple[bytes, OpCode]:
@@ -180,11 +214,28 @@ def write_message(
 
     Safe from several threads only on a :class:`wsio.LockedSink` (the frame goes out whole).
     """
-    header = Header(True, 0, int(op), False, None, len(payload))
-    if State(state) & _CLIENT:
+    n = len(payload)
+    client = int(state) & _CLIENT_BIT
+    if n <= _SHORT and op in (_TEXT, _BINARY):
+        # The common small message: its two header bytes and payload in one buffer,
+        # one write (RFC 6455 §5.2: FIN, the opcode, the MASK bit and a 7-bit length).
+        if client:
+            # RFC 6455 §5.3: a client masks every frame with a fresh 4-byte key.
+            mask = new_mask()
+            wire = bytearray(6 + n)
+            wire[0] = 0x80 | op
+            wire[1] = 0x80 | n
+            wire[2:6] = mask
+            mask_into(memoryview(wire)[6:], payload, mask)
+            write_all(dest, wire)
+        else:
+            write_all(dest, bytes((0x80 | op, n)) + payload)
+        return
+    header = Header(True, 0, int(op), False, None, n)
+    if client:
         header.masked = True
         header.mask = new_mask()
-        wire = bytearray(header_size(header) + len(payload))
+        wire = bytearray(header_size(header) + n)
         start = encode_header_into(wire, 0, header)
         mask_into(memoryview(wire)[start:], payload, header.mask)
         write_all(dest, wire)

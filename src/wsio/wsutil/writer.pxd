@@ -1,5 +1,7 @@
 # Types for writer.py when Cython compiles it (pure-Python mode, augmenting .pxd).
 
+from wsio._engine.message cimport MessageState
+
 cdef class Writer:
     cdef public object dest
     cdef public bint fragmenting
@@ -11,8 +13,9 @@ cdef class Writer:
     cdef bint _client
     cdef long long _state
     cdef Py_ssize_t _n
-    cdef Py_ssize_t _fragments
-    cdef public bint _dirty
+    cdef MessageState _message
+    cdef int _flags
+    cdef bint _dirty
 
 
 cdef class ControlWriter:

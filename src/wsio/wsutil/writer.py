@@ -6,6 +6,7 @@ from wsio._engine.framing import (
     MAX_CONTROL_PAYLOAD,
     MAX_HEADER_SIZE,
     STATE_CLIENT_SIDE,
+    STATE_FRAGMENTED,
     Frame,
     Header,
     encode_header_into,
@@ -17,12 +18,26 @@ from wsio.frameio import Sink, write_all, write_frame
 from wsio.frames import OpCode, State, new_mask
 from wsio.wsutil.extension import SendExtension
 
+try:
+    import cython
+except ImportError:  # pure mode without Cython installed
+    from wsio._engine import _cython as cython  # type: ignore[no-redef]
+
+if cython.compiled:
+    # The protocol core's message bookkeeping, as C calls (writer.pxd cimports it).
+    from cython.cimports.wsio._engine.message import (  # type: ignore[import-untyped,unreachable]
+        MessageState,
+    )
+else:
+    from wsio._engine.message import MessageState
+
 __all__ = ["DEFAULT_WRITE_BUFFER", "ControlWriter", "Writer"]
 
 #: Payload bytes a Writer buffers before it sends a fragment.
 DEFAULT_WRITE_BUFFER = 4096
 
 _CONTINUATION = int(OpCode.CONTINUATION)
+_FRAGMENTED = STATE_FRAGMENTED
 
 
 class Writer:
@@ -56,6 +71,10 @@ class Writer:
         self._view = memoryview(self._buffer)
         self._extensions: list[SendExtension] = []
         self._scratch = bytearray()  # client side: masked copies of written-through data
+        # Which frame of the message goes next (RFC 6455 §5.4): the rule the protocol
+        # core applies to received frames, applied to the sent ones.
+        self._message = MessageState()
+        self._flags = 0
         self.reset(dest, state, op)
         self._dirty = False  # a new Writer's flush() sends nothing until written to
         self.fragmenting = fragmenting
@@ -75,7 +94,7 @@ class Writer:
         """Start a new message of opcode ``op``; destination and extensions are kept."""
         self.op = int(op)
         self._n = 0  # payload bytes buffered
-        self._fragments = 0  # frames of this message already sent
+        self._flags = 0  # STATE_FRAGMENTED once a non-final frame of it was sent
         # A message begun by a reset is sent by flush() even if nothing is written:
         # copyfileobj(reader, writer) never calls write() for an empty message.
         self._dirty = True
@@ -169,16 +188,17 @@ class Writer:
         Does nothing on a new Writer or after a flush until something is written; after
         a reset it sends the message even if empty (an empty final frame).
         """
-        if not self._dirty and not self._fragments:
+        if not self._dirty and not self._flags & _FRAGMENTED:
             return
         self._send_buffer(fin=True)
-        self._fragments = 0
         self._dirty = False
 
     # Private.
 
     def _header(self, fin: bool, length: int) -> Header:
-        opcode = self.op if self._fragments == 0 else _CONTINUATION
+        # The frame is counted into the message as its header is made.
+        opcode = _CONTINUATION if self._flags & _FRAGMENTED else self.op
+        self._flags = self._message.take(opcode, fin, length, self._flags, False)
         client = self._client
         header = Header(fin, 0, opcode, client, new_mask() if client else None, length)
         for extension in self._extensions:
@@ -194,12 +214,10 @@ class Writer:
         if header.masked:
             cipher(payload, header.mask)  # type: ignore[arg-type]
         self._n = 0
-        self._fragments += 1
         write_all(self.dest, self._view[start : MAX_HEADER_SIZE + n])
 
     def _send_frame(self, fin: bool, payload: memoryview) -> None:
         header = self._header(fin, len(payload))
-        self._fragments += 1
         if header.masked:
             # RFC 6455 §5.3: the client masks into a reused buffer; the caller's data
             # stays as it was.
@@ -233,5 +251,5 @@ class ControlWriter:
 
     def flush(self) -> None:
         """Send the control frame (empty if nothing was written)."""
-        self._writer._dirty = True
+        self._writer.write(b"")  # an empty payload is a frame too
         self._writer.flush()
