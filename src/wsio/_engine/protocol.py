@@ -323,11 +323,9 @@ _PIECE_MIN: Final = 4096
 # Unmask-and-validate works in blocks this size, so the validator reads bytes the
 # unmasking has just left in L1.
 _FUSE_BLOCK: Final = 8192
-# Outgoing payloads up to this size are copied behind their header into one buffer (one
-# write(2) for the I/O layer: copying 16 KiB costs less than a second buffer in a
-# writev); longer ones are their own buffer in data_to_send() (not copied on the server
-# side).
-_INLINE_MAX: Final = 16384
+# Outgoing payloads up to this size are copied behind their header into one buffer;
+# longer ones are their own buffer in data_to_send() (not copied on the server side).
+_INLINE_MAX: Final = 4096
 # Full reads double the buffer up to this; once drained, a buffer larger than this (grown
 # for a frame taken whole) is dropped for a small one, so an idle connection never keeps
 # more (a busy one keeps what its traffic uses, with no allocation per read).
