@@ -637,3 +637,30 @@ def test_bad_utf8_in_a_frame_read_whole_fails_before_the_frame_is_in() -> None:
     wire = frame(1, b"ok" + b"\xff" + b"x" * 500_000)
     server.receive_data(wire[:4096])
     assert server.error is not None and server.error.close_code == 1007  # type: ignore[attr-defined]
+
+
+# -- the C-level API's Python-visible half (protocol.pxd) --------------------------------
+
+
+def test_send_data_is_send_text_binary_and_continuation_by_opcode() -> None:
+    by_name, by_opcode = ServerProtocol(), ServerProtocol()
+    by_name.send_text("a", fin=False)
+    by_name.send_continuation(b"b")
+    by_name.send_binary(b"c")
+    by_opcode.send_data(1, b"a", False)
+    by_opcode.send_data(0, b"b")
+    by_opcode.send_data(2, b"c")
+    assert sent(by_opcode) == sent(by_name)
+    with pytest.raises(LocalProtocolError):
+        by_opcode.send_data(9, b"not a data frame")
+
+
+def test_fail_with_error_answers_a_violation_with_its_code_and_a_bug_with_1011() -> None:
+    violated, broken = ServerProtocol(), ServerProtocol()
+    violated.fail_with_error(ProtocolError("bad", close_code=1007))
+    broken.fail_with_error(RuntimeError("a callback's bug"))
+    assert unmask_frames(sent(violated))[0][3][:2] == (1007).to_bytes(2, "big")
+    assert unmask_frames(sent(broken))[0][3][:2] == (1011).to_bytes(2, "big")
+    assert isinstance(broken.error, RuntimeError) and broken.close_expected()
+    broken.fail_with_error(ProtocolError("later"))  # once CLOSED, nothing changes
+    assert isinstance(broken.error, RuntimeError) and sent(broken) == b""

@@ -38,6 +38,13 @@ error), the Close frame is queued, and ``Protocol.error`` holds the
 :class:`~wsio.ProtocolError` (``close_code``). Sending in a state that forbids it
 raises :class:`~wsio.InvalidStateError`, and sends nothing. :data:`TRANSITIONS` is the
 state machine, written out.
+
+Buffers: the receive buffer is 4 KiB, allocated on first use; a data frame up to 1 MiB
+is read whole into a buffer grown once when its header arrives (so it is unmasked once
+and copied once into its message), and the buffer goes back to 4 KiB after it. An I/O
+layer written in Cython can ``cimport`` :class:`Protocol` for the C-level API that
+``wsio/_engine/protocol.pxd`` documents (frames with no Python object each; wsio.aio's
+callback level uses it).
 """
 
 from __future__ import annotations

@@ -60,6 +60,11 @@ STATE_SERVER_SIDE = 1
 STATE_CLIENT_SIDE = 2
 STATE_EXTENDED = 4
 STATE_FRAGMENTED = 8
+# The same, as C constants when compiled, for check_fields (no boxing per frame).
+_SERVER_SIDE = cython.declare(cython.int, STATE_SERVER_SIDE)
+_CLIENT_SIDE = cython.declare(cython.int, STATE_CLIENT_SIDE)
+_FRAGMENTED = cython.declare(cython.int, STATE_FRAGMENTED)
+_MAX_CONTROL = cython.declare(cython.longlong, MAX_CONTROL_PAYLOAD)
 
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 
@@ -449,7 +454,7 @@ def check_fields(
     if opcode >= 8:
         # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or
         # less and MUST NOT be fragmented."
-        if length > MAX_CONTROL_PAYLOAD:
+        if length > _MAX_CONTROL:
             raise ProtocolError("control frame payload longer than 125 bytes")
         if not fin:
             raise ProtocolError("fragmented control frame")
@@ -460,16 +465,16 @@ def check_fields(
     # RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that
     # is not masked." ... "A client MUST close a connection if it detects a masked
     # frame."
-    if state & STATE_SERVER_SIDE and not masked:
+    if state & _SERVER_SIDE and not masked:
         raise ProtocolError("client frame is not masked")
-    if state & STATE_CLIENT_SIDE and masked:
+    if state & _CLIENT_SIDE and masked:
         raise ProtocolError("server frame is masked")
     # RFC 6455 §5.4: fragments of one message are not interleaved with another's; a
     # continuation needs a message in progress.
     if opcode == 0:
-        if not state & STATE_FRAGMENTED:
+        if not state & _FRAGMENTED:
             raise ProtocolError("continuation frame with no message in progress")
-    elif opcode < 8 and state & STATE_FRAGMENTED:
+    elif opcode < 8 and state & _FRAGMENTED:
         raise ProtocolError("new data frame while a fragmented message is in progress")
     return 0
 

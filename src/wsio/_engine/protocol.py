@@ -276,9 +276,11 @@ class ConnectionState(enum.IntEnum):
     CLOSED = 3
 
 
-_OPEN: Final = 1
-_CLOSING: Final = 2
-_CLOSED: Final = 3
+# The states and the buffer sizes below are C constants when compiled (no dict lookup or
+# boxing on the per-frame path).
+_OPEN = cython.declare(cython.int, 1)
+_CLOSING = cython.declare(cython.int, 2)
+_CLOSED = cython.declare(cython.int, 3)
 
 #: The state machine: (state, what happened) -> the next state. A pair not here cannot
 #: happen: ``receive_close`` and ``receive_eof`` in CLOSED are ignored (nothing is read
@@ -316,33 +318,33 @@ SENDABLE: Final[Mapping[ConnectionState, frozenset[str]]] = {
 
 # The receive buffer starts this small, is allocated on first use, doubles only when
 # the bytes received fill it, and goes back to this once drained after a large frame.
-_MIN_BUFFER: Final = 4096
+_MIN_BUFFER = cython.declare(cython.Py_ssize_t, 4096)
 # A data frame longer than this is taken in pieces as it arrives (Chunk events when
 # streaming, else appended to its message); shorter ones whole.
-_PIECE_MIN: Final = 4096
+_PIECE_MIN = cython.declare(cython.Py_ssize_t, 4096)
 # Unmask-and-validate works in blocks this size, so the validator reads bytes the
 # unmasking has just left in L1.
-_FUSE_BLOCK: Final = 8192
+_FUSE_BLOCK = cython.declare(cython.Py_ssize_t, 8192)
 # Outgoing payloads up to this size are copied behind their header into one buffer;
 # longer ones are their own buffer in data_to_send() (not copied on the server side).
-_INLINE_MAX: Final = 4096
+_INLINE_MAX = cython.declare(cython.Py_ssize_t, 4096)
 # Full reads double the buffer up to this; once drained, a buffer larger than this (grown
 # for a frame taken whole) is dropped for a small one, so an idle connection never keeps
 # more (a busy one keeps what its traffic uses, with no allocation per read).
-_KEEP_MAX: Final = 262144
+_KEEP_MAX = cython.declare(cython.Py_ssize_t, 262144)
 #: The default ``whole_frame_max`` (see protocol.pxd) of a protocol that assembles
 #: messages, and what an I/O layer that hands out whole frames sets: data frames up to
 #: 1 MiB are read whole into a buffer grown once for them (its pages are touched only as
 #: bytes arrive); longer ones come in pieces, so a declared length costs nothing until
 #: its bytes arrive.
 WHOLE_FRAME_MAX: Final = 1 << 20
-_NO_LIMIT: Final = MAX_PAYLOAD_LENGTH
+_NO_LIMIT = cython.declare(cython.longlong, MAX_PAYLOAD_LENGTH)
 _NO_KEY: Final = b"\0\0\0\0"
 
 
 def _limit(value: int | None) -> int:
     if value is None:
-        return _NO_LIMIT
+        return int(_NO_LIMIT)
     if value < 0:
         raise ValueError("limits must be >= 0 (or None for no limit)")
     return value
@@ -476,7 +478,8 @@ class Protocol:
         RFC 6455 §7.1.1: the server closes the TCP connection first; a client waits a
         little (close_timeout) for the server to do so, then closes it itself.
         """
-        return self._state == _CLOSED
+        closed: cython.bint = self._state == _CLOSED
+        return closed
 
     def _transition(self, event: str) -> None:
         self._state = TRANSITIONS[(ConnectionState(self._state), event)]
