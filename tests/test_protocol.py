@@ -6,7 +6,7 @@ import itertools
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from wsio import InvalidStateError, LocalProtocolError, ProtocolError
@@ -613,6 +613,31 @@ def test_a_large_frame_is_read_whole_into_a_buffer_grown_once_then_dropped() -> 
     view[: len(small)] = small
     server.buffer_updated(len(small))
     assert server.events_received() == [TextMessage("hi")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 20_000), min_size=2, max_size=6),
+    cuts=st.lists(st.integers(1, 9_000), min_size=1, max_size=8),
+)
+def test_streamed_chunks_of_frames_read_whole_keep_their_bytes(
+    sizes: list[int], cuts: list[int]
+) -> None:
+    # A streaming consumer that also asks for whole frames: every Chunk view taken
+    # from one receive_data stays intact until the next, even when a later frame in
+    # the same bytes grows or compacts the buffer for itself.
+    server = ServerProtocol(streaming=True)
+    server.whole_frame_max = 1 << 20
+    payloads = [bytes([i + 1]) * n for i, n in enumerate(sizes)]
+    wire = b"".join(frame(2, p) for p in payloads)
+    got, pos, i = bytearray(), 0, 0
+    while pos < len(wire):
+        n = cuts[i % len(cuts)]
+        i += 1
+        server.receive_data(wire[pos : pos + n])
+        pos += n
+        got += b"".join(bytes(e.data) for e in server.events_received() if isinstance(e, Chunk))
+    assert bytes(got) == b"".join(payloads)
 
 
 def test_full_reads_of_small_frames_grow_the_buffer_to_a_cap() -> None:

@@ -229,7 +229,7 @@ cdef class Protocol:
     # -- the core's own --
     cdef int _unmask(self, Py_ssize_t off, Py_ssize_t n, long long pos, bint check) except -1
     cdef int _run(self) except -1
-    cdef int _reserve(self, Py_ssize_t size) except -1
+    cdef int _reserve(self, Py_ssize_t size, bint fresh=*) except -1
     cdef int _shrink(self) except -1
     cdef int _take_whole(self, Py_ssize_t start, Py_ssize_t avail) except -1
     cdef int _data(self) except -1

@@ -565,35 +565,36 @@ class Protocol:
         self._whole = memoryview(self._buf)
         return 0
 
-    def _reserve(self, size: cython.Py_ssize_t) -> cython.int:
-        # Move the unparsed bytes to the front (the views handed out die here), then
-        # make the buffer hold at least ``size`` bytes. Growing makes a new bytearray,
-        # so a view the caller still holds never blocks it (or sees a resize).
+    def _reserve(self, size: cython.Py_ssize_t, fresh: cython.bint = False) -> cython.int:
+        # Make the buffer hold at least ``size`` bytes with the unparsed ones at the
+        # front. In place, that move kills the views handed out; a new bytearray (when
+        # growing, or ``fresh``: views from this pass are still queued in events) leaves
+        # them intact on the old one, and a view the caller holds never blocks a resize.
         start: cython.Py_ssize_t = self._start
         end: cython.Py_ssize_t = self._end
         pending: cython.Py_ssize_t = end - start
         buf = self._buf
-        if start:
-            if pending:
-                if cython.compiled:
-                    p = cython.cast(uchar_ptr, PyByteArray_AS_STRING(buf))
-                    memmove(p, p + start, pending)
-                else:
-                    buf[0:pending] = buf[start:end]
-            self._start = 0
-            self._end = pending
         capacity: cython.Py_ssize_t = len(buf)
-        if size > capacity:
-            capacity = max(size, 2 * capacity, _MIN_BUFFER)
+        if size > capacity or fresh:
+            if size > capacity:
+                capacity = max(size, 2 * capacity, _MIN_BUFFER)
             if cython.compiled:
                 # Not zero-filled: its pages are touched only as bytes arrive.
                 new = PyByteArray_FromStringAndSize(cython.NULL, capacity)
             else:
                 new = bytearray(capacity)
             if pending:
-                new[0:pending] = buf[0:pending]
+                new[0:pending] = buf[start:end]
             self._buf = new
             self._whole = memoryview(new)
+        elif start and pending:
+            if cython.compiled:
+                p = cython.cast(uchar_ptr, PyByteArray_AS_STRING(buf))
+                memmove(p, p + start, pending)
+            else:
+                buf[0:pending] = buf[start:end]
+        self._start = 0
+        self._end = pending
         return 0
 
     # -- the per-frame path ---------------------------------------------------------
@@ -768,10 +769,12 @@ class Protocol:
             if len(self._buf) - start < length:
                 # Compacting makes room for a frame the buffer can hold; a larger one
                 # gets a buffer of its size, with room for the next header behind it.
+                # Chunk views of this pass still wait in the events: not in place.
+                fresh: cython.bint = self.streaming and len(self._events) > 0
                 if length <= len(self._buf):
-                    self._reserve(cython.cast(cython.Py_ssize_t, length))
+                    self._reserve(cython.cast(cython.Py_ssize_t, length), fresh)
                 else:
-                    self._reserve(cython.cast(cython.Py_ssize_t, length) + _MIN_BUFFER)
+                    self._reserve(cython.cast(cython.Py_ssize_t, length) + _MIN_BUFFER, fresh)
             return self._take_whole(self._start, self._end - self._start)
         if whole:
             n = cython.cast(cython.Py_ssize_t, length)
