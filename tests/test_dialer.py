@@ -37,7 +37,7 @@ from wsio import wsflate
 from wsio._engine.httphead import Option, accept_key, is_valid_key
 from wsio._engine.mask import cipher
 from wsio.conn import Conn
-from wsio.dialer import Dialer, dial
+from wsio.dialer import Dialer, dial, encode_request_headers, parse_url
 from wsio.exceptions import (
     HandshakeTimeoutError,
     InvalidAcceptError,
@@ -1469,6 +1469,29 @@ def test_no_proxy_and_loopback_bypass_the_environment(monkeypatch: pytest.Monkey
         ("external.test", 80),
     ]
     assert proxy.targets == ["external.test:80"]
+
+
+def test_the_public_pieces_make_a_dial_through_a_proxy() -> None:
+    # What wsio.aio's client does: the Target, the proxy for it, the tunnel, then a
+    # handshake of its own over the socket (here the Dialer's upgrade).
+    with (
+        websockets_sync_server(compression=None) as (port, _),
+        connect_proxy(("127.0.0.1", port), "user:secret") as proxy,
+    ):
+        dialer = Dialer(proxy=f"http://user:secret@127.0.0.1:{proxy.port}")
+        target = parse_url("ws://backend.test:8001/chat")
+        chosen = dialer.proxy_for(target)
+        assert chosen is not None and chosen.address == f"127.0.0.1:{proxy.port}"
+        assert chosen.authorization == "Basic " + base64.b64encode(b"user:secret").decode()
+        assert Dialer(proxy=None).proxy_for(target) is None
+        sock = dialer.open_socket(target)
+        conn, _ = Dialer().upgrade(sock, "ws://backend.test:8001/chat")
+        with conn:
+            assert_echo(conn)
+    assert proxy.targets == ["backend.test:8001"]
+    assert encode_request_headers({"X-Trace": "1"}) == b"X-Trace: 1\r\n"
+    with pytest.raises(LocalProtocolError):
+        encode_request_headers({"Sec-WebSocket-Key": "x"})
 
 
 def test_proxy_that_sends_bytes_after_its_answer() -> None:

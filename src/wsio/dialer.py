@@ -42,6 +42,12 @@ server accepts twice, and a parameter the offer does not allow or that is repeat
 (RFC 6455 §4.1, §9.1; RFC 7692 §7.1 for permessage-deflate); the hook, when given,
 makes those decisions (wsflate's does).
 
+For clients on other I/O (wsio.aio): :func:`parse_url` gives the :class:`Target` a URL
+names, :meth:`Dialer.proxy_for` the proxy a connection to it takes, and
+:meth:`Dialer.open_socket` the connected socket (through the proxy's CONNECT; blocking);
+:func:`encode_request_headers` checks and encodes extra request headers and
+:func:`default_ssl_context` is the shared TLS default. The Dialer uses the same ones.
+
 Not done: redirects (a 3xx raises :class:`~wsio.InvalidStatusError`, whose ``headers``
 hold ``Location``), interim 1xx responses before the 101, SOCKS and ``https://``
 proxies (an environment that sets one, e.g. ``ALL_PROXY=socks5://...``, makes a dial
@@ -83,7 +89,17 @@ from wsio.exceptions import (
 )
 from wsio.handshake import Handshake, HeadersLike, encode_headers
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "DebugDialer", "Dialer", "dial"]
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "DebugDialer",
+    "Dialer",
+    "Proxy",
+    "Target",
+    "default_ssl_context",
+    "dial",
+    "encode_request_headers",
+    "parse_url",
+]
 
 #: The most bytes of a non-101 response's body kept in InvalidStatusError.body.
 DEFAULT_MAX_BODY_SIZE = 65536
@@ -105,8 +121,9 @@ _DEFAULT_PORTS = {"ws": 80, "wss": 443}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Target:
-    """Where a URL says to connect, and what the request says."""
+class Target:
+    """Where a URL says to connect, and what the request says (from :func:`parse_url`;
+    immutable, so it may be kept and shared)."""
 
     secure: bool
     host: str  # without brackets; for connecting and for SNI
@@ -118,13 +135,17 @@ class _Target:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Proxy:
+class Proxy:
+    """An HTTP CONNECT proxy (from :meth:`Dialer.proxy_for`): where it listens, and the
+    ``Proxy-Authorization`` value its URL's credentials make."""
+
     host: str
     port: int
     authorization: str | None
 
     @property
     def address(self) -> str:
+        """``host:port`` (an IPv6 host in brackets)."""
         return _host_port(self.host, self.port)
 
 
@@ -200,7 +221,7 @@ class Dialer:
         if self.extensions:
             format_options(self.extensions)  # raises on a name or value it cannot write
         # Encoded once: an iterator of pairs can be read only once, and it saves work per dial.
-        object.__setattr__(self, "_extra", _encode_headers(self.headers))
+        object.__setattr__(self, "_extra", encode_request_headers(self.headers))
         if self.host is not None:
             check_value(self.host, "host")
         if isinstance(self.proxy, str):
@@ -214,13 +235,13 @@ class Dialer:
         ``sock`` is an already connected socket to use instead of connecting (TLS still
         applies for ``wss://``). Raises a HandshakeError subclass, OSError or ssl.SSLError.
         """
-        target = _parse_url(url, self.unix_path)
+        target = parse_url(url, self.unix_path)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         restore: float | None = None
         stream: SocketLike | None = None
         try:
             if sock is None:
-                sock = self._connect(target, deadline)
+                sock = self.open_socket(target, deadline)
             else:
                 restore = sock.gettimeout()
             if target.secure:
@@ -242,7 +263,7 @@ class Dialer:
 
         The socket's timeout is restored afterwards; it is closed if the handshake fails.
         """
-        target = _parse_url(url, self.unix_path)
+        target = parse_url(url, self.unix_path)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         restore = sock.gettimeout()
         try:
@@ -255,7 +276,10 @@ class Dialer:
 
     # -- connecting ------------------------------------------------------------------
 
-    def _connect(self, target: _Target, deadline: float | None) -> socket.socket:
+    def open_socket(self, target: Target, deadline: float | None = None) -> socket.socket:
+        """Connect to ``target`` (its Unix socket, or TCP with TCP_NODELAY), through the
+        proxy :meth:`proxy_for` picks with its CONNECT exchange done; blocking, bounded by
+        ``deadline`` (``time.monotonic()``). No TLS yet. The socket is the caller's."""
         if target.unix_path is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -265,7 +289,7 @@ class Dialer:
                 sock.close()
                 raise
             return sock
-        proxy = self._proxy_for(target)
+        proxy = self.proxy_for(target)
         host, port = (target.host, target.port) if proxy is None else (proxy.host, proxy.port)
         factory = self.create_connection or socket.create_connection
         sock = _timed(factory, (host, port), _remaining(deadline))
@@ -280,7 +304,10 @@ class Dialer:
             raise
         return sock
 
-    def _proxy_for(self, target: _Target) -> _Proxy | None:
+    def proxy_for(self, target: Target) -> Proxy | None:
+        """The proxy a connection to ``target`` goes through, or None: the ``proxy``
+        option's URL, or (``proxy=True``) the environment's for the target's scheme,
+        never for a loopback host or a Unix socket. LocalProtocolError for a bad URL."""
         if self.proxy is None or self.proxy is False:
             return None
         if isinstance(self.proxy, str):
@@ -289,7 +316,7 @@ class Dialer:
         return None if url is None else _parse_proxy(url, "from the environment")
 
     def _proxy_connect(
-        self, sock: socket.socket, proxy: _Proxy, target: _Target, deadline: float | None
+        self, sock: socket.socket, proxy: Proxy, target: Target, deadline: float | None
     ) -> None:
         # RFC 9110 §9.3.6: "CONNECT server.example.com:80 HTTP/1.1 / Host:
         # server.example.com". RFC 6455 §4.1: the proxy opens a TCP connection to /host/
@@ -319,9 +346,9 @@ class Dialer:
             raise MalformedResponseError(f"proxy {proxy.address} sent bytes after its response")
 
     def _start_tls(
-        self, sock: socket.socket, target: _Target, deadline: float | None
+        self, sock: socket.socket, target: Target, deadline: float | None
     ) -> ssl_module.SSLSocket:
-        context = self.ssl if self.ssl is not None else _default_ssl_context()
+        context = self.ssl if self.ssl is not None else default_ssl_context()
         hostname = self.server_hostname
         if hostname is None:
             hostname = "localhost" if target.unix_path is not None else target.host
@@ -332,7 +359,7 @@ class Dialer:
     # -- the handshake -----------------------------------------------------------------
 
     def _handshake(
-        self, sock: SocketLike, target: _Target, deadline: float | None
+        self, sock: SocketLike, target: Target, deadline: float | None
     ) -> tuple[Conn, Handshake]:
         handshake = ClientHandshake(
             resource=target.resource,
@@ -502,7 +529,9 @@ def _timed(func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
 
 
 @functools.lru_cache(maxsize=1)
-def _default_ssl_context() -> ssl_module.SSLContext:
+def default_ssl_context() -> ssl_module.SSLContext:
+    """``ssl.create_default_context()``, made once per process and shared (verification
+    on): a ``wss://`` connection's TLS settings when none are given."""
     # Loading the system CA store costs milliseconds: do it once per process.
     return ssl_module.create_default_context()
 
@@ -513,8 +542,9 @@ def _host_port(host: str, port: int) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _parse_url(url: str, unix_path: str | None) -> _Target:
-    """Split a ws/wss/ws+unix/wss+unix URL into what the Dialer needs (cached: immutable)."""
+def parse_url(url: str, unix_path: str | None = None) -> Target:
+    """Split a ws/wss/ws+unix/wss+unix URL into what a client needs (cached: immutable);
+    ``unix_path`` connects there instead. LocalProtocolError for what is not one."""
     try:
         parts = urllib.parse.urlsplit(url)
         scheme = parts.scheme.lower()
@@ -542,7 +572,7 @@ def _parse_url(url: str, unix_path: str | None) -> _Target:
             path = urllib.parse.unquote(parts.netloc.rpartition("@")[2])
             if not path:
                 raise LocalProtocolError(f"no socket path in {url!r}")
-            return _Target(secure, "localhost", 0, resource, "localhost", path, authorization)
+            return Target(secure, "localhost", 0, resource, "localhost", path, authorization)
         host = parts.hostname
         if not host:
             raise LocalProtocolError(f"no host in {url!r}")
@@ -559,10 +589,10 @@ def _parse_url(url: str, unix_path: str | None) -> _Target:
     # /host/ plus optionally ":" followed by /port/ (when not using the default port)."
     bracketed = f"[{host}]" if ":" in host else host
     host_header = bracketed if port == default else f"{bracketed}:{port}"
-    return _Target(secure, host, port, resource, host_header, unix_path, authorization)
+    return Target(secure, host, port, resource, host_header, unix_path, authorization)
 
 
-def _parse_proxy(url: str, origin: str = "") -> _Proxy:
+def _parse_proxy(url: str, origin: str = "") -> Proxy:
     """Check and split an ``http://[user:pass@]host[:port]`` proxy URL."""
     where = f" {origin}" if origin else ""
     try:
@@ -586,7 +616,7 @@ def _parse_proxy(url: str, origin: str = "") -> _Proxy:
         password = urllib.parse.unquote(parts.password or "")
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         authorization = f"Basic {token}"
-    return _Proxy(parts.hostname, 80 if port is None else port, authorization)
+    return Proxy(parts.hostname, 80 if port is None else port, authorization)
 
 
 @functools.lru_cache(maxsize=256)
@@ -600,7 +630,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _environment_proxy(target: _Target) -> str | None:
+def _environment_proxy(target: Target) -> str | None:
     """The proxy URL the environment sets for ``target``, or None."""
     if target.unix_path is not None or _is_loopback(target.host):
         return None
@@ -619,8 +649,9 @@ def _environment_proxy(target: _Target) -> str | None:
     return None
 
 
-def _encode_headers(headers: HeadersLike | None) -> bytes:
-    """The extra header lines, CRLF-terminated; LocalProtocolError for what can't be sent."""
+def encode_request_headers(headers: HeadersLike | None) -> bytes:
+    """A client's extra request headers (a mapping, pairs or lines) as CRLF-terminated
+    lines; LocalProtocolError for what can't be sent or is the handshake's own."""
     # Names must be tokens and values free of CR, LF and other controls, which would end
     # the header and let a value inject another (request splitting).
     raw = encode_headers(headers, "request header")

@@ -30,7 +30,7 @@ from wsio._engine.limits import (
 from wsio._engine.protocol import ClientProtocol
 from wsio.aio._callback import Stream, Transport
 from wsio.aio.listener import Listener
-from wsio.dialer import Dialer, _default_ssl_context, _encode_headers, _parse_url, _Target
+from wsio.dialer import Dialer, Target, default_ssl_context, encode_request_headers, parse_url
 from wsio.exceptions import HandshakeTimeoutError, IncompleteHandshakeError
 from wsio.wsflate import Extension
 from wsio.wsflate.parameters import EXTENSION_NAME, Parameters
@@ -158,7 +158,7 @@ async def create_connection(
     ``max_head_size`` its limits on the response head. ``open_timeout`` bounds
     connecting, the proxy and the handshake together (HandshakeTimeoutError).
     """
-    target = _parse_url(url, path)
+    target = parse_url(url, path)
     deflate = None
     if compression:
         # The offer browsers make: any window size the server asks this client to use.
@@ -175,7 +175,7 @@ async def create_connection(
         host=host if host is not None else target.host_header,
         subprotocols=subprotocols,
         extensions=offered,
-        headers=_encode_headers(headers),
+        headers=encode_request_headers(headers),
         authorization=target.authorization,
         on_header=on_header,
         max_line=max_line,
@@ -196,7 +196,7 @@ async def create_connection(
     }
     context = None
     if target.secure:
-        context = ssl if ssl is not None else _default_ssl_context()
+        context = ssl if ssl is not None else default_ssl_context()
         if server_hostname is None and sock is None and target.unix_path is None:
             server_hostname = target.host
         elif server_hostname is None:
@@ -215,7 +215,7 @@ async def create_connection(
                 server_hostname=server_hostname,
             )
             return await stream._done
-        if connected is None and dialer._proxy_for(target) is not None:
+        if connected is None and dialer.proxy_for(target) is not None:
             connected = await _tunnel(dialer, target)
         address: tuple[Any, Any] = (
             (None, None) if connected is not None else (target.host, target.port)
@@ -241,13 +241,13 @@ def _unix() -> int | None:
     return getattr(socket, "AF_UNIX", None)
 
 
-async def _tunnel(dialer: Dialer, target: _Target) -> socket.socket:
+async def _tunnel(dialer: Dialer, target: Target) -> socket.socket:
     # The Dialer's own connect through the proxy (CONNECT, its answer, ProxyError),
     # run in the loop's default executor as asyncio runs name resolution: the loop never
     # blocks, and the exchange is bounded by the Dialer's timeout (open_timeout).
     loop = asyncio.get_running_loop()
     deadline = None if dialer.timeout is None else time.monotonic() + dialer.timeout
-    future = loop.run_in_executor(None, dialer._connect, target, deadline)
+    future = loop.run_in_executor(None, dialer.open_socket, target, deadline)
     try:
         sock = await asyncio.shield(future)
     except asyncio.CancelledError:

@@ -3,7 +3,8 @@
 A connection is a :class:`~wsio.aio.Listener` underneath (one receive path: the
 compiled loop of :mod:`wsio.aio._callback`): each received frame is turned into a whole
 message (``str`` or ``bytes``, one copy out of the read buffer) and queued; ``recv``
-takes from the queue without a coroutine switch when a message is already there. Sends
+takes from the queue without a coroutine switch when a message is already there;
+``recv_streaming`` takes the frames of the message arriving now as they come. Sends
 go straight through the :class:`~wsio.aio.Transport` (one write per frame). The names
 and semantics are :class:`wsio.sync.Connection`'s; the shared rules live in
 :mod:`wsio._connection`.
@@ -12,6 +13,7 @@ and semantics are :class:`wsio.sync.Connection`'s; the shared rules live in
 from __future__ import annotations
 
 import asyncio
+import codecs
 import collections
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
@@ -30,6 +32,9 @@ __all__ = ["Connection", "broadcast"]
 log = logging.getLogger("wsio")
 
 _Data = str | bytes
+# A message recv_streaming gave up on: the rest of its frames are dropped (a deque with
+# maxlen 0 keeps nothing) until its last one.
+_DISCARD: collections.deque[tuple[bytes, bool]] = collections.deque(maxlen=0)
 # close_timeout=None: the Transport's timer still needs a number.
 _FOREVER = 365 * 86400.0
 
@@ -88,6 +93,9 @@ class Connection:
         self._getter: asyncio.Future[None] | None = None
         self._pieces: list[bytes] = []
         self._text = False
+        # While recv_streaming has the message arriving now: its frames' payloads (owned
+        # copies) and whether each is the last, handed over as they come.
+        self._stream: collections.deque[tuple[bytes, bool]] | None = None
         self._write_paused: asyncio.Future[None] | None = None
         self._send_lock: asyncio.Lock | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
@@ -150,6 +158,19 @@ class Connection:
                 # written (close_timeout).
                 self._drop_later(2)
             return  # Pings and the Close are answered by the core (RFC 6455 §5.5.1, §5.5.2)
+        stream = self._stream
+        if stream is not None:
+            # recv_streaming's message (RFC 6455 §5.4: "the fragments of one message MUST
+            # NOT be interleaved", so every data frame until a FIN belongs to it).
+            if opcode:
+                self._text = opcode == 1
+            stream.append((frame.bytes(), frame.fin))
+            if frame.fin:
+                self._stream = None
+            self._wake()
+            if self._high is not None and len(stream) >= self._high:
+                self._pause_reading()
+            return
         if opcode:
             if frame.fin:
                 # The common case, a message in one piece: one copy out of the read buffer.
@@ -165,7 +186,7 @@ class Connection:
     def _owes_answer(self) -> bool:
         # Messages the application has not read yet, or one a recv() is about to return.
         getter = self._getter
-        return bool(self._queue) or (getter is not None and getter.done())
+        return bool(self._queue) or bool(self._stream) or (getter is not None and getter.done())
 
     def _put(self, message: _Data) -> None:
         queue = self._queue
@@ -173,10 +194,27 @@ class Connection:
         getter = self._getter
         if getter is not None and not getter.done():
             getter.set_result(None)
-        if self._high is not None and len(queue) >= self._high and not self._reading_paused:
-            # The application is not keeping up: stop reading, the peer's TCP window fills.
+        if self._high is not None and len(queue) >= self._high:
+            self._pause_reading()
+
+    def _wake(self) -> None:
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    def _pause_reading(self) -> None:
+        # The application is not keeping up (max_queue messages, or pieces of the
+        # streamed one, unread): stop reading, the peer's TCP window fills.
+        if not self._reading_paused:
             self._reading_paused = True
             self.transport.transport.pause_reading()
+
+    def _consumed(self, left: int) -> None:
+        # `left` messages or pieces are still unread: read again below the low mark.
+        if self._reading_paused and left <= self._low:  # type: ignore[operator]
+            self._reading_paused = False
+            if not self._closed.done():
+                self.transport.transport.resume_reading()
 
     def _on_close(self, transport: Transport, code: int, reason: str) -> None:
         self._code = (code, reason)
@@ -227,24 +265,15 @@ class Connection:
         """
         queue = self._queue
         if not queue:
-            if self._getter is not None:
+            if self._getter is not None or self._streaming:
                 raise ConcurrencyError("another task is already receiving on this connection")
             while not queue:
                 if self._closed.done():
                     raise self._closed_error()
-                # Every message that came before a Close has been read: a Close held
-                # for the application's answers goes out now (Listener.hold_close).
-                self.transport.release_close()
-                self._getter = self._loop.create_future()
-                try:
-                    await self._getter
-                finally:
-                    self._getter = None
+                await self._wait()
         message = queue.popleft()
-        if self._reading_paused and len(queue) <= self._low:  # type: ignore[operator]
-            self._reading_paused = False
-            if not self._closed.done():
-                self.transport.transport.resume_reading()
+        if self._reading_paused:
+            self._consumed(len(queue))
         if decode is None:
             return message
         if decode:
@@ -252,13 +281,73 @@ class Connection:
         return message.encode() if isinstance(message, str) else message
 
     async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[_Data]:
-        """The next message as an async iterator of its pieces (``str`` or ``bytes``).
+        """The next message as an async iterator of its pieces (owned ``str`` or
+        ``bytes``; ``decode`` as in :meth:`recv`), each given as it arrives: a message
+        in many frames never has to fit in memory (``max_queue`` pieces at most).
 
-        The protocol core checks each message whole (size limits, UTF-8, inflation)
-        before it is delivered, so a message comes as one piece today, as in
-        :meth:`wsio.sync.Connection.recv_streaming`.
+        A piece is one frame's payload (the callback level hands a frame over whole);
+        text is decoded piece by piece (a character cut between frames comes whole in
+        the later piece). What had arrived of the message before the call is its first
+        piece. Closing the iterator early (``contextlib.aclosing``) drops the rest of
+        the message; until then it is receiving. ConnectionClosed if the connection
+        closes before the last piece; ConcurrencyError while another task is receiving.
         """
-        yield await self.recv(decode)  # type: ignore[arg-type]
+        if self._getter is not None or self._streaming:
+            raise ConcurrencyError("another task is already receiving on this connection")
+        while self._stream is _DISCARD and not self._closed.done():
+            # A message given up on is still arriving: the next one starts after it.
+            await self._wait()
+        if self._queue or self._closed.done():
+            yield await self.recv(decode)  # type: ignore[arg-type]
+            return
+        # From here on, the message arriving now (its frames so far, if any) and every
+        # later frame of it go to this iterator instead of being joined.
+        stream: collections.deque[tuple[bytes, bool]] = collections.deque()
+        self._stream = stream
+        if self._pieces:
+            stream.append((b"".join(self._pieces), False))
+            self._pieces = []
+        decoder: Any = None
+        last = False
+        try:
+            while not last:
+                while not stream:
+                    if self._closed.done():
+                        raise self._closed_error()
+                    await self._wait()
+                piece, last = stream.popleft()
+                if self._reading_paused:
+                    self._consumed(len(stream))
+                if decode is None:
+                    decode = self._text
+                if decode is False:
+                    yield piece
+                    continue
+                if decoder is None:
+                    decoder = codecs.getincrementaldecoder("utf-8")()
+                yield decoder.decode(piece, last)
+        finally:
+            if self._stream is stream:
+                # Given up on before its last frame: the rest is dropped as it comes.
+                self._stream = _DISCARD
+                if self._reading_paused:
+                    self._consumed(0)
+
+    @property
+    def _streaming(self) -> bool:
+        # recv_streaming has a message that has not ended.
+        return self._stream is not None and self._stream is not _DISCARD
+
+    async def _wait(self) -> None:
+        # Until the next frame or message arrives, or the connection closes. Whatever
+        # came before a Close has been read: a Close held for the application's answers
+        # goes out now (Listener.hold_close).
+        self.transport.release_close()
+        self._getter = self._loop.create_future()
+        try:
+            await self._getter
+        finally:
+            self._getter = None
 
     def __aiter__(self) -> Connection:
         """Every message until the connection closes normally (ConnectionClosedError
