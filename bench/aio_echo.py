@@ -26,7 +26,8 @@ TCP echo several times faster than any WebSocket server.
    ``/proc/PID/schedstat``) / idle split and the client's CPU, as shares of the window.
 3. **Idle memory**: the server's RSS (``/proc/PID/status`` VmRSS) before and after
    10,000 upgraded, idle connections, divided by 10,000 (RLIMIT_NOFILE raised here and,
-   with a preexec_fn, in the servers). A fresh set of servers, unpinned.
+   with a preexec_fn, in the servers). A fresh set of servers, unpinned. Then the same
+   with permessage-deflate offered (servers that have it, at their defaults).
 4. **Handshakes**: connect, upgrade, close frame both ways and end of stream, 64 at a
    time, server on core 1, client on core 0; handshakes/s and server CPU per handshake.
 5. **Compressed ping-pong**: as 1, text (JSON-ish, compressible) at 256 B, 8 KiB and
@@ -434,19 +435,21 @@ class Idle:
         return (self.after - self.before) / self.count
 
 
-def idle(count: int) -> dict[Row, Idle]:
-    """Server RSS before and after ``count`` idle upgraded connections, fresh servers."""
+def idle(count: int, deflate: bool = False) -> dict[Row, Idle]:
+    """Server RSS before and after ``count`` idle upgraded connections, fresh servers;
+    ``deflate``: each connection offers permessage-deflate (servers without it left out)."""
     result: dict[Row, Idle] = {}
+    rows = [row for row in _rows() if not (deflate and row[0] in NO_DEFLATE)]
     with servers(None, None) as running:
-        for row in _rows():
+        for row in rows:
             server = running[row]
             # One connection first, so that code paths and buffers used by every
             # connection are in "before".
-            first = client.open_upgraded(server.port, 1, server.websocket)
+            first = client.open_upgraded(server.port, 1, server.websocket, deflate=deflate)
             client.close_all(first, server.websocket)
             time.sleep(0.2)
             before = rss_kib(server.pid)
-            socks = client.open_upgraded(server.port, count, server.websocket)
+            socks = client.open_upgraded(server.port, count, server.websocket, deflate=deflate)
             time.sleep(1.0)  # let the server finish what each connection started
             after = rss_kib(server.pid)
             client.close_all(socks, server.websocket)
@@ -454,11 +457,13 @@ def idle(count: int) -> dict[Row, Idle]:
     return result
 
 
-def idle_table(result: dict[Row, Idle]) -> Table:
+def idle_table(result: dict[Row, Idle], deflate: bool = False) -> Table:
     count = next(iter(result.values())).count
+    reference = DEFLATE_REFERENCE if deflate else REFERENCE
     table = Table(
-        f"RSS per idle connection, {count:,} connections",
-        ["server", "RSS before (MiB)", "RSS after (MiB)", "KiB per connection", f"÷ {REFERENCE}"],
+        f"RSS per idle connection, {count:,} connections"
+        + (", permessage-deflate offered (each server's default answer)" if deflate else ""),
+        ["server", "RSS before (MiB)", "RSS after (MiB)", "KiB per connection", f"÷ {reference}"],
     )
     table.notes.append(
         "VmRSS of the server process, measured 1 s after the last connection was upgraded; "
@@ -466,7 +471,7 @@ def idle_table(result: dict[Row, Idle]) -> Table:
         "(the same for every server) is not in it."
     )
     for row, r in result.items():
-        ref = result[(REFERENCE, row[1])]
+        ref = result[(reference, row[1])]
         table.rows.append(
             [
                 _label(row),
@@ -587,7 +592,7 @@ def instructions_table(counts: dict[tuple[object, ...], float], sizes: tuple[int
     columns = ["server"]
     for size in sizes:
         columns += [f"{humanize_size(size)}: instructions/echo", f"÷ {REFERENCE} (same loop)"]
-    table = Table("Server user-space instructions per echo (callgrind)", columns)
+    table = Table("6: server user-space instructions per echo (callgrind), test 1's setup", columns)
     table.notes.append(
         f"{CALLGRIND_ECHOES:,} echoes per size on one connection after {CALLGRIND_WARM} not "
         "counted; the client is not under valgrind. Two runs at a load average of 8 agreed "
@@ -808,7 +813,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     if "3" in tests:
         rss = idle(idle_count)
-        emit("## 3. Idle connections\n", idle_table(rss))
+        zipped_rss = idle(idle_count, deflate=True)
+        emit(
+            "## 3. Idle connections\n",
+            idle_table(rss),
+            idle_table(zipped_rss, deflate=True),
+        )
     if "4" in tests:
         shakes = handshakes(seconds, rounds)
         emit(
@@ -825,22 +835,23 @@ def main(argv: list[str] | None = None) -> None:
                 zipped, DEFLATE_SIZES, "Compressed ping-pong, text", DEFLATE_REFERENCE
             ),
         )
-    if "6" in tests:
-        counts = instructions(CALLGRIND_SIZES, CALLGRIND_ECHOES)
-        emit(
-            "## 6. Instructions per echo (callgrind), one connection\n",
-            instructions_table(counts, CALLGRIND_SIZES),
-        )
+    # Test 6 goes with the summaries after a whole run: the CPU ratios that hold on a
+    # loaded machine.
+    counts = instructions(CALLGRIND_SIZES, CALLGRIND_ECHOES) if "6" in tests else None
+    if counts is not None and not whole:
+        print(instructions_table(counts, CALLGRIND_SIZES).markdown(), flush=True)
     state = f"Load average (1, 5, 15 min) at the start: {loads}; at the end: {_loadavg()}.\n"
     if not whole:
         print(state, flush=True)
         return
     summary = [t.markdown() for t in summary_tables(ping, many, rss, shakes, connections)]
+    if counts is not None:
+        summary.append(instructions_table(counts, CALLGRIND_SIZES).markdown())
     plotted = plot(ping, many, rss, shakes, connections)
     figure = (
         f"![the tables as bars]({PLOT.name})\n"
         if plotted
-        else "(matplotlib is not installed: no plot.)\n"
+        else "(matplotlib is not installed: no plot; `make bench` installs it.)\n"
     )
     print("\n".join([*summary, state]), flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
