@@ -690,7 +690,9 @@ def plot(
     def bars(ax: object, groups: list[str], values: list[list[float]], title: str) -> None:
         for i, label in enumerate(labels):
             xs = [g + i * width for g in range(len(groups))]
-            ax.bar(xs, [v[i] for v in values], width, label=label)  # type: ignore[attr-defined]
+            # tab20: one colour per row (the default cycle has 10 for 12 rows).
+            color = plt.get_cmap("tab20")(i % 20)
+            ax.bar(xs, [v[i] for v in values], width, label=label, color=color)  # type: ignore[attr-defined]
         ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups)  # type: ignore[attr-defined]
         ax.set_title(title)  # type: ignore[attr-defined]
 
