@@ -595,8 +595,8 @@ def instructions_table(counts: dict[tuple[object, ...], float], sizes: tuple[int
     table = Table("6: server user-space instructions per echo (callgrind), test 1's setup", columns)
     table.notes.append(
         f"{CALLGRIND_ECHOES:,} echoes per size on one connection after {CALLGRIND_WARM} not "
-        "counted; the client is not under valgrind. Two runs at a load average of 8 agreed "
-        "within 0.2%: these are the ratios to quote for CPU cost on a shared machine."
+        "counted; the client is not under valgrind. Three runs at load averages of 1 to 8 "
+        "agreed within 2%: these are the ratios to quote for CPU cost on a shared machine."
     )
     for row in _rows():
         cells = [_label(row)]
