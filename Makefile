@@ -1,31 +1,55 @@
-# Two commands on a fresh machine: `make run` (the echo server) and `make test` (every test).
-# Each creates .venv itself and installs what it needs from the project's own files.
+# Entry points on a fresh machine: `make run` (the echo server: wsio alone), `make test`
+# (every check CI runs; .ci/prereqs.sh says what it needs) and `make unit-fast` (the unit
+# tests on the compiled engine, nothing else). Each creates .venv itself and installs what
+# it needs from the project's own files.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# One stamp per set of installed packages: running needs wsio alone; the tests add the
+# `dev` extra (peers and tools), the benchmarks the `bench` extra (matplotlib).
+RUN_STAMP   := $(VENV)/.installed-run
+STAMP       := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+# The editable install itself compiles nothing (WSIO_NO_EXTENSIONS=1): `build` compiles
+# the engine once, in place, and again only what changed, instead of pip compiling all of
+# it in a throwaway directory on every install. The build requirements come from the
+# first pip line (no isolated build environment to download each time).
+PIP_E  := WSIO_NO_EXTENSIONS=1 $(PY) -m pip install --quiet --no-build-isolation -e
 
-.PHONY: run test setup build lint types unit unit-compiled unit-pure compliance compliance-all bench clean
+.PHONY: run test prereqs setup build lint types unit unit-fast unit-compiled unit-pure \
+	packaging compliance compliance-all bench clean
 
-run: setup
+run: $(RUN_STAMP) build
 	$(PY) -m wsio serve
 
-test: setup lint types docs unit compliance
+test: prereqs setup lint types docs unit packaging compliance
 
-# The virtual environment with wsio installed editable (compiled in place) and the
-# test peers and tools from pyproject's `dev` extra.
-setup: $(STAMP)
+# Python >= 3.10, a C compiler, pyenv's Python 2.7.18 (Autobahn), chromium (installed
+# with apt-get when missing): one line each, before anything long starts.
+prereqs:
+	PYTHON=$(PYTHON) bash .ci/prereqs.sh
 
-$(STAMP): pyproject.toml setup.py
+$(RUN_STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel cython
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PIP_E) .
+	touch $@
 
-# Recompile the engine after editing one of its modules.
-build: setup
+# The virtual environment with wsio installed editable and the test peers and tools from
+# pyproject's `dev` extra.
+setup: $(STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(PIP_E) '.[dev]'
+	touch $@
+
+# Compile the engine in place (after editing one of its modules, only what changed) and
+# say which engine is live: pip hides the build's own line unless run with -v.
+build: $(RUN_STAMP)
 	$(PY) setup.py --quiet build_ext --inplace
+	@$(PY) -c 'import wsio, sys; print("wsio: engine " + ("compiled" if wsio.COMPILED else \
+		"NOT compiled: pure Python (see the warning above)"), file=sys.stderr)'
 
 lint: setup
 	$(VENV)/bin/ruff check
@@ -34,13 +58,26 @@ lint: setup
 types: setup
 	$(VENV)/bin/mypy
 
-unit: unit-compiled unit-pure
+# Both ways at once: a run spends most of its time waiting on peers and timeouts (68 s of
+# CPU in a 931 s run on the loaded machine), and the two share nothing on disk but
+# .hypothesis (safe for concurrent use): free ports, their own pytest temp dirs, no cache.
+# Each run's output is printed when it ends.
+unit: setup build
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit-compiled unit-pure
 
-unit-compiled: build
+# The unit tests alone on the compiled engine: no pure-Python pass, no Autobahn.
+unit-fast: unit-compiled
+
+unit-compiled: setup build
 	$(PY) -m pytest -q -p no:cacheprovider
 
-unit-pure: setup
+unit-pure: setup build
 	WSIO_PURE=1 $(PY) -m pytest -q -p no:cacheprovider
+
+# Wheels: compiled and saying so, no generated C and no debug info; pure (with a warning)
+# without a compiler or with WSIO_NO_EXTENSIONS=1.
+packaging: setup
+	$(PY) .ci/check_wheels.py
 
 # `make test` leaves the checkout as it found it: the summary is printed, not written
 # over compliance/RESULTS.md (`python -m compliance.run --ci` by hand refreshes that).
@@ -52,7 +89,11 @@ compliance-all: build
 	bash compliance/setup.sh
 	$(PY) -m compliance.run --all
 
-bench: build
+$(BENCH_STAMP): $(STAMP)
+	$(PIP_E) '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP) build
 	$(PY) -m bench
 
 clean:

@@ -368,11 +368,13 @@ class Handshakes:
     unless ``keep``, closed with the closing handshake (close frame, the server's close
     and end of stream) and replaced by a new one."""
 
-    def __init__(self, port: int, concurrency: int, websocket: bool = True) -> None:
+    def __init__(
+        self, port: int, concurrency: int, websocket: bool = True, deflate: bool = False
+    ) -> None:
         self.port = port
         self.concurrency = concurrency
         self.websocket = websocket  # the plain TCP server echoes the request instead
-        self.request = request(port)
+        self.request = request(port, deflate and websocket)  # deflate: offer it
         self.close = close_frame()
         self.epoll = select.epoll()
         self.socks: dict[int, socket.socket] = {}
@@ -459,10 +461,11 @@ class Handshakes:
 
 
 def open_upgraded(
-    port: int, count: int, websocket: bool = True, concurrency: int = 64
+    port: int, count: int, websocket: bool = True, concurrency: int = 64, deflate: bool = False
 ) -> list[socket.socket]:
-    """``count`` upgraded connections (blocking sockets), opened ``concurrency`` at a time."""
-    opener = Handshakes(port, concurrency, websocket)
+    """``count`` upgraded connections (blocking sockets), opened ``concurrency`` at a time;
+    ``deflate``: each offers permessage-deflate (the server's default answer)."""
+    opener = Handshakes(port, concurrency, websocket, deflate)
     opener.run(count, 600.0, keep=True)
     socks = opener.kept
     for sock in socks:

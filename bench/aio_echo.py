@@ -26,12 +26,19 @@ TCP echo several times faster than any WebSocket server.
    ``/proc/PID/schedstat``) / idle split and the client's CPU, as shares of the window.
 3. **Idle memory**: the server's RSS (``/proc/PID/status`` VmRSS) before and after
    10,000 upgraded, idle connections, divided by 10,000 (RLIMIT_NOFILE raised here and,
-   with a preexec_fn, in the servers). A fresh set of servers, unpinned.
+   with a preexec_fn, in the servers). A fresh set of servers, unpinned. Then the same
+   with permessage-deflate offered (servers that have it, at their defaults).
 4. **Handshakes**: connect, upgrade, close frame both ways and end of stream, 64 at a
    time, server on core 1, client on core 0; handshakes/s and server CPU per handshake.
 5. **Compressed ping-pong**: as 1, text (JSON-ish, compressible) at 256 B, 8 KiB and
    100 KiB, the client offering permessage-deflate; each server at its default
    (picows has no compression and the plain TCP echo no protocol: both left out).
+6. **Instructions per echo**: as 1 at 32 B and 8 KiB, the server running under
+   ``valgrind --tool=callgrind``: the user-space instructions it executed (callgrind's
+   Ir) between two counter resets, per echo. Unlike time, this does not depend on what
+   else the machine runs, so its ratios are repeatable on a shared machine; it leaves out
+   the kernel (the same system calls for every server, within one or two per echo) and
+   cache misses. Needs valgrind (skipped, and said so, without it).
 
 Figures are the best of several windows; within a round the servers take turns, so a
 busy spell of the machine is spread over all of them. Only ratios within one run mean
@@ -47,8 +54,10 @@ import argparse
 import functools
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,6 +100,9 @@ IDLE = 10_000
 CONCURRENCY = 64  # handshakes at a time in test 4 (16 left the servers idle between them)
 DEFLATE_SIZES = (256, 8 << 10, 100 << 10)
 CONTENDED = 0.25  # a summary rate is marked when a server was preempted this much
+CALLGRIND_SIZES = (32, 8 << 10)
+CALLGRIND_ECHOES = 2000  # counted per size, after CALLGRIND_WARM not counted
+CALLGRIND_WARM = 300
 
 Row = tuple[str, str]  # server name, loop
 
@@ -423,19 +435,21 @@ class Idle:
         return (self.after - self.before) / self.count
 
 
-def idle(count: int) -> dict[Row, Idle]:
-    """Server RSS before and after ``count`` idle upgraded connections, fresh servers."""
+def idle(count: int, deflate: bool = False) -> dict[Row, Idle]:
+    """Server RSS before and after ``count`` idle upgraded connections, fresh servers;
+    ``deflate``: each connection offers permessage-deflate (servers without it left out)."""
     result: dict[Row, Idle] = {}
+    rows = [row for row in _rows() if not (deflate and row[0] in NO_DEFLATE)]
     with servers(None, None) as running:
-        for row in _rows():
+        for row in rows:
             server = running[row]
             # One connection first, so that code paths and buffers used by every
             # connection are in "before".
-            first = client.open_upgraded(server.port, 1, server.websocket)
+            first = client.open_upgraded(server.port, 1, server.websocket, deflate=deflate)
             client.close_all(first, server.websocket)
             time.sleep(0.2)
             before = rss_kib(server.pid)
-            socks = client.open_upgraded(server.port, count, server.websocket)
+            socks = client.open_upgraded(server.port, count, server.websocket, deflate=deflate)
             time.sleep(1.0)  # let the server finish what each connection started
             after = rss_kib(server.pid)
             client.close_all(socks, server.websocket)
@@ -443,11 +457,13 @@ def idle(count: int) -> dict[Row, Idle]:
     return result
 
 
-def idle_table(result: dict[Row, Idle]) -> Table:
+def idle_table(result: dict[Row, Idle], deflate: bool = False) -> Table:
     count = next(iter(result.values())).count
+    reference = DEFLATE_REFERENCE if deflate else REFERENCE
     table = Table(
-        f"RSS per idle connection, {count:,} connections",
-        ["server", "RSS before (MiB)", "RSS after (MiB)", "KiB per connection", f"÷ {REFERENCE}"],
+        f"RSS per idle connection, {count:,} connections"
+        + (", permessage-deflate offered (each server's default answer)" if deflate else ""),
+        ["server", "RSS before (MiB)", "RSS after (MiB)", "KiB per connection", f"÷ {reference}"],
     )
     table.notes.append(
         "VmRSS of the server process, measured 1 s after the last connection was upgraded; "
@@ -455,7 +471,7 @@ def idle_table(result: dict[Row, Idle]) -> Table:
         "(the same for every server) is not in it."
     )
     for row, r in result.items():
-        ref = result[(REFERENCE, row[1])]
+        ref = result[(reference, row[1])]
         table.rows.append(
             [
                 _label(row),
@@ -511,6 +527,83 @@ def handshake_table(best: dict[tuple[object, ...], Sample]) -> Table:
                 ratio(s.rate, ref.rate),
             ]
         )
+    return table
+
+
+# -- 6: instructions per echo under callgrind --------------------------------------------
+
+
+def _callgrind_control(action: str, pid: int) -> None:
+    subprocess.run(
+        ["callgrind_control", action, str(pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=120,
+    )
+
+
+def _callgrind_total(folder: Path) -> int:
+    """The Ir total of the newest callgrind dump in ``folder``."""
+    newest = max(folder.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime_ns)
+    for line in newest.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {newest}")
+
+
+def instructions(sizes: tuple[int, ...], echoes: int) -> dict[tuple[object, ...], float]:
+    """Server user-space instructions per echo (callgrind's Ir) per (size, row); one
+    server at a time, each under valgrind, counters reset after a warm-up and dumped
+    after ``echoes`` echoes."""
+    result: dict[tuple[object, ...], float] = {}
+    for row in _rows():
+        with tempfile.TemporaryDirectory(prefix="wsio-callgrind-") as name:
+            folder = Path(name)
+            proc = subprocess.Popen(
+                ["valgrind", "--tool=callgrind", "--callgrind-out-file="
+                 + str(folder / "callgrind.out"), *SERVERS[row[0]], "--loop", row[1]],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                preexec_fn=_raise_nofile,
+            )  # fmt: skip
+            try:
+                assert proc.stdout is not None
+                port = _port(proc.stdout.readline())
+                for size in sizes:
+                    conn = client.PingPong(
+                        port, client.BINARY, os.urandom(size), False, row[0] not in RAW
+                    )
+                    conn.roundtrips(CALLGRIND_WARM)
+                    _callgrind_control("--zero", proc.pid)
+                    conn.roundtrips(echoes)
+                    _callgrind_control("--dump", proc.pid)
+                    conn.close()
+                    result[(size, row)] = _callgrind_total(folder) / echoes
+            finally:
+                proc.terminate()
+                proc.wait(timeout=120)
+    return result
+
+
+def instructions_table(counts: dict[tuple[object, ...], float], sizes: tuple[int, ...]) -> Table:
+    columns = ["server"]
+    for size in sizes:
+        columns += [f"{humanize_size(size)}: instructions/echo", f"÷ {REFERENCE} (same loop)"]
+    table = Table("6: server user-space instructions per echo (callgrind), test 1's setup", columns)
+    table.notes.append(
+        f"{CALLGRIND_ECHOES:,} echoes per size on one connection after {CALLGRIND_WARM} not "
+        "counted; the client is not under valgrind. Three runs at load averages of 1 to 8 "
+        "agreed within 2%: these are the ratios to quote for CPU cost on a shared machine."
+    )
+    for row in _rows():
+        cells = [_label(row)]
+        for size in sizes:
+            mine, ref = counts[(size, row)], counts[(size, (REFERENCE, row[1]))]
+            cells += [f"{mine:,.0f}", ratio(mine, ref)]
+        table.rows.append(cells)
     return table
 
 
@@ -597,7 +690,9 @@ def plot(
     def bars(ax: object, groups: list[str], values: list[list[float]], title: str) -> None:
         for i, label in enumerate(labels):
             xs = [g + i * width for g in range(len(groups))]
-            ax.bar(xs, [v[i] for v in values], width, label=label)  # type: ignore[attr-defined]
+            # tab20: one colour per row (the default cycle has 10 for 12 rows).
+            color = plt.get_cmap("tab20")(i % 20)
+            ax.bar(xs, [v[i] for v in values], width, label=label, color=color)  # type: ignore[attr-defined]
         ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups)  # type: ignore[attr-defined]
         ax.set_title(title)  # type: ignore[attr-defined]
 
@@ -652,7 +747,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (rough numbers)")
     parser.add_argument(
-        "--tests", default="12345", help="which of tests 1-5 to run (default: 12345)"
+        "--tests",
+        default="123456",
+        help="which of tests 1-6 to run (default: 123456; 6 only where valgrind is)",
     )
     parser.add_argument(
         "--servers",
@@ -661,6 +758,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     tests = set(args.tests)
+    if "6" in tests and not shutil.which("valgrind"):
+        print("valgrind is not installed: no test 6 (instructions per echo)", file=sys.stderr)
+        tests.discard("6")
     if args.servers:
         names = [REFERENCE, *(n for n in args.servers.split(",") if n != REFERENCE)]
         unknown = [n for n in names if n not in SERVERS]
@@ -715,7 +815,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     if "3" in tests:
         rss = idle(idle_count)
-        emit("## 3. Idle connections\n", idle_table(rss))
+        zipped_rss = idle(idle_count, deflate=True)
+        emit(
+            "## 3. Idle connections\n",
+            idle_table(rss),
+            idle_table(zipped_rss, deflate=True),
+        )
     if "4" in tests:
         shakes = handshakes(seconds, rounds)
         emit(
@@ -732,16 +837,23 @@ def main(argv: list[str] | None = None) -> None:
                 zipped, DEFLATE_SIZES, "Compressed ping-pong, text", DEFLATE_REFERENCE
             ),
         )
+    # Test 6 goes with the summaries after a whole run: the CPU ratios that hold on a
+    # loaded machine.
+    counts = instructions(CALLGRIND_SIZES, CALLGRIND_ECHOES) if "6" in tests else None
+    if counts is not None and not whole:
+        print(instructions_table(counts, CALLGRIND_SIZES).markdown(), flush=True)
     state = f"Load average (1, 5, 15 min) at the start: {loads}; at the end: {_loadavg()}.\n"
     if not whole:
         print(state, flush=True)
         return
     summary = [t.markdown() for t in summary_tables(ping, many, rss, shakes, connections)]
+    if counts is not None:
+        summary.append(instructions_table(counts, CALLGRIND_SIZES).markdown())
     plotted = plot(ping, many, rss, shakes, connections)
     figure = (
         f"![the tables as bars]({PLOT.name})\n"
         if plotted
-        else "(matplotlib is not installed: no plot.)\n"
+        else "(matplotlib is not installed: no plot; `make bench` installs it.)\n"
     )
     print("\n".join([*summary, state]), flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@
 # Idempotent and non-interactive (CI runs it as root with no stdin): when the pinned set
 # is already installed and wstest starts, it returns at once. Safe to run concurrently
 # (a lock serialises installs). Override the interpreter with WSIO_PYTHON2=/path/python2.7.
+# `--check` only looks for that interpreter and says in one line what it found.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -89,8 +90,12 @@ ensure_compiler() {
 
 if ! PY2=$(find_python2); then
     say "no Python 2.7 found (\$WSIO_PYTHON2, \$(pyenv root)/versions/2.7*, PATH);" \
-        "install it with pyenv or point WSIO_PYTHON2 at a python2.7" >&2
+        "install it with pyenv (pyenv install 2.7.18) or point WSIO_PYTHON2 at a python2.7" >&2
     exit 1
+fi
+if [[ ${1:-} == --check ]]; then
+    say "Python 2.7 for wstest: $PY2"
+    exit 0
 fi
 WANT="$(sha256sum "$REQ" | cut -d' ' -f1) $VIRTUALENV_PIN $PY2"
 
