@@ -1017,7 +1017,7 @@ class Protocol:
         self._events.append(close)
 
     def fail_with_error(self, error: Any) -> cython.int:
-        """Fail the connection for ``error``, kept in :attr:`error`: a ProtocolError with
+        """Fail the connection for ``error``, kept in ``error``: a ProtocolError with
         its ``close_code``, anything else (a bug, MemoryError, a callback's exception)
         with 1011. Does nothing once CLOSED."""
         if self._state == _CLOSED:
