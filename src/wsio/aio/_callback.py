@@ -157,7 +157,9 @@ class Transport:
             self._close_timer = self._loop.call_later(self.close_timeout, self._timed_out)
 
     def disconnect(self) -> None:
-        """Close the TCP connection once what is queued is sent (no closing handshake)."""
+        """Close the TCP connection once what is queued is sent (no closing handshake);
+        what is still queued after ``close_timeout`` (a peer that stopped reading) is
+        dropped with the connection."""
         self._end()
 
     def abort(self) -> None:
@@ -277,6 +279,12 @@ class Transport:
             self._flush()
             self._closing = True
             self.transport.close()
+            # asyncio ends the TCP connection only once it has written all it holds: a
+            # peer that never reads would keep it open for ever (RFC 6455 §7.1.1 lets
+            # an endpoint drop a connection that does not close in time).
+            if self._close_timer is not None:
+                self._close_timer.cancel()
+            self._close_timer = self._loop.call_later(self.close_timeout, self.transport.abort)
         return 0
 
     def __repr__(self) -> str:

@@ -106,7 +106,6 @@ class Connection:
         self._code: tuple[int, str] | None = None
         self._pings = PingTracker(options.ping_interval, options.ping_timeout, self._loop.time())
         self._keepalive: asyncio.TimerHandle | None = None
-        self._drop_timer: asyncio.TimerHandle | None = None
 
     @property
     def request(self) -> Request | None:
@@ -154,9 +153,6 @@ class Connection:
                 self._rcvd = (code, body[2:].decode())
                 if self._sent is None:
                     self._sent = (code, "")
-                # The answer may be held for the application's (close_timeout), then
-                # written (close_timeout).
-                self._drop_later(2)
             return  # Pings and the Close are answered by the core (RFC 6455 §5.5.1, §5.5.2)
         stream = self._stream
         if stream is not None:
@@ -220,10 +216,9 @@ class Connection:
         self._code = (code, reason)
         if self._rcvd is None and code != 1006 and self._sent is None:
             self._sent = (code, reason)  # the core failed the connection (1002, 1007...)
-        for timer in (self._keepalive, self._drop_timer):
-            if timer is not None:
-                timer.cancel()
-        self._keepalive = self._drop_timer = None
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
         if not self._closed.done():
             self._closed.set_result(None)
         getter = self._getter
@@ -506,28 +501,13 @@ class Connection:
         if pings.overdue(now):
             log.info("%s: %s", self.remote_address, shared.KEEPALIVE_REASON)
             self._send_close(1011, shared.KEEPALIVE_REASON)
-            transport.disconnect()
-            self._drop_later(1)
+            transport.disconnect()  # the transport drops it after close_timeout
             return
         if pings.keepalive_due(now) and self._open:
             payload = pings.new_payload()
             pings.keepalive_sent(payload, now)
             transport.send_ping(payload)
         self._schedule_keepalive()
-
-    def _drop_later(self, timeouts: int) -> None:
-        # The transport ends the TCP connection once asyncio has written everything
-        # queued, the Close last: a peer that reads nothing never lets it. Such a peer
-        # is dropped after `timeouts` close_timeouts.
-        if self.options.close_timeout is not None and self._drop_timer is None:
-            self._drop_timer = self._loop.call_later(
-                timeouts * self.options.close_timeout, self._drop
-            )
-
-    def _drop(self) -> None:
-        self._drop_timer = None
-        if not self._closed.done():
-            self.transport.abort()
 
     # -- properties -----------------------------------------------------------------
 
