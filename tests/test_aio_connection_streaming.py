@@ -8,6 +8,7 @@ import tracemalloc
 from collections.abc import Iterator
 
 import pytest
+import websockets.asyncio.client
 import websockets.asyncio.server
 from tests.test_aio_connection import run, switching_protocols
 
@@ -136,3 +137,41 @@ def test_a_connection_lost_mid_message_ends_the_stream_with_an_error() -> None:
         return pieces
 
     assert run(main()) == [b"abc"]
+
+
+def test_max_queue_bounds_memory_when_a_small_read_inflates_into_many_messages() -> None:
+    # 300 messages of 64 KiB of zeros compress to about 100 bytes each: one read of the
+    # client's frames inflates into 19 MiB of messages. The handler reads none until the
+    # client has sent them all; max_queue stops the connection at 4 of them.
+    count, size = 300, 64 * 1024
+    sent = asyncio.Event()
+    received: list[int] = []
+
+    async def handler(ws: aio.Connection) -> None:
+        await sent.wait()
+        await asyncio.sleep(0.2)  # the server has read what came (or would have)
+        for _ in range(count):
+            message = await ws.recv()
+            assert message == bytes(size)
+            received.append(len(message))
+        await ws.send("done")
+
+    async def main() -> int:
+        async with aio.serve(handler, "127.0.0.1", 0, max_queue=4) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with websockets.asyncio.client.connect(f"ws://127.0.0.1:{port}") as peer:
+                tracemalloc.start()
+                try:
+                    for _ in range(count):
+                        await peer.send(bytes(size))
+                    sent.set()
+                    assert await peer.recv() == "done"
+                    peak = tracemalloc.get_traced_memory()[1]
+                finally:
+                    tracemalloc.stop()
+                return peak
+
+    peak = run(main())
+    assert received == [size] * count
+    # The client's own 64 KiB messages and compressor, 4 queued, the one being inflated.
+    assert peak < 4 * MIB, f"{peak} bytes traced with max_queue=4"

@@ -29,6 +29,8 @@ cdef class Transport:
     cdef int _fd
     cdef bint _closing
     cdef bint _held
+    cdef bint _paused
+    cdef object _on_resume
     cdef object _close_timer
     cdef object _loop
 

@@ -101,6 +101,8 @@ class Transport:
         self.close_timeout = close_timeout
         self._closing = False
         self._held = False
+        self._paused = False
+        self._on_resume: Any = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         # Writing on the socket ourselves is only right for a plain socket transport
@@ -166,6 +168,24 @@ class Transport:
         """Drop the connection now, discarding what is queued."""
         self._closing = True
         self.transport.abort()
+
+    def pause_reading(self) -> None:
+        """Stop reading: no callback gets another frame or message until
+        :meth:`resume_reading`, not even one already read (it waits in the buffer)."""
+        if not self._paused:
+            self._paused = True
+            if not self._closing:
+                self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read again: the frames already read are handed out first (soon, on the loop,
+        not inside this call)."""
+        if self._paused:
+            self._paused = False
+            if not self._closing:
+                self.transport.resume_reading()
+            if self._on_resume is not None:
+                self._loop.call_soon(self._on_resume)
 
     def get_write_buffer_size(self) -> int:
         """Bytes asyncio still holds for this connection (what ``pause_writing`` limits)."""
@@ -398,7 +418,13 @@ class Stream:
         self._hold_close = bool(getattr(listener, "hold_close", False))
         self._hs = None
         self._connected = True
+        ws._on_resume = self._resumed
         listener.on_connect(ws)
+
+    def _resumed(self) -> None:
+        # Transport.resume_reading: what was read before the pause is parsed now.
+        if self._connected and not self.ws._paused:
+            self._process()
 
     def _feed(self, data: Any) -> None:
         # Bytes read with the handshake's head (the first frames): into the core's buffer.
@@ -420,7 +446,10 @@ class Stream:
         pending_before: cython.bint = core.close_pending()
         delivered: cython.bint = False  # a message completed in this read
         try:
-            while core.reading and core.next_piece():
+            # Once the listener paused reading, not another frame: a read of compressed
+            # frames may inflate into any number of messages, and a pause is a bound
+            # only if it stops them (the core keeps the unparsed bytes for _resumed).
+            while core.reading and not ws._paused and core.next_piece():
                 op = core.frame.opcode
                 if op >= 8:
                     # Pings answered, the closing handshake: the core's (RFC 6455 §5.5).

@@ -203,14 +203,14 @@ class Connection:
         # streamed one, unread): stop reading, the peer's TCP window fills.
         if not self._reading_paused:
             self._reading_paused = True
-            self.transport.transport.pause_reading()
+            self.transport.pause_reading()
 
     def _consumed(self, left: int) -> None:
         # `left` messages or pieces are still unread: read again below the low mark.
         if self._reading_paused and left <= self._low:  # type: ignore[operator]
             self._reading_paused = False
             if not self._closed.done():
-                self.transport.transport.resume_reading()
+                self.transport.resume_reading()
 
     def _on_close(self, transport: Transport, code: int, reason: str) -> None:
         self._code = (code, reason)

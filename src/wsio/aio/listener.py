@@ -19,6 +19,8 @@ class Listener:
     in :meth:`on_message` instead (owned ``str``/``bytes``; control frames are then not
     shown). Pings are answered and the closing handshake is completed for you either way.
     An exception a callback raises is logged and fails the connection with 1011.
+    ``transport.pause_reading()`` stops the callbacks at once (frames already read wait
+    in the buffer) until ``transport.resume_reading()``.
     """
 
     #: True: whole messages to :meth:`on_message`; False: frames to :meth:`on_frame`.
