@@ -43,11 +43,18 @@ class Frame:
     pong), so ``transport.send(frame.opcode, frame.payload, frame.fin)`` echoes it. Text
     is UTF-8 checked (a character may be split between the frames of one message); a
     compressed frame is inflated.
+
+    With ``Listener.frame_pieces`` a frame over 1 MiB comes in pieces as it arrives:
+    each piece is shown as if it were a frame of its own (``opcode`` the frame's on its
+    first piece, 0 on the later ones; ``fin`` True only on the last piece of a final
+    frame), so the same ``send`` echoes it; ``frame_end`` says a piece ends its frame
+    (always True without ``frame_pieces``).
     """
 
     def __init__(self) -> None:
         self.opcode = 0
         self.fin = True
+        self.frame_end = True
         self._core: Any = None
         self._len = 0
         self._data: Any = None
@@ -55,8 +62,9 @@ class Frame:
     @property
     def payload(self) -> Any:
         """The payload: a view into the read buffer, unmasked in place (a frame up to 1 MiB
-        is read whole into it; a larger one is joined as it arrives; a compressed one
-        inflated). Valid until the callback returns: copy what you keep."""
+        is read whole into it; a larger one is joined as it arrives, or shown piece by
+        piece with ``Listener.frame_pieces``; a compressed one inflated). Valid until the
+        callback returns: copy what you keep."""
         if self._data is not None:
             return self._data
         return self._core.piece_view()
@@ -333,6 +341,7 @@ class Stream:
         self._core: Any = None
         self.ws: Any = None
         self._frame = Frame()
+        self._first = True
 
     # The handshake, in the subclasses (plain Python: called once or twice per connection).
     def _hs_get_buffer(self, sizehint: int) -> Any:
@@ -416,6 +425,7 @@ class Stream:
         self._on_frame = listener.on_frame
         self._on_message = listener.on_message
         self._hold_close = bool(getattr(listener, "hold_close", False))
+        self._frame_pieces = bool(getattr(listener, "frame_pieces", False))
         self._hs = None
         self._connected = True
         ws._on_resume = self._resumed
@@ -443,6 +453,7 @@ class Stream:
         frame = self._frame
         ws = self.ws
         op: cython.int
+        ends: cython.bint
         pending_before: cython.bint = core.close_pending()
         delivered: cython.bint = False  # a message completed in this read
         try:
@@ -451,6 +462,7 @@ class Stream:
             # only if it stops them (the core keeps the unparsed bytes for _resumed).
             while core.reading and not ws._paused and core.next_piece():
                 op = core.frame.opcode
+                ends = core.piece_ends_frame
                 if op >= 8:
                     # Pings answered, the closing handshake: the core's (RFC 6455 §5.5).
                     core.handle_piece()
@@ -470,17 +482,21 @@ class Stream:
                     # Compressed: the core inflates (and checks text) into Chunk events;
                     # a frame's chunks are joined.
                     core.handle_piece()
-                    if not self._collect_chunks(core.take_events(), core.piece_ends_frame):
+                    if not self._collect_chunks(core.take_events(), ends):
                         continue
-                elif core.piece_position == 0 and core.piece_ends_frame:
-                    # A whole frame in the read buffer: the listener sees it there.
+                elif (core.piece_position == 0 and ends) or self._frame_pieces:
+                    # A whole frame in the read buffer, or a piece of one the listener
+                    # takes piece by piece: the listener sees it there.
                     frame._data = None
                     frame._len = core.piece_length
                 elif not self._collect_piece():
                     continue
-                frame.opcode = op
-                frame.fin = core.frame.fin
-                if op < 8 and core.frame.fin:
+                # A frame's later pieces read as its continuations (Frame).
+                frame.opcode = op if self._first else 0
+                self._first = ends
+                frame.frame_end = ends
+                frame.fin = ends and core.frame.fin
+                if op < 8 and frame.fin:
                     delivered = True  # a message ends here: someone may answer it
                 self._on_frame(ws, frame)
                 self._acc = None  # a joined frame is dropped once seen
@@ -523,7 +539,7 @@ class Stream:
                 self._acc = bytearray(event.data)
             else:
                 self._acc += event.data
-        if not ends:
+        if not ends and (not self._frame_pieces or self._acc is None):
             return False
         self._frame._data = memoryview(self._acc) if self._acc is not None else b""
         return True

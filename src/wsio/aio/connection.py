@@ -47,6 +47,9 @@ class _Bridge(Listener):
     # Close that ends the stream waits for them (released by a send, or by recv once
     # the queue is empty).
     hold_close = True
+    # A frame over 1 MiB comes in pieces: recv_streaming hands them on as they come
+    # (memory bounded by max_queue pieces), recv joins them.
+    frame_pieces = True
 
     def __init__(self, connection: Connection) -> None:
         self.on_connect = connection._on_connect  # type: ignore[method-assign]
@@ -93,8 +96,9 @@ class Connection:
         self._getter: asyncio.Future[None] | None = None
         self._pieces: list[bytes] = []
         self._text = False
-        # While recv_streaming has the message arriving now: its frames' payloads (owned
-        # copies) and whether each is the last, handed over as they come.
+        # While recv_streaming has the message arriving now: its frames' payloads, or
+        # pieces of them (owned copies), and whether each is the last, handed over as
+        # they come.
         self._stream: collections.deque[tuple[bytes, bool]] | None = None
         self._write_paused: asyncio.Future[None] | None = None
         self._send_lock: asyncio.Lock | None = None
@@ -280,7 +284,7 @@ class Connection:
         ``bytes``; ``decode`` as in :meth:`recv`), each given as it arrives: a message
         in many frames never has to fit in memory (``max_queue`` pieces at most).
 
-        A piece is one frame's payload (the callback level hands a frame over whole);
+        A piece is one frame's payload, or a part of a frame over 1 MiB as it was read;
         text is decoded piece by piece (a character cut between frames comes whole in
         the later piece). What had arrived of the message before the call is its first
         piece. Closing the iterator early (``contextlib.aclosing``) drops the rest of
