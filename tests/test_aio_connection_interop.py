@@ -49,7 +49,10 @@ async def exchange(ws: aio.Connection) -> None:
 
 @pytest.mark.parametrize("compression", ["deflate", None])
 def test_client_with_websockets_server(compression: str | None) -> None:
+    agreed: list[str | None] = []
+
     async def peer_echo(ws: Any) -> None:
+        agreed.append(ws.response.headers.get("Sec-WebSocket-Extensions"))
         async for message in ws:
             await ws.send(message)
 
@@ -60,6 +63,12 @@ def test_client_with_websockets_server(compression: str | None) -> None:
                 await exchange(ws)
 
     run(main())
+    # As wsio.sync.connect: the client keeps no compressor context between messages
+    # (RFC 7692 §7.1.1.2), so an idle client holds no zlib state.
+    if compression:
+        assert agreed[0] is not None and "client_no_context_takeover" in agreed[0]
+    else:
+        assert agreed == [None]
 
 
 def test_client_with_aiohttp_server() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import tracemalloc
 from collections.abc import Iterator
 
 import pytest
+import websockets.asyncio.client
 import websockets.asyncio.server
 from tests.test_aio_connection import run, switching_protocols
 
@@ -136,3 +138,87 @@ def test_a_connection_lost_mid_message_ends_the_stream_with_an_error() -> None:
         return pieces
 
     assert run(main()) == [b"abc"]
+
+
+def test_max_queue_bounds_memory_when_a_small_read_inflates_into_many_messages() -> None:
+    # 300 messages of 64 KiB of zeros compress to about 100 bytes each: one read of the
+    # client's frames inflates into 19 MiB of messages. The handler reads none until the
+    # client has sent them all; max_queue stops the connection at 4 of them.
+    count, size = 300, 64 * 1024
+    sent = asyncio.Event()
+    received: list[int] = []
+
+    async def handler(ws: aio.Connection) -> None:
+        await sent.wait()
+        await asyncio.sleep(0.2)  # the server has read what came (or would have)
+        for _ in range(count):
+            message = await ws.recv()
+            assert message == bytes(size)
+            received.append(len(message))
+        await ws.send("done")
+
+    async def main() -> int:
+        async with aio.serve(handler, "127.0.0.1", 0, max_queue=4) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with websockets.asyncio.client.connect(f"ws://127.0.0.1:{port}") as peer:
+                tracemalloc.start()
+                try:
+                    for _ in range(count):
+                        await peer.send(bytes(size))
+                    sent.set()
+                    assert await peer.recv() == "done"
+                    peak = tracemalloc.get_traced_memory()[1]
+                finally:
+                    tracemalloc.stop()
+                return peak
+
+    peak = run(main())
+    assert received == [size] * count
+    # The client's own 64 KiB messages and compressor, 4 queued, the one being inflated.
+    assert peak < 4 * MIB, f"{peak} bytes traced with max_queue=4"
+
+
+def test_a_16_mib_single_frame_streams_in_bounded_memory() -> None:
+    # One frame of 16 MiB, written by a raw peer from one buffer a slice at a time (a
+    # library peer in this process would copy the frame, and be what tracemalloc sees):
+    # the client hands its pieces on as they are read instead of joining the frame.
+    payload = bytes(range(256)) * (16 * MIB // 256)
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await switching_protocols(reader))
+        await reader.readexactly(2 + 4 + 2)  # the client's masked "go"
+        writer.write(b"\x82\x7f" + struct.pack("!Q", len(payload)))
+        view = memoryview(payload)
+        for start in range(0, len(payload), 65536):
+            writer.write(view[start : start + 65536])
+            await writer.drain()
+        writer.write(b"\x81\x05after")
+        await reader.readexactly(2 + 4 + 2)  # the client's Close 1000...
+        writer.write(b"\x88\x02\x03\xe8")  # ...answered
+        writer.close()
+
+    async def main() -> tuple[int, bool, int]:
+        peer = await asyncio.start_server(accept, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{peer.sockets[0].getsockname()[1]}"
+        async with peer, aio.connect(url, max_message_size=None, max_queue=2) as ws:
+            total = 0
+            in_order = True
+            tracemalloc.start()
+            try:
+                await ws.send("go")
+                async for piece in ws.recv_streaming():
+                    assert isinstance(piece, bytes)
+                    in_order &= not piece or piece[0] == total % 256
+                    total += len(piece)
+                    await asyncio.sleep(0)  # the network may run ahead of the consumer
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert await ws.recv() == "after"
+            await ws.close()
+            return total, in_order, peak
+
+    total, in_order, peak = run(main())
+    assert total == 16 * MIB
+    assert in_order
+    assert peak < 4 * MIB, f"{peak} bytes traced while streaming a 16 MiB frame"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import inspect
 import os
 import socket
 import struct
@@ -554,6 +555,49 @@ def test_header_line_over_max_line_is_refused_with_431() -> None:
         head = await asyncio.wait_for(client.reader.read(), TIMEOUT)
         assert head.startswith(b"HTTP/1.1 431 ")
         assert listeners == []
+        client.writer.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_disconnect_drops_a_peer_that_never_reads_after_close_timeout() -> None:
+    # asyncio closes a transport only once it has written what it holds: a peer that
+    # never reads would keep a callback-level connection open for ever after
+    # disconnect(). The transport aborts it after close_timeout.
+    async def main() -> None:
+        server, port, listeners = await _server(close_timeout=0.3, compression=False)
+        raw = _never_reading(port)
+        while not listeners or listeners[0].transport is None:
+            await asyncio.sleep(0.01)
+        transport = listeners[0].transport
+        chunk = b"x" * 65536
+        while transport.get_write_buffer_size() < 1 << 20:
+            transport.send(2, chunk)  # more than the kernel's buffers take
+            await asyncio.sleep(0)
+        transport.disconnect()
+        assert transport.closed
+        assert await asyncio.wait_for(listeners[0].closed, TIMEOUT) == (1006, "")
+        raw.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_handshake_timeout_none_and_the_default_connection_bound() -> None:
+    # The callback level's defaults are wsio.server's: a bound on connections unless
+    # None is asked for; no handshake deadline when None is asked for.
+    from wsio.server import DEFAULT_MAX_CONNECTIONS
+
+    assert inspect.signature(aio.create_server).parameters["max_connections"].default == (
+        DEFAULT_MAX_CONNECTIONS
+    )
+
+    async def main() -> None:
+        server, port, listeners = await _server(handshake_timeout=None, max_connections=None)
+        client = await RawClient.open(port)
+        client.frame(2, b"echo")
+        assert await client.read_frame() == (2, b"echo")
         client.writer.close()
         await _finish(server, listeners)
 

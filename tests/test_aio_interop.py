@@ -373,3 +373,38 @@ def test_unix_socket(tmp_path: Path) -> None:
         server.close()
 
     run(main())
+
+
+class PieceEcho(FrameEcho):
+    """Echoes a large frame piece by piece as it is read (``frame_pieces = True``)."""
+
+    frame_pieces = True
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_frame_pieces_echo_a_large_frame_as_it_arrives(compression: str | None) -> None:
+    # A 3 MiB frame of each kind, fed to the listener in pieces as they are read (each
+    # shown as a frame: the frame's opcode first, continuations after, fin on the last),
+    # echoed as they come: websockets gets back the same messages.
+    text = "κόσμε ✓" * (3 * 2**20 // 14)
+    binary = bytes(range(256)) * (3 * 2**20 // 256)
+    listeners: list[PieceEcho] = []
+
+    def factory() -> PieceEcho:
+        listeners.append(PieceEcho())
+        return listeners[-1]
+
+    async def main() -> None:
+        server = await aio.create_server(factory, "127.0.0.1", 0, max_message_size=None)
+        port = server.sockets[0].getsockname()[1]
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}", max_size=None, compression=compression
+        ) as ws:
+            for message in (text, binary, "small"):
+                await ws.send(message)
+                assert await ws.recv() == message
+        await asyncio.wait_for(listeners[0].closed, TIMEOUT)
+        server.close()
+        await server.wait_closed()
+
+    run(main())

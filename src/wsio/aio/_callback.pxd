@@ -14,6 +14,7 @@ from wsio._engine.protocol cimport Protocol
 cdef class Frame:
     cdef readonly int opcode
     cdef readonly bint fin
+    cdef readonly bint frame_end
     cdef Protocol _core
     cdef Py_ssize_t _len
     cdef object _data
@@ -29,6 +30,8 @@ cdef class Transport:
     cdef int _fd
     cdef bint _closing
     cdef bint _held
+    cdef bint _paused
+    cdef object _on_resume
     cdef object _close_timer
     cdef object _loop
 
@@ -47,6 +50,8 @@ cdef class Stream:
     cdef bint _messages
     cdef bint _connected
     cdef bint _hold_close
+    cdef bint _frame_pieces
+    cdef bint _first
     cdef object _acc
     cdef Protocol _core
     cdef Frame _frame

@@ -43,11 +43,18 @@ class Frame:
     pong), so ``transport.send(frame.opcode, frame.payload, frame.fin)`` echoes it. Text
     is UTF-8 checked (a character may be split between the frames of one message); a
     compressed frame is inflated.
+
+    With ``Listener.frame_pieces`` a frame over 1 MiB comes in pieces as it arrives:
+    each piece is shown as if it were a frame of its own (``opcode`` the frame's on its
+    first piece, 0 on the later ones; ``fin`` True only on the last piece of a final
+    frame), so the same ``send`` echoes it; ``frame_end`` says a piece ends its frame
+    (always True without ``frame_pieces``).
     """
 
     def __init__(self) -> None:
         self.opcode = 0
         self.fin = True
+        self.frame_end = True
         self._core: Any = None
         self._len = 0
         self._data: Any = None
@@ -55,8 +62,9 @@ class Frame:
     @property
     def payload(self) -> Any:
         """The payload: a view into the read buffer, unmasked in place (a frame up to 1 MiB
-        is read whole into it; a larger one is joined as it arrives; a compressed one
-        inflated). Valid until the callback returns: copy what you keep."""
+        is read whole into it; a larger one is joined as it arrives, or shown piece by
+        piece with ``Listener.frame_pieces``; a compressed one inflated). Valid until the
+        callback returns: copy what you keep."""
         if self._data is not None:
             return self._data
         return self._core.piece_view()
@@ -101,6 +109,8 @@ class Transport:
         self.close_timeout = close_timeout
         self._closing = False
         self._held = False
+        self._paused = False
+        self._on_resume: Any = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         # Writing on the socket ourselves is only right for a plain socket transport
@@ -157,13 +167,33 @@ class Transport:
             self._close_timer = self._loop.call_later(self.close_timeout, self._timed_out)
 
     def disconnect(self) -> None:
-        """Close the TCP connection once what is queued is sent (no closing handshake)."""
+        """Close the TCP connection once what is queued is sent (no closing handshake);
+        what is still queued after ``close_timeout`` (a peer that stopped reading) is
+        dropped with the connection."""
         self._end()
 
     def abort(self) -> None:
         """Drop the connection now, discarding what is queued."""
         self._closing = True
         self.transport.abort()
+
+    def pause_reading(self) -> None:
+        """Stop reading: no callback gets another frame or message until
+        :meth:`resume_reading`, not even one already read (it waits in the buffer)."""
+        if not self._paused:
+            self._paused = True
+            if not self._closing:
+                self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read again: the frames already read are handed out first (soon, on the loop,
+        not inside this call)."""
+        if self._paused:
+            self._paused = False
+            if not self._closing:
+                self.transport.resume_reading()
+            if self._on_resume is not None:
+                self._loop.call_soon(self._on_resume)
 
     def get_write_buffer_size(self) -> int:
         """Bytes asyncio still holds for this connection (what ``pause_writing`` limits)."""
@@ -277,6 +307,12 @@ class Transport:
             self._flush()
             self._closing = True
             self.transport.close()
+            # asyncio ends the TCP connection only once it has written all it holds: a
+            # peer that never reads would keep it open for ever (RFC 6455 §7.1.1 lets
+            # an endpoint drop a connection that does not close in time).
+            if self._close_timer is not None:
+                self._close_timer.cancel()
+            self._close_timer = self._loop.call_later(self.close_timeout, self.transport.abort)
         return 0
 
     def __repr__(self) -> str:
@@ -305,6 +341,7 @@ class Stream:
         self._core: Any = None
         self.ws: Any = None
         self._frame = Frame()
+        self._first = True
 
     # The handshake, in the subclasses (plain Python: called once or twice per connection).
     def _hs_get_buffer(self, sizehint: int) -> Any:
@@ -388,9 +425,16 @@ class Stream:
         self._on_frame = listener.on_frame
         self._on_message = listener.on_message
         self._hold_close = bool(getattr(listener, "hold_close", False))
+        self._frame_pieces = bool(getattr(listener, "frame_pieces", False))
         self._hs = None
         self._connected = True
+        ws._on_resume = self._resumed
         listener.on_connect(ws)
+
+    def _resumed(self) -> None:
+        # Transport.resume_reading: what was read before the pause is parsed now.
+        if self._connected and not self.ws._paused:
+            self._process()
 
     def _feed(self, data: Any) -> None:
         # Bytes read with the handshake's head (the first frames): into the core's buffer.
@@ -409,11 +453,16 @@ class Stream:
         frame = self._frame
         ws = self.ws
         op: cython.int
+        ends: cython.bint
         pending_before: cython.bint = core.close_pending()
         delivered: cython.bint = False  # a message completed in this read
         try:
-            while core.reading and core.next_piece():
+            # Once the listener paused reading, not another frame: a read of compressed
+            # frames may inflate into any number of messages, and a pause is a bound
+            # only if it stops them (the core keeps the unparsed bytes for _resumed).
+            while core.reading and not ws._paused and core.next_piece():
                 op = core.frame.opcode
+                ends = core.piece_ends_frame
                 if op >= 8:
                     # Pings answered, the closing handshake: the core's (RFC 6455 §5.5).
                     core.handle_piece()
@@ -433,17 +482,21 @@ class Stream:
                     # Compressed: the core inflates (and checks text) into Chunk events;
                     # a frame's chunks are joined.
                     core.handle_piece()
-                    if not self._collect_chunks(core.take_events(), core.piece_ends_frame):
+                    if not self._collect_chunks(core.take_events(), ends):
                         continue
-                elif core.piece_position == 0 and core.piece_ends_frame:
-                    # A whole frame in the read buffer: the listener sees it there.
+                elif (core.piece_position == 0 and ends) or self._frame_pieces:
+                    # A whole frame in the read buffer, or a piece of one the listener
+                    # takes piece by piece: the listener sees it there.
                     frame._data = None
                     frame._len = core.piece_length
                 elif not self._collect_piece():
                     continue
-                frame.opcode = op
-                frame.fin = core.frame.fin
-                if op < 8 and core.frame.fin:
+                # A frame's later pieces read as its continuations (Frame).
+                frame.opcode = op if self._first else 0
+                self._first = ends
+                frame.frame_end = ends
+                frame.fin = ends and core.frame.fin
+                if op < 8 and frame.fin:
                     delivered = True  # a message ends here: someone may answer it
                 self._on_frame(ws, frame)
                 self._acc = None  # a joined frame is dropped once seen
@@ -486,7 +539,7 @@ class Stream:
                 self._acc = bytearray(event.data)
             else:
                 self._acc += event.data
-        if not ends:
+        if not ends and (not self._frame_pieces or self._acc is None):
             return False
         self._frame._data = memoryview(self._acc) if self._acc is not None else b""
         return True

@@ -294,7 +294,9 @@ class connect:  # lowercase: it is used as a function, `await connect(...)`
     (``headers``, ``subprotocols``, ``proxy``, ``ssl``, ``sock``, ``path`` or
     ``unix_path``, ``server_hostname``, ``on_header``, ``max_head_size``...). The
     connection's ``request`` is what was sent (every header line), its ``response`` the
-    101's status and the headers that are not the handshake's own.
+    101's status and the headers that are not the handshake's own. Compression offers
+    what wsio.sync.connect does (``client_no_context_takeover``: an idle client keeps
+    no compressor state).
     """
 
     def __init__(self, url: str, *, backoff: _shared.Backoff | None = None, **options: Any):
@@ -327,7 +329,9 @@ class connect:  # lowercase: it is used as a function, `await connect(...)`
         await create_connection(
             lambda: connection.listener,
             self.url,
-            compression=config.compression == "deflate",
+            # wsio.sync's offer: no compressor context kept between this client's
+            # messages, so an idle client holds no zlib state.
+            compression=_shared.CLIENT_DEFLATE if config.compression == "deflate" else False,
             compression_threshold=config.compression_threshold,
             max_frame_size=config.max_frame_size,
             max_message_size=config.max_message_size,

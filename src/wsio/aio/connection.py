@@ -47,6 +47,9 @@ class _Bridge(Listener):
     # Close that ends the stream waits for them (released by a send, or by recv once
     # the queue is empty).
     hold_close = True
+    # A frame over 1 MiB comes in pieces: recv_streaming hands them on as they come
+    # (memory bounded by max_queue pieces), recv joins them.
+    frame_pieces = True
 
     def __init__(self, connection: Connection) -> None:
         self.on_connect = connection._on_connect  # type: ignore[method-assign]
@@ -93,8 +96,9 @@ class Connection:
         self._getter: asyncio.Future[None] | None = None
         self._pieces: list[bytes] = []
         self._text = False
-        # While recv_streaming has the message arriving now: its frames' payloads (owned
-        # copies) and whether each is the last, handed over as they come.
+        # While recv_streaming has the message arriving now: its frames' payloads, or
+        # pieces of them (owned copies), and whether each is the last, handed over as
+        # they come.
         self._stream: collections.deque[tuple[bytes, bool]] | None = None
         self._write_paused: asyncio.Future[None] | None = None
         self._send_lock: asyncio.Lock | None = None
@@ -106,7 +110,6 @@ class Connection:
         self._code: tuple[int, str] | None = None
         self._pings = PingTracker(options.ping_interval, options.ping_timeout, self._loop.time())
         self._keepalive: asyncio.TimerHandle | None = None
-        self._drop_timer: asyncio.TimerHandle | None = None
 
     @property
     def request(self) -> Request | None:
@@ -154,9 +157,6 @@ class Connection:
                 self._rcvd = (code, body[2:].decode())
                 if self._sent is None:
                     self._sent = (code, "")
-                # The answer may be held for the application's (close_timeout), then
-                # written (close_timeout).
-                self._drop_later(2)
             return  # Pings and the Close are answered by the core (RFC 6455 §5.5.1, §5.5.2)
         stream = self._stream
         if stream is not None:
@@ -207,23 +207,22 @@ class Connection:
         # streamed one, unread): stop reading, the peer's TCP window fills.
         if not self._reading_paused:
             self._reading_paused = True
-            self.transport.transport.pause_reading()
+            self.transport.pause_reading()
 
     def _consumed(self, left: int) -> None:
         # `left` messages or pieces are still unread: read again below the low mark.
         if self._reading_paused and left <= self._low:  # type: ignore[operator]
             self._reading_paused = False
             if not self._closed.done():
-                self.transport.transport.resume_reading()
+                self.transport.resume_reading()
 
     def _on_close(self, transport: Transport, code: int, reason: str) -> None:
         self._code = (code, reason)
         if self._rcvd is None and code != 1006 and self._sent is None:
             self._sent = (code, reason)  # the core failed the connection (1002, 1007...)
-        for timer in (self._keepalive, self._drop_timer):
-            if timer is not None:
-                timer.cancel()
-        self._keepalive = self._drop_timer = None
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
         if not self._closed.done():
             self._closed.set_result(None)
         getter = self._getter
@@ -285,7 +284,7 @@ class Connection:
         ``bytes``; ``decode`` as in :meth:`recv`), each given as it arrives: a message
         in many frames never has to fit in memory (``max_queue`` pieces at most).
 
-        A piece is one frame's payload (the callback level hands a frame over whole);
+        A piece is one frame's payload, or a part of a frame over 1 MiB as it was read;
         text is decoded piece by piece (a character cut between frames comes whole in
         the later piece). What had arrived of the message before the call is its first
         piece. Closing the iterator early (``contextlib.aclosing``) drops the rest of
@@ -506,28 +505,13 @@ class Connection:
         if pings.overdue(now):
             log.info("%s: %s", self.remote_address, shared.KEEPALIVE_REASON)
             self._send_close(1011, shared.KEEPALIVE_REASON)
-            transport.disconnect()
-            self._drop_later(1)
+            transport.disconnect()  # the transport drops it after close_timeout
             return
         if pings.keepalive_due(now) and self._open:
             payload = pings.new_payload()
             pings.keepalive_sent(payload, now)
             transport.send_ping(payload)
         self._schedule_keepalive()
-
-    def _drop_later(self, timeouts: int) -> None:
-        # The transport ends the TCP connection once asyncio has written everything
-        # queued, the Close last: a peer that reads nothing never lets it. Such a peer
-        # is dropped after `timeouts` close_timeouts.
-        if self.options.close_timeout is not None and self._drop_timer is None:
-            self._drop_timer = self._loop.call_later(
-                timeouts * self.options.close_timeout, self._drop
-            )
-
-    def _drop(self) -> None:
-        self._drop_timer = None
-        if not self._closed.done():
-            self.transport.abort()
 
     # -- properties -----------------------------------------------------------------
 

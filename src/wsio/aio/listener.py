@@ -19,6 +19,8 @@ class Listener:
     in :meth:`on_message` instead (owned ``str``/``bytes``; control frames are then not
     shown). Pings are answered and the closing handshake is completed for you either way.
     An exception a callback raises is logged and fails the connection with 1011.
+    ``transport.pause_reading()`` stops the callbacks at once (frames already read wait
+    in the buffer) until ``transport.resume_reading()``.
     """
 
     #: True: whole messages to :meth:`on_message`; False: frames to :meth:`on_frame`.
@@ -30,6 +32,11 @@ class Listener:
     #: before it can still be answered from other tasks (RFC 6455 §5.5.1). A listener
     #: that answers inside its callbacks needs no such wait.
     hold_close: ClassVar[bool] = False
+    #: True: a frame over 1 MiB reaches :meth:`on_frame` piece by piece as it is read
+    #: (each a view of the read buffer; see :class:`~wsio.aio.Frame` for ``fin`` and
+    #: ``frame_end``), so that holding one costs no more than a read. False: such a frame
+    #: is joined (up to ``max_frame_size``) and shown whole.
+    frame_pieces: ClassVar[bool] = False
 
     def owes_answer(self) -> bool:
         """With ``hold_close``: whether messages delivered by earlier reads are still
@@ -41,8 +48,9 @@ class Listener:
         every later callback gets."""
 
     def on_frame(self, transport: Transport, frame: Frame) -> None:
-        """A frame, or a piece of a large one (see :class:`~wsio.aio.Frame`); also the
-        control frames (Ping 9, Pong 10, Close 8) after the core has answered them."""
+        """A frame (whole, or with ``frame_pieces`` a piece of one over 1 MiB: see
+        :class:`~wsio.aio.Frame`); also the control frames (Ping 9, Pong 10, Close 8)
+        after the core has answered them. ``frame`` is reused: keep copies, not it."""
 
     def on_message(self, transport: Transport, message: str | bytes) -> None:
         """A whole message (``messages = True``): ``str`` for text, ``bytes`` for binary;

@@ -26,6 +26,7 @@ from wsio._engine.limits import (
 from wsio._engine.protocol import ServerProtocol
 from wsio.aio._callback import Stream, Transport
 from wsio.aio.listener import Listener
+from wsio.server import DEFAULT_MAX_CONNECTIONS
 from wsio.wsflate import Extension
 
 __all__ = ["create_server"]
@@ -44,7 +45,7 @@ class _Config:
     max_message_size: int | None
     max_fragments: int | None
     auto_pong: bool
-    handshake_timeout: float
+    handshake_timeout: float | None
     close_timeout: float
     max_connections: int | None
     logger: logging.Logger
@@ -76,9 +77,10 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
             transport.write(_BUSY)
             transport.close()
             return
-        self._timer = asyncio.get_running_loop().call_later(
-            cfg.handshake_timeout, self._handshake_timed_out
-        )
+        if cfg.handshake_timeout is not None:
+            self._timer = asyncio.get_running_loop().call_later(
+                cfg.handshake_timeout, self._handshake_timed_out
+            )
 
     def _handshake_timed_out(self) -> None:
         # A client that never finishes its request holds nothing for longer than this.
@@ -157,9 +159,9 @@ async def create_server(
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
     auto_pong: bool = True,
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
-    max_connections: int | None = None,
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
     logger: logging.Logger | None = None,
     on_response_bytes: Callable[[bytes], object] | None = None,
     **rules: Any,
@@ -172,8 +174,10 @@ async def create_server(
     every other :class:`~wsio.Upgrader` option (``origins=``, the hooks, ``header``...);
     permessage-deflate offered by clients is accepted unless ``compression=False``
     (messages under ``compression_threshold`` bytes go out uncompressed); the limits
-    (over one: 1009); ``handshake_timeout`` for the request, ``close_timeout`` for the
-    peer's Close; ``max_connections`` (more get 503); ``on_response_bytes(raw)``: the
+    (over one: 1009); ``handshake_timeout`` for the request (None: no limit),
+    ``close_timeout`` for the peer's Close and for writing what is queued once closing;
+    ``max_connections`` (default 1000, as wsio.server's; more get 503; None: no bound);
+    ``on_response_bytes(raw)``: the
     response about to be sent, refusals included. Returns asyncio's Server.
     """
     if subprotocols is not None:
@@ -217,7 +221,6 @@ from collections.abc import Awaitable as _Awaitable, Generator as _Generator  # 
 from wsio import _connection as _shared  # noqa: E402
 from wsio.aio.connection import _FOREVER, Connection  # noqa: E402
 from wsio.exceptions import ConnectionClosed as _ConnectionClosed  # noqa: E402
-from wsio.server import DEFAULT_MAX_CONNECTIONS as _MAX_CONNECTIONS  # noqa: E402
 
 __all__ += ["Server", "serve"]
 
@@ -253,7 +256,6 @@ class Server:
                 on_response_bytes(response)
 
         self._rest["on_response_bytes"] = keep_response
-        self._rest.setdefault("max_connections", _MAX_CONNECTIONS)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._connections: set[Connection] = set()
@@ -270,9 +272,7 @@ class Server:
             max_frame_size=config.max_frame_size,
             max_message_size=config.max_message_size,
             max_fragments=config.max_fragments,
-            handshake_timeout=(
-                _FOREVER if config.handshake_timeout is None else config.handshake_timeout
-            ),
+            handshake_timeout=config.handshake_timeout,
             close_timeout=_FOREVER if config.close_timeout is None else config.close_timeout,
             logger=_log,
             **self._rest,
