@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import importlib.util
 import itertools
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,8 +15,10 @@ from types import ModuleType
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import wsio
 from wsio._engine import mask as engine_mask
 from wsio._engine.mask import cipher, mask_into
+from wsio._engine.protocol import ClientProtocol
 
 MASK_SOURCE = Path(engine_mask.__file__ or "").with_name("mask.py")
 
@@ -285,6 +288,55 @@ def test_loaded_module_matches_pure_source(
 
 
 def test_public_names() -> None:
-    assert engine_mask.__all__ == ["cipher", "mask_into"]
+    assert engine_mask.__all__ == ["cipher", "mask_into", "new_mask"]
     assert cipher is engine_mask.cipher
     assert mask_into is engine_mask.mask_into
+    assert wsio.new_mask is engine_mask.new_mask
+
+
+# -- masking keys (RFC 6455 §5.3) --------------------------------------------------------
+
+
+def _client_keys(protocol: ClientProtocol, count: int) -> list[bytes]:
+    """The masking keys of ``count`` short binary frames the client queues."""
+    keys = []
+    for _ in range(count):
+        protocol.send_binary(b"k")
+        (wire,) = protocol.data_to_send()
+        keys.append(bytes(wire[2:6]))  # a 1-byte payload: 2 header bytes, then the key
+    return keys
+
+
+def test_masking_keys_are_drawn_from_os_urandom_a_pool_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    draws: list[int] = []
+    real = os.urandom
+
+    def counting(n: int) -> bytes:
+        draws.append(n)
+        return real(n)
+
+    monkeypatch.setattr(os, "urandom", counting)
+    keys = [engine_mask.new_mask() for _ in range(2048)]
+    keys += _client_keys(ClientProtocol(), 2048)
+    # 4096 keys of 4 bytes: four 4 KiB draws, and one more if the pool was part used.
+    assert sum(draws) <= 5 * 4096 and set(draws) == {4096}
+    assert len(set(keys)) > 4090  # 4096 draws of 32 random bits: collisions are rare
+    assert all(len(key) == 4 for key in keys)
+
+
+def test_a_forked_client_does_not_reuse_its_parents_masking_keys() -> None:
+    protocol = ClientProtocol()
+    _client_keys(protocol, 1)  # the parent's pool holds keys it has yet to hand out
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, b"".join(_client_keys(protocol, 8)))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 32)
+    os.close(read)
+    os.close(write)
+    parent = b"".join(_client_keys(protocol, 8))
+    assert len(child) == 32 and child != parent

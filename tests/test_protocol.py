@@ -689,3 +689,21 @@ def test_fail_with_error_answers_a_violation_with_its_code_and_a_bug_with_1011()
     assert isinstance(broken.error, RuntimeError) and broken.close_expected()
     broken.fail_with_error(ProtocolError("later"))  # once CLOSED, nothing changes
     assert isinstance(broken.error, RuntimeError) and sent(broken) == b""
+
+
+def test_a_memoryview_payload_is_sent_as_its_bytes_whatever_its_format() -> None:
+    import array
+
+    words = array.array("i", range(300))
+    for sender, receiver in (
+        (ClientProtocol(), ServerProtocol()),
+        (ServerProtocol(), ClientProtocol()),
+    ):
+        sender.send_binary(memoryview(words))
+        sender.send_binary(memoryview(words)[:3])
+        for buf in sender.data_to_send():
+            receiver.receive_data(buf)
+        assert receiver.events_received() == [
+            BinaryMessage(words.tobytes()),
+            BinaryMessage(words[:3].tobytes()),
+        ]

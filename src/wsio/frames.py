@@ -8,8 +8,6 @@ the compiled engine and re-exported here.
 from __future__ import annotations
 
 import enum
-import os
-import threading
 
 from wsio._engine.framing import (
     MAX_CONTROL_PAYLOAD,
@@ -21,7 +19,10 @@ from wsio._engine.framing import (
     encode_header,
     header_size,
 )
-from wsio._engine.mask import cipher
+
+# new_mask: a fresh, unpredictable 4-byte masking key (RFC 6455 §5.3: "derived from a
+# strong source of entropy"), os.urandom's bytes handed out from a pool 4 at a time.
+from wsio._engine.mask import cipher, new_mask
 from wsio._engine.utf8 import is_valid_utf8
 from wsio.exceptions import InvalidUTF8Error, LocalProtocolError, ProtocolError
 
@@ -316,43 +317,6 @@ def check_close_frame_data(code: int, reason: str = "") -> None:
     """
     if not is_sendable_close_code(code):
         raise ProtocolError(f"invalid close code {code}")
-
-
-class _MaskPool(threading.local):
-    """Per-thread os.urandom output, handed out 4 bytes at a time (one syscall per 1024)."""
-
-    def __init__(self) -> None:
-        self.data = b""
-        self.pos = 0
-
-
-_MASK_POOL_SIZE = 4096
-_masks = _MaskPool()
-
-
-def _forget_masks() -> None:
-    # A forked child must not reuse the masks its parent may still hand out.
-    global _masks
-    _masks = _MaskPool()
-
-
-os.register_at_fork(after_in_child=_forget_masks)
-
-
-def new_mask() -> bytes:
-    """A fresh, unpredictable 4-byte masking key (RFC 6455 §10.3), from os.urandom.
-
-    RFC 6455 §5.3: "The masking key needs to be unpredictable; thus, the masking key
-    MUST be derived from a strong source of entropy". The bytes come from os.urandom,
-    read 4 KiB at a time per thread so a frame does not cost a system call.
-    """
-    pool = _masks
-    pos = pool.pos
-    if pos >= len(pool.data):
-        pool.data = os.urandom(_MASK_POOL_SIZE)
-        pos = 0
-    pool.pos = pos + 4
-    return pool.data[pos : pos + 4]
 
 
 def _writable(payload: Payload) -> bytearray | memoryview:

@@ -6,7 +6,7 @@
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy, memmove
 
 # C types under names mask.py can import (Py_buffer is a Cython builtin with no module).
@@ -97,7 +97,22 @@ cdef extern from *:
     void wsio_mask_xor(unsigned char *dst, const unsigned char *src, Py_ssize_t n,
                        const unsigned char *mask, Py_ssize_t offset) nogil
 
+cdef extern from *:
+    """
+    /* The masking-key pool's bytes (see mask.py). Only mask.py's take_mask calls this, so
+       the one pool lives in the mask module; in a module that merely cimports this file
+       the unused inline function and its array are compiled away. */
+    static inline unsigned char *wsio_mask_pool(void)
+    {
+        static unsigned char pool[4096];
+        return pool;
+    }
+    """
+    unsigned char *wsio_mask_pool() noexcept nogil
+
 
 # Compiled-only helpers (plain functions in mask.py; pure Python never calls them).
+# take_mask: the next 4-byte masking key into out (RFC 6455 §5.3; see mask.py).
+cdef int take_mask(uchar_ptr out) except -1
 cdef int _read_mask(object mask, uchar_ptr out) except -1
 cdef int _get_writable(object buf, buffer_ptr view) except -1

@@ -18,6 +18,9 @@ Python ints, so neither path has a per-byte Python loop.
 
 from __future__ import annotations
 
+import os
+import threading
+
 try:
     import cython
 except ImportError:  # pure mode without Cython installed
@@ -31,6 +34,7 @@ if cython.compiled:
         PyByteArray_AS_STRING,
         PyByteArray_GET_SIZE,
         PyBytes_AS_STRING,
+        PyBytes_FromStringAndSize,
         PyBytes_GET_SIZE,
         PyObject_GetBuffer,
         buffer_ptr,
@@ -39,10 +43,11 @@ if cython.compiled:
         memcpy,
         memmove,
         uchar_ptr,
+        wsio_mask_pool,
         wsio_mask_xor,
     )
 
-__all__ = ["cipher", "mask_into"]
+__all__ = ["cipher", "mask_into", "new_mask"]
 
 _Bytes = bytes | bytearray | memoryview
 _Writable = bytearray | memoryview
@@ -127,7 +132,77 @@ def mask_into(dest: _Writable, src: _Bytes, mask: _Bytes, offset: int = 0) -> No
             target_view[:n] = _pure_xor(source_view, key_bytes, n)
 
 
+# Masking keys.
+#
+# RFC 6455 §5.3: "The masking key is a 32-bit value chosen at random by the client when
+# sending a frame. [...] The masking key needs to be unpredictable; thus, the masking key
+# MUST be derived from a strong source of entropy, and the masking key for a given frame
+# MUST NOT make it simple for a server or proxy to predict the masking key for a
+# subsequent frame."
+#
+# The entropy is os.urandom's, drawn _POOL_SIZE bytes at a time and handed out 4 bytes
+# per frame, so a frame costs no system call. Compiled, there is one pool per process (a
+# C array in this module): a key is taken with the GIL held and no Python code between
+# the check and the copy, so two threads never get the same bytes; a refill may release
+# the GIL inside os.urandom, but it replaces the whole pool before any key is taken from
+# it. Uncompiled, each thread has its own pool. A forked child drops what its parent
+# left (os.register_at_fork), so the two never send the same keys.
+
+_POOL_SIZE = cython.declare(cython.Py_ssize_t, 4096)
+_pool_pos = cython.declare(cython.Py_ssize_t, 4096)  # compiled: the next key's offset
+
+
+class _ThreadPool(threading.local):
+    """Pure mode: this thread's os.urandom bytes and the next one to hand out."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.pos = 0
+
+
+_thread_pool = _ThreadPool()
+
+
+def new_mask() -> bytes:
+    """A fresh, unpredictable 4-byte masking key from the os.urandom pool (a new object)."""
+    if cython.compiled:
+        key = PyBytes_FromStringAndSize(cython.NULL, 4)
+        take_mask(cython.cast(uchar_ptr, PyBytes_AS_STRING(key)))
+    else:
+        pool = _thread_pool
+        pos = pool.pos
+        if pos >= len(pool.data):
+            pool.data = os.urandom(_POOL_SIZE)
+            pos = 0
+        pool.pos = pos + 4
+        key = pool.data[pos : pos + 4]
+    return key
+
+
+def _drop_pool() -> None:
+    # After fork, in the child: the parent may still hand out the keys left in the pool.
+    global _pool_pos, _thread_pool
+    _pool_pos = _POOL_SIZE
+    _thread_pool = _ThreadPool()
+
+
+os.register_at_fork(after_in_child=_drop_pool)
+
+
 # Compiled-only helpers (declared cdef in mask.pxd).
+
+
+def take_mask(out: uchar_ptr) -> cython.int:
+    """Copy the next 4 bytes of the process's key pool to ``out``, refilling it first
+    from os.urandom when it is used up (C callers: protocol.pxd's client sends)."""
+    global _pool_pos
+    if _pool_pos + 4 > _POOL_SIZE:
+        fresh: bytes = os.urandom(_POOL_SIZE)  # may release the GIL; nothing taken yet
+        memcpy(wsio_mask_pool(), PyBytes_AS_STRING(fresh), _POOL_SIZE)
+        _pool_pos = 0
+    memcpy(out, wsio_mask_pool() + _pool_pos, 4)
+    _pool_pos += 4
+    return 0
 
 
 def _read_mask(mask: object, out: uchar_ptr) -> cython.int:

@@ -26,12 +26,13 @@
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memcpy, memmove
 
 from wsio._engine.framing cimport check_fields, check_limits, decode_fields, frame_t, put_header
-from wsio._engine.mask cimport wsio_mask_xor
+from wsio._engine.mask cimport buffer_t, key_t, take_mask, wsio_mask_xor
 from wsio._engine.message cimport MessageState
 
 from wsio._engine.framing cimport cbytes_ptr, uchar_ptr
@@ -240,3 +241,4 @@ cdef class Protocol:
     cdef int _append(self, cchar_ptr p, Py_ssize_t n) except -1
     cdef object _assembled(self, int kind)
     cdef int _write_frame(self, bint fin, int opcode, int rsv, object payload) except -1
+    cdef int _write_frame_c(self, bint fin, int opcode, int rsv, object payload) except -1

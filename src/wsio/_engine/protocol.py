@@ -68,20 +68,28 @@ if cython.compiled:
     # C names from protocol.pxd (which cimports the framing, mask and utf8 C path).
     from cython.cimports.wsio._engine.protocol import (  # type: ignore[import-untyped]
         MessageState,
+        PyBUF_SIMPLE,
+        PyBuffer_Release,
         PyByteArray_AS_STRING,
         PyByteArray_FromStringAndSize,
+        PyByteArray_GET_SIZE,
         PyByteArray_Resize,
         PyBytes_AS_STRING,
         PyBytes_FromStringAndSize,
         PyBytes_GET_SIZE,
+        PyObject_GetBuffer,
         PyUnicode_DecodeUTF8,
+        buffer_t,
         cbytes_ptr,
         cchar_ptr,
         check_fields,
         check_limits,
         decode_fields,
+        key_t,
+        memcpy,
         memmove,
         put_header,
+        take_mask,
         uchar_ptr,
         wsio_acc_append,
         wsio_acc_clear,
@@ -1212,44 +1220,86 @@ class Protocol:
     ) -> cython.int:
         # RFC 6455 §5.2 header, then the payload: masked by a client (§5.3, a fresh
         # key per frame), copied behind the header when short.
-        n: cython.Py_ssize_t = len(payload)
-        masked: cython.bint = self.is_client
-        key = new_mask() if masked else _NO_KEY
-        tail = self._tail
-        pos: cython.Py_ssize_t = len(tail)
-        hsize: cython.Py_ssize_t = 2 if n <= 125 else (4 if n <= 65535 else 10)
-        if masked:
-            hsize += 4
-        inline: cython.bint = n <= _INLINE_MAX
         if cython.compiled:
-            PyByteArray_Resize(tail, pos + hsize + (n if inline else 0))
-            put_header(
-                cython.cast(uchar_ptr, PyByteArray_AS_STRING(tail)) + pos,
-                fin,
-                opcode,
-                rsv,
-                n,
-                masked,
-                cython.cast(cbytes_ptr, PyBytes_AS_STRING(key)),
-            )
+            return self._write_frame_c(fin, opcode, rsv, payload)
         else:
+            # The length in bytes: a memoryview's len() counts its items.
+            n = len(payload) if type(payload) is not memoryview else payload.nbytes
+            masked = self.is_client
+            key = new_mask() if masked else _NO_KEY
+            tail = self._tail
+            pos = len(tail)
+            hsize = (2 if n <= 125 else (4 if n <= 65535 else 10)) + (4 if masked else 0)
+            inline = n <= _INLINE_MAX
             tail.extend(bytes(hsize + (n if inline else 0)))
             _encode(tail, pos, fin, rsv, opcode, key if masked else None, n)
-        if inline:
-            if n:
-                if masked:
-                    mask_into(memoryview(tail)[pos + hsize :], payload, key)
-                else:
-                    tail[pos + hsize : pos + hsize + n] = payload
+            if inline:
+                if n:
+                    if masked:
+                        mask_into(memoryview(tail)[pos + hsize :], payload, key)
+                    else:
+                        tail[pos + hsize : pos + hsize + n] = payload
+                return 0
+            self._out.append(tail)
+            self._tail = bytearray()
+            if masked:
+                copy = bytearray(n)
+                mask_into(copy, payload, key)
+                self._out.append(copy)
+            else:
+                self._out.append(payload)
             return 0
-        self._out.append(tail)
-        self._tail = bytearray()
-        if masked:
-            copy = bytearray(n)
-            mask_into(copy, payload, key)
-            self._out.append(copy)
-        else:
-            self._out.append(payload)
+
+    def _write_frame_c(
+        self, fin: cython.bint, opcode: cython.int, rsv: cython.int, payload: _Bytes
+    ) -> cython.int:
+        # Compiled only: _write_frame in C calls, no Python object but the output. The
+        # key goes from the pool straight into the header (§5.3); the payload is read
+        # through its buffer (a bytes object's own pointer), so no slice or view is made.
+        if cython.compiled:
+            view = cython.declare(buffer_t)
+            key = cython.declare(key_t)
+            src: uchar_ptr
+            n: cython.Py_ssize_t
+            borrowed: cython.bint = type(payload) is bytes
+            if borrowed:
+                src = cython.cast(uchar_ptr, PyBytes_AS_STRING(payload))
+                n = PyBytes_GET_SIZE(payload)
+            else:
+                PyObject_GetBuffer(payload, cython.address(view), PyBUF_SIMPLE)
+                src = cython.cast(uchar_ptr, view.buf)
+                n = view.len
+            try:
+                masked: cython.bint = self.is_client
+                if masked:
+                    take_mask(key)
+                tail = self._tail
+                pos: cython.Py_ssize_t = PyByteArray_GET_SIZE(tail)
+                hsize: cython.Py_ssize_t = 2 if n <= 125 else (4 if n <= 65535 else 10)
+                if masked:
+                    hsize += 4
+                inline: cython.bint = n <= _INLINE_MAX
+                PyByteArray_Resize(tail, pos + hsize + (n if inline else 0))
+                p = cython.cast(uchar_ptr, PyByteArray_AS_STRING(tail)) + pos
+                put_header(p, fin, opcode, rsv, n, masked, cython.cast(cbytes_ptr, key))
+                if inline:
+                    if masked:
+                        wsio_mask_xor(p + hsize, src, n, key, 0)
+                    elif n:
+                        memcpy(p + hsize, src, n)
+                else:
+                    self._out.append(tail)
+                    self._tail = PyByteArray_FromStringAndSize(cython.NULL, 0)
+                    if masked:
+                        copy = PyByteArray_FromStringAndSize(cython.NULL, n)
+                        dest = cython.cast(uchar_ptr, PyByteArray_AS_STRING(copy))
+                        wsio_mask_xor(dest, src, n, key, 0)
+                        self._out.append(copy)
+                    else:
+                        self._out.append(payload)
+            finally:
+                if not borrowed:
+                    PyBuffer_Release(cython.address(view))
         return 0
 
 

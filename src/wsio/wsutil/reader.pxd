@@ -27,3 +27,9 @@ cdef class Reader:
     cdef bint _message_done
     cdef MessageState _message
     cdef bint _checking
+
+    # The per-frame path's own steps: C calls, not Python method calls, when compiled.
+    cdef memoryview _consume(self, memoryview chunk)
+    cdef Py_ssize_t _read_payload(self, memoryview dst) except -1
+    cdef bint _fill(self, Py_ssize_t size) except -1
+    cdef object _read_header(self)

@@ -295,7 +295,7 @@ class Reader:
         self._remaining -= n
         return chunk
 
-    def _read_payload(self, dst: memoryview) -> int:
+    def _read_payload(self, dst: memoryview) -> cython.Py_ssize_t:
         # Read payload bytes into dst (no longer than what remains of the frame).
         available = self._end - self._pos
         if available:
@@ -352,7 +352,7 @@ class Reader:
             self._remaining -= n
             self._mask_offset += n
 
-    def _fill(self, size: int) -> bool:
+    def _fill(self, size: cython.Py_ssize_t) -> cython.bint:
         # Have at least ``size`` bytes in the buffer from _pos; False at end of stream.
         available = self._end - self._pos
         if available >= size:
