@@ -27,6 +27,7 @@ import logging
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -140,6 +141,8 @@ class Connection:
         self._recv_into = sock.recv_into
         self._sendall = sock.sendall
         self._pings = PingTracker(options.ping_interval, options.ping_timeout, time.monotonic())
+        if options.write_timeout is not None:
+            _set_send_timeout(sock, options.write_timeout)
         if len(read_ahead):
             self._process_data(read_ahead)
         if options.ping_interval is not None:
@@ -752,6 +755,16 @@ def _sendmsg_all(sendmsg: Any, buffers: list[Any]) -> None:
             sent -= len(views.pop(0))
         if sent:
             views[0] = views[0][sent:]
+
+
+def _set_send_timeout(sock: Any, seconds: float) -> None:
+    # SO_SNDTIMEO (socket(7)) bounds each send on the kernel side only, so reads stay
+    # untimed and the socket stays blocking: a send that made no progress for that long
+    # fails with EAGAIN (an OSError: the connection is lost, 1006).
+    whole = int(seconds)
+    timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 def _address(get: Any) -> Any:
