@@ -139,6 +139,26 @@ def test_keepalive_fails_a_server_connection_without_anyone_reading() -> None:
     assert closed[0].code == 1011
 
 
+def test_keepalive_takes_one_thread_for_every_connection() -> None:
+    # A thread per connection for its pings ran `wsio serve` out of address space
+    # (a stack and a malloc arena each): one thread serves them all, both sides.
+    with wsio_server(ping_interval=0.05, ping_timeout=HANG) as server:
+        clients = [connect(url_of(server), ping_interval=0.05).open() for _ in range(20)]
+        try:
+            # Every keepalive works though nobody reads: the keepalive thread reads
+            # each connection's pongs (latency is set by the first).
+            for ws in clients:
+                give_up = time.monotonic() + HANG
+                while ws.latency == 0.0 and time.monotonic() < give_up:
+                    time.sleep(0.01)
+                assert ws.latency > 0.0
+            names = [thread.name for thread in threading.enumerate()]
+            assert names.count("wsio-keepalive") == 1
+        finally:
+            for ws in clients:
+                ws.close()
+
+
 def test_keepalive_keeps_a_send_only_client_alive() -> None:
     # aiohttp #4153 / websockets #1620: a client that only sends must not be dropped
     # while the peer answers pings.
