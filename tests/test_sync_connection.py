@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import select
 import socket
 import ssl
 import tempfile
@@ -138,6 +139,26 @@ def test_keepalive_fails_a_server_connection_without_anyone_reading() -> None:
     assert closed[0].code == 1011
 
 
+def test_keepalive_takes_one_thread_for_every_connection() -> None:
+    # A thread per connection for its pings ran `wsio serve` out of address space
+    # (a stack and a malloc arena each): one thread serves them all, both sides.
+    with wsio_server(ping_interval=0.05, ping_timeout=HANG) as server:
+        clients = [connect(url_of(server), ping_interval=0.05).open() for _ in range(20)]
+        try:
+            # Every keepalive works though nobody reads: the keepalive thread reads
+            # each connection's pongs (latency is set by the first).
+            for ws in clients:
+                give_up = time.monotonic() + HANG
+                while ws.latency == 0.0 and time.monotonic() < give_up:
+                    time.sleep(0.01)
+                assert ws.latency > 0.0
+            names = [thread.name for thread in threading.enumerate()]
+            assert names.count("wsio-keepalive") == 1
+        finally:
+            for ws in clients:
+                ws.close()
+
+
 def test_keepalive_keeps_a_send_only_client_alive() -> None:
     # aiohttp #4153 / websockets #1620: a client that only sends must not be dropped
     # while the peer answers pings.
@@ -187,6 +208,27 @@ def test_close_while_another_thread_receives() -> None:
         thread.join(HANG)
         assert isinstance(errors[0], wsio.ConnectionClosedOK)
         assert errors[0].sent_code == 1000
+
+
+def test_the_peers_close_code_is_echoed_and_its_reason_reported() -> None:
+    seen: list[tuple[int | None, str | None]] = []
+
+    def handler(ws: Connection) -> None:
+        with pytest.raises(wsio.ConnectionClosedError):
+            ws.recv(HANG)
+        seen.append((ws.close_code, ws.close_reason))
+
+    with wsio_server(handler) as server:
+        sock, _ = wsio.dial(url_of(server), proxy=None)
+        with sock:
+            client = ClientProtocol()
+            client.send_close(4001, "client bye")
+            for data in client.data_to_send():
+                sock.sendall(data)
+            _, close = read_until_close(sock, client=True)
+    # RFC 6455 §5.5.1: "the endpoint typically echos the status code it received".
+    assert close is not None and close.code == 4001
+    assert seen == [(4001, "client bye")]
 
 
 def test_handler_exception_closes_with_1011() -> None:
@@ -322,6 +364,20 @@ def test_slow_reader_blocks_the_sender_and_loses_nothing() -> None:
         ws.send("done")
 
 
+def test_send_to_a_peer_that_never_reads_fails_after_write_timeout() -> None:
+    with silent_server() as (url, held):
+        ws = connect(url, ping_interval=None, compression=None, write_timeout=0.3).open()
+        with pytest.raises(wsio.ConnectionClosedError) as info:
+            for _ in range(100_000):  # the kernel's buffers fill within a few MiB
+                ws.send(bytes(65536))
+        assert info.value.code == 1006
+        assert ws.close_code == 1006
+        # TCP is closed: the peer reads what was buffered, then the end of the stream.
+        held[0].settimeout(HANG)
+        while held[0].recv(1 << 20):
+            pass
+
+
 # -- reconnecting ---------------------------------------------------------------------
 
 
@@ -374,6 +430,71 @@ def test_tls_both_ways() -> None:
         # Verification is on: an untrusted certificate is refused.
         with pytest.raises(ssl.SSLCertVerificationError):
             connect(url, open_timeout=TIMEOUT).open()
+
+
+def _tls_server_context() -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+def _client_hello() -> bytes:
+    client = ssl.create_default_context().wrap_bio(
+        ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname="localhost"
+    )
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    return outgoing.read()
+
+
+def test_a_trickled_client_hello_is_cut_off_at_handshake_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hello = _client_hello()
+    with (
+        caplog.at_level("INFO", logger="wsio"),
+        wsio_server(ssl=_tls_server_context(), handshake_timeout=0.5) as server,
+        socket.create_connection(server.socket.getsockname()[:2]) as sock,
+    ):
+        # One byte at a time, each well within the timeout, the whole far past it: the
+        # server must hang up before the ClientHello is complete.
+        cut = False
+        for byte in hello:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                cut = True
+                break
+            readable, _, _ = select.select([sock], [], [], 0.1)
+            if readable and not sock.recv(1):
+                cut = True
+                break
+        assert cut
+    failures = [r for r in caplog.records if "handshake failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].levelname == "INFO"
+    assert "TimeoutError" in failures[0].getMessage() and failures[0].exc_info is None
+
+
+def test_a_tls_client_on_a_plain_port_and_a_plain_one_on_a_tls_port_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("INFO", logger="wsio"):
+        with (
+            wsio_server() as plain,
+            socket.create_connection(plain.socket.getsockname()[:2]) as sock,
+        ):
+            sock.sendall(_client_hello())
+            sock.settimeout(HANG)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 400")
+        with (
+            wsio_server(ssl=_tls_server_context()) as tls,
+            pytest.raises((wsio.HandshakeError, OSError)),
+        ):
+            connect(f"ws://127.0.0.1:{tls.socket.getsockname()[1]}").open()
+    failures = [r for r in caplog.records if "handshake failed" in r.getMessage()]
+    assert [r.levelname for r in failures] == ["INFO", "INFO"]
+    assert all(r.exc_info is None and "127.0.0.1" in r.getMessage() for r in failures)
+    assert "SSLError" in failures[1].getMessage()
 
 
 def test_unix_socket_and_existing_listener() -> None:

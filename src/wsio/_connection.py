@@ -111,6 +111,10 @@ class Options:
     write_limit: int | tuple[int, int] = DEFAULT_WRITE_LIMIT
     compression: str | None = "deflate"
     compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD
+    #: Seconds a send may make no progress (the peer reads nothing) before the
+    #: connection is failed (1006, TCP closed); wsio.sync only (wsio.aio's sends are
+    #: bounded by ``write_limit``).
+    write_timeout: float | None = DEFAULT_CLOSE_TIMEOUT
 
     def __post_init__(self) -> None:
         for name in ("open_timeout", "handshake_timeout", "ping_interval", "close_timeout"):
@@ -132,6 +136,8 @@ class Options:
             raise ValueError(f"compression must be 'deflate' or None, not {self.compression!r}")
         if self.compression_threshold < 0:
             raise ValueError("compression_threshold must be >= 0")
+        if self.write_timeout is not None and not self.write_timeout > 0:
+            raise ValueError("write_timeout must be positive, or None")
 
     @property
     def write_limits(self) -> tuple[int, int]:

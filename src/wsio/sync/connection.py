@@ -3,9 +3,9 @@
 There is no reader thread per connection. ``recv`` reads the socket in the caller's
 thread (the fast path: one ``recv_into`` straight into the protocol's buffer, then the
 message); ``send`` writes in the caller's thread under a lock, so the frames of one
-message never interleave with another's. With ``ping_interval`` set, a small daemon
-thread per connection sends the keepalive pings and, when no thread is reading, reads
-what came (pongs, and messages into a queue; once it holds ``max_queue`` messages,
+message never interleave with another's. With ``ping_interval`` set, the process's one
+keepalive thread (:mod:`wsio.sync.keepalive`) sends the pings and, when no thread is
+reading, reads what came (pongs, and messages into a queue; once it holds ``max_queue`` messages,
 reading pauses) so that the keepalive works whatever the application does.
 
 There is no write buffer but the kernel's: ``send`` returns once the socket took the
@@ -27,6 +27,7 @@ import logging
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,7 @@ from wsio._engine.protocol import (
     Protocol,
 )
 from wsio.exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from wsio.sync.keepalive import schedule
 
 __all__ = ["Connection", "Pinged"]
 
@@ -140,17 +142,12 @@ class Connection:
         self._recv_into = sock.recv_into
         self._sendall = sock.sendall
         self._pings = PingTracker(options.ping_interval, options.ping_timeout, time.monotonic())
+        if options.write_timeout is not None:
+            _set_send_timeout(sock, options.write_timeout)
         if len(read_ahead):
             self._process_data(read_ahead)
         if options.ping_interval is not None:
-            try:
-                threading.Thread(
-                    target=self._keepalive_loop, name="wsio-keepalive", daemon=True
-                ).start()
-            except RuntimeError as error:
-                # Out of threads (or memory for a stack): an accepted connection is still
-                # served, without keepalive, rather than dropped after its 101.
-                log.warning("%s: no keepalive: %s", self.remote_address, error)
+            schedule(self)
 
     # -- receiving ------------------------------------------------------------------
 
@@ -308,21 +305,20 @@ class Connection:
             self._read_lock.release()
         return True
 
-    def _drain(self) -> None:
+    def _drain(self) -> bool:
         """Read what has arrived without waiting, unless someone is reading or the queue
-        is full (then reading pauses: the peer waits for the application)."""
+        is full (then reading pauses: the peer waits for the application); False then."""
         limit = self.options.max_queue
         if self._receiving.locked() or not self._read_lock.acquire(blocking=False):
-            return
+            return False
         try:
-            while (
-                not self._closed.is_set()
-                and (limit is None or len(self._queue) < limit)
-                and self._readable(0.0)
-            ):
+            while not self._closed.is_set() and self._readable(0.0):
+                if limit is not None and len(self._queue) >= limit:
+                    return False
                 self._read(None)
         finally:
             self._read_lock.release()
+        return True
 
     def _process_data(self, data: bytes | memoryview) -> None:
         self._after_events(data, 0)
@@ -619,18 +615,7 @@ class Connection:
     def _closed_error(self) -> ConnectionClosed:
         return shared.closed_error(self.protocol)
 
-    # -- keepalive (its own thread) -------------------------------------------------
-
-    def _keepalive_loop(self) -> None:
-        now = time.monotonic()
-        wake = self._pings.next_deadline()
-        while wake is not None and not self._closed.wait(max(0.0, wake - now)):
-            now = time.monotonic()
-            try:
-                wake = self._keepalive(now)
-            except Exception:  # a bug must not go unseen
-                log.exception("%s: keepalive failed", self.remote_address)
-                return
+    # -- keepalive (wsio.sync.keepalive's thread) ----------------------------------
 
     def _keepalive(self, now: float) -> float | None:
         """Send the keepalive ping when due, fail the connection when its pong is late,
@@ -644,7 +629,9 @@ class Connection:
             self._fail(1011, shared.KEEPALIVE_REASON)
             return None
         if pings.keepalive_due(now):
-            if self._write_lock.acquire(blocking=False):
+            # One thread keeps every connection alive: it never waits on one, neither
+            # for its lock nor for room in its socket's send buffer.
+            if self._writable() and self._write_lock.acquire(blocking=False):
                 try:
                     with self._proto_lock:
                         if self.protocol.state is not ConnectionState.OPEN:
@@ -663,10 +650,17 @@ class Connection:
                 pings.keepalive_sent(b"", now)
         return pings.next_deadline()
 
+    def _writable(self) -> bool:
+        try:
+            _, ready, _ = select.select([], [self.socket], [], 0.0)
+        except (OSError, ValueError):
+            return False
+        return bool(ready)
+
     def _fail(self, code: int, reason: str) -> None:
         with self._proto_lock:
             self.protocol.fail(code, reason)
-        if self._write_lock.acquire(blocking=False):
+        if self._writable() and self._write_lock.acquire(blocking=False):
             try:
                 with self._proto_lock:
                     out = self.protocol.data_to_send()
@@ -752,6 +746,16 @@ def _sendmsg_all(sendmsg: Any, buffers: list[Any]) -> None:
             sent -= len(views.pop(0))
         if sent:
             views[0] = views[0][sent:]
+
+
+def _set_send_timeout(sock: Any, seconds: float) -> None:
+    # SO_SNDTIMEO (socket(7)) bounds each send on the kernel side only, so reads stay
+    # untimed and the socket stays blocking: a send that made no progress for that long
+    # fails with EAGAIN (an OSError: the connection is lost, 1006).
+    whole = int(seconds)
+    timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 def _address(get: Any) -> Any:

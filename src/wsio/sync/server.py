@@ -152,12 +152,14 @@ class Server:
         )
         try:
             if self.ssl is not None:
-                sock.settimeout(options.handshake_timeout)
-                stream = self.ssl.wrap_socket(sock, server_side=True)
+                stream = _tls_handshake(self.ssl, sock, options.handshake_timeout)
             conn, handshake = self.upgrader.upgrade_conn(stream)
             stream.settimeout(None)
         except (HandshakeError, OSError) as error:
-            log.debug("%s: handshake failed: %s", address, error)
+            # Once, without a traceback: a refused client is the peer's problem, and
+            # an operator needs to see who and why (a TLS client on a plain port fails
+            # the HTTP parse; a plain one on a TLS port, the TLS handshake).
+            log.info("%s: handshake failed: %s: %s", address, type(error).__name__, error)
             with contextlib.suppress(OSError):
                 stream.close()
             return
@@ -229,6 +231,33 @@ def serve(
         ssl=ssl,
         max_connections=max_connections,
     )
+
+
+def _tls_handshake(
+    context: ssl_module.SSLContext, sock: socket.socket, timeout: float | None
+) -> ssl_module.SSLSocket:
+    """The server side of the TLS handshake on ``sock``, within ``timeout`` seconds in
+    all (a timeout per read would let a client trickling its ClientHello hold the
+    thread for ever); TimeoutError past it. The socket keeps what is left of it."""
+    stream = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError("TLS handshake timed out")
+            stream.settimeout(left)
+            try:
+                stream.do_handshake()
+                break
+            except (ssl_module.SSLWantReadError, ssl_module.SSLWantWriteError, TimeoutError):
+                continue  # more of the peer's bytes are due; the deadline above decides
+    except BaseException:
+        stream.close()  # it owns the descriptor now
+        raise
+    # What the opening handshake may take is the rest of the same deadline.
+    stream.settimeout(None if deadline is None else max(0.001, deadline - time.monotonic()))
+    return stream
 
 
 def _is_socket(path: str) -> bool:
