@@ -313,7 +313,9 @@ class Connection:
             return False
         try:
             while not self._closed.is_set() and self._readable(0.0):
-                if limit is not None and len(self._queue) >= limit:
+                # A message still arriving (its pieces in _parts) is left to the
+                # application's recv: drained, it would be held whole, whatever its size.
+                if (limit is not None and len(self._queue) >= limit) or self._parts:
                     return False
                 self._read(None)
         finally:
