@@ -12,7 +12,6 @@ accepting, closes each connection with 1001 (going away) and exits 0.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import functools
 import logging
@@ -20,7 +19,6 @@ import os
 import signal
 import socket
 import ssl
-import struct
 import sys
 from types import FrameType
 from typing import Any, TextIO
@@ -165,11 +163,10 @@ class EchoServer(Server):
 def echo(ws: Connection, write_timeout: float | None = WRITE_TIMEOUT) -> None:
     """Send every message back as it came; log the connection and how it ended.
 
-    A write that makes no progress for ``write_timeout`` seconds drops the connection.
+    A write that makes no progress for ``write_timeout`` seconds (the connection's own
+    option, set by :func:`serve`) drops the connection; the value here is for the log.
     """
     peer = _peer(ws.socket)
-    if write_timeout is not None:
-        _set_send_timeout(ws.socket, write_timeout)
     details = ["compression: permessage-deflate" if ws.protocol.extensions else "no compression"]
     if ws.subprotocol:
         details.append(f"subprotocol {ws.subprotocol}")
@@ -192,15 +189,6 @@ def echo(ws: Connection, write_timeout: float | None = WRITE_TIMEOUT) -> None:
         log.info("%s: closed after %d messages: %s", peer, messages, closed)
 
 
-def _set_send_timeout(sock: socket.socket, seconds: float) -> None:
-    # SO_SNDTIMEO (socket(7)) bounds each send on the kernel side only, so reads stay
-    # untimed; a send that made no progress fails with EAGAIN (BlockingIOError).
-    whole = int(seconds)
-    timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-
-
 def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
@@ -220,7 +208,7 @@ def serve(
     """
     context = _tls_context(*tls) if tls is not None else None
     try:
-        config = Options(**options)
+        config = Options(write_timeout=write_timeout, **options)
     except ValueError as error:
         raise Failure(str(error)) from None
     try:
