@@ -12,6 +12,7 @@ import os
 import sys
 
 from setuptools import setup
+from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_ext import build_ext
 
 
@@ -88,6 +89,22 @@ class OptionalBuildExt(build_ext):
             self.wsio_failed[ext.name] = _shorten(str(exc).strip().splitlines()[-1])
 
 
+class PureWheelIfNothingCompiled(bdist_wheel):
+    """Tag the wheel py3-none-any when no module compiled (no compiler): it holds no .so."""
+
+    def run(self) -> None:
+        # bdist_wheel decides purity from the declared extensions before building; whether
+        # any compiled is only known after the build (a second run_command is a no-op).
+        if not self.skip_build:
+            self.run_command("build")
+            built = self.get_finalized_command("build_ext")
+            failed = getattr(built, "wsio_failed", {})
+            if self.distribution.ext_modules and len(failed) == len(built.extensions):
+                self.distribution.ext_modules = []
+                self.root_is_pure = True
+        super().run()
+
+
 def extensions() -> list:  # type: ignore[type-arg]
     building = bool(_BUILDING.intersection(sys.argv[1:]))
     if os.environ.get("WSIO_NO_EXTENSIONS") == "1":
@@ -124,4 +141,7 @@ def extensions() -> list:  # type: ignore[type-arg]
     )
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(
+    ext_modules=extensions(),
+    cmdclass={"build_ext": OptionalBuildExt, "bdist_wheel": PureWheelIfNothingCompiled},
+)

@@ -6,7 +6,8 @@
    holds one extension per module in COMPILED_MODULE_NAMES, no generated ``.c`` file, no
    debug info, and imports with ``wsio.COMPILED`` true.
 2. ``CC=false`` (a compiler that fails) and 3. ``WSIO_NO_EXTENSIONS=1``: the build warns
-   that wsio installs as pure Python, and the wheel imports with ``wsio.COMPILED`` false.
+   that wsio installs as pure Python, the wheel is tagged ``py3-none-any`` and imports
+   with ``wsio.COMPILED`` false.
 
 Each build runs in a copy of the source tree (so no build/ directory is shared between
 them) with ``pip wheel --no-build-isolation``: the packages of the running environment
@@ -139,6 +140,7 @@ def main() -> int:
             if wheel is not None:
                 with zipfile.ZipFile(wheel) as zf:
                     check(not [n for n in zf.namelist() if n.endswith((".so", ".c"))], "no .so")
+                check(wheel.name.endswith("-py3-none-any.whl"), f"tagged pure: {wheel.name}")
                 check(not imports_compiled(wheel), "imports with wsio.COMPILED false")
     if problems:
         print(f"packaging: {len(problems)} check(s) failed: {'; '.join(problems)}")

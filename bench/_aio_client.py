@@ -183,21 +183,38 @@ def close_frame() -> bytes:
 
 
 class PingPong:
-    """One upgraded connection that sends a pre-built frame and reads its echo. Not
-    ``websocket`` (the plain TCP echo): the same bytes are sent and come back as they are."""
+    """One upgraded connection that sends pre-built frames and reads their echoes. Not
+    ``websocket`` (the plain TCP echo): the same bytes are sent and come back as they are.
+
+    ``payload`` is one message, or several of one size that the round trips send in
+    turn (so that a compressor keeping its window does not see one message again and
+    again: ``bench.compressed_echo.messages``); each is compressed on its own."""
 
     def __init__(
-        self, port: int, opcode: int, payload: bytes, deflate: bool = False, websocket: bool = True
+        self,
+        port: int,
+        opcode: int,
+        payload: bytes | list[bytes],
+        deflate: bool = False,
+        websocket: bool = True,
     ) -> None:
+        payloads = [payload] if isinstance(payload, bytes) else payload
+        payload = payloads[0]
+        if any(len(p) != len(payload) for p in payloads):
+            raise ValueError("the messages a connection cycles through have one size")
         self.websocket = websocket
         self.sock = connect(port)
         self.extensions = handshake(self.sock, port, deflate, websocket)
         self.compressed = self.extensions.startswith("permessage-deflate")
         if self.compressed:
             bits = client_window_bits(self.extensions)
-            self.frame = client_frame(opcode, deflate_message(payload, bits), rsv1=True)
+            self.frames = [
+                client_frame(opcode, deflate_message(p, bits), rsv1=True) for p in payloads
+            ]
         else:
-            self.frame = client_frame(opcode, payload)
+            self.frames = [client_frame(opcode, p) for p in payloads]
+        self.frame = self.frames[0]
+        self.turn = 0  # the next of self.frames the round trips send
         self.echo_size = server_frame_size(len(payload))
         self.buffer = bytearray(READ)
         self.view = memoryview(self.buffer)
@@ -230,15 +247,17 @@ class PingPong:
 
     def roundtrips(self, count: int) -> None:
         """Send the message and wait for its whole echo, ``count`` times."""
-        sock, frame = self.sock, self.frame
+        sock, frames, turn = self.sock, self.frames, self.turn
+        kinds = len(frames)
+        self.turn = (turn + count) % kinds
         if not self.known_size:
-            for _ in range(count):
-                sock.sendall(frame)
+            for i in range(turn, turn + count):
+                sock.sendall(frames[i % kinds])
                 read_message(sock)
             return
         view, size = self.view, self.echo_size
-        for _ in range(count):
-            sock.sendall(frame)
+        for i in range(turn, turn + count):
+            sock.sendall(frames[i % kinds])
             left = size
             while left:
                 n = sock.recv_into(view, min(left, READ))

@@ -32,7 +32,10 @@ TCP echo several times faster than any WebSocket server.
    time, server on core 1, client on core 0; handshakes/s and server CPU per handshake.
 5. **Compressed ping-pong**: as 1, text (JSON-ish, compressible) at 256 B, 8 KiB and
    100 KiB, the client offering permessage-deflate; each server at its default
-   (picows has no compression and the plain TCP echo no protocol: both left out).
+   (picows has no compression and the plain TCP echo no protocol: both left out). A
+   connection sends different messages in turn, at least 64 KiB of them
+   (``bench.compressed_echo.messages``): one message echoed again and again would be
+   found whole in a compressor's kept window.
 6. **Instructions per echo**: as 1 at 32 B and 8 KiB, the server running under
    ``valgrind --tool=callgrind``: the user-space instructions it executed (callgrind's
    Ir) between two counter resets, per echo. Unlike time, this does not depend on what
@@ -282,7 +285,7 @@ def pingpong(
     sizes: tuple[int, ...], seconds: float, rounds: int, deflate: bool
 ) -> tuple[dict[tuple[object, ...], Sample], dict[Row, str]]:
     """Best window per (size, row); with ``deflate``, also each row's negotiated answer."""
-    from bench.compressed_echo import text_message
+    from bench.compressed_echo import messages
 
     best: dict[tuple[object, ...], Sample] = {}
     negotiated: dict[Row, str] = {}
@@ -296,7 +299,9 @@ def pingpong(
             warm.close()
         for _ in range(rounds):
             for size in sizes:
-                payload = text_message(size) if deflate else os.urandom(size)
+                # Compressed: different messages in turn, as bench.compressed_echo sends
+                # them (one repeated message would be found whole in a kept window).
+                payload = messages("text", size) if deflate else os.urandom(size)
                 batch = max(1, (256 << 10) // (size * 8))
                 for row in rows:
                     server = running[row]
@@ -753,7 +758,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--servers",
-        help=f"comma-separated servers to measure (default: all; {REFERENCE} always runs); "
+        help=f"comma-separated servers to measure (default: all; {REFERENCE} always runs, and "
+        f"{DEFLATE_REFERENCE} with tests 3 and 5); "
         "a partial run only prints its tables",
     )
     args = parser.parse_args(argv)
@@ -762,7 +768,9 @@ def main(argv: list[str] | None = None) -> None:
         print("valgrind is not installed: no test 6 (instructions per echo)", file=sys.stderr)
         tests.discard("6")
     if args.servers:
-        names = [REFERENCE, *(n for n in args.servers.split(",") if n != REFERENCE)]
+        # The references of every table (picows; websockets for the compressed ones).
+        references = [REFERENCE, DEFLATE_REFERENCE] if set(tests) & set("35") else [REFERENCE]
+        names = [*references, *(n for n in args.servers.split(",") if n not in references)]
         unknown = [n for n in names if n not in SERVERS]
         if unknown:
             parser.error(f"unknown server {', '.join(unknown)}; servers: {', '.join(SERVERS)}")

@@ -39,6 +39,7 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame as WSFrame, Opcode
 
 from wsio import wsflate
+from wsio.wsflate import DEFAULT_LEVEL
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compression.md"
 SIZES = [256, 8192, 102400]
@@ -114,9 +115,9 @@ def aiohttp_codec(bits: int = 15, takeover: bool = True) -> Codec:
 
 
 def wsio_codec(
-    bits: int = 15, *, takeover: bool = False, level: int = 6, mem_level: int = 8
+    bits: int = 15, *, takeover: bool = False, level: int = DEFAULT_LEVEL, mem_level: int = 8
 ) -> Codec:
-    """wsio: the default is no context takeover (pooled compressors), level 6."""
+    """wsio: the default is no context takeover (pooled compressors), DEFAULT_LEVEL."""
     compressor = wsflate.Compressor(
         bits, no_context_takeover=not takeover, level=level, mem_level=mem_level
     )
@@ -135,8 +136,8 @@ CODECS: dict[str, tuple[str, Callable[[], Codec]]] = {
         "the same settings",
         lambda: wsio_codec(15, takeover=True, level=1),
     ),
-    "wsio": ("defaults (no takeover, 15 bits, level 6)", wsio_codec),
-    "wsio level 1": ("no takeover, 15 bits, level 1", lambda: wsio_codec(level=1)),
+    "wsio": (f"defaults (no takeover, 15 bits, level {DEFAULT_LEVEL})", wsio_codec),
+    "wsio level 6": ("no takeover, 15 bits, level 6", lambda: wsio_codec(level=6)),
 }
 
 
@@ -299,22 +300,27 @@ NOTES = """## Reading the tables
 
 - zlib does the work. At the same settings wsio compresses within a few per cent of
   the library it is compared with (both ways: the spread is the noise of a shared
-  machine), and inflates 256-byte messages 1.5-1.7 times as fast as websockets (less
-  Python per message); against aiohttp's codec it is even.
-- wsio's default (no context takeover either way, level 6) spends CPU and ratio on
-  small messages to save memory: each message ends with a full flush (about 3.5 µs at
-  256 B) and cannot refer to earlier ones, but an idle connection holds no zlib state
-  (0.8 KB of Python objects, against 47 KB for websockets' default and 134 KB for
-  aiohttp's).
+  machine), and inflates small messages faster than websockets (less Python per
+  message); against aiohttp's codec it is even.
+- wsio's default is level 1 (zlib's Z_BEST_SPEED, aiohttp's level too): on text it
+  compresses 2-4 times as fast as level 6 for about a quarter more bytes, and the same
+  on a few hundred bytes. "wsio level 6" is the previous default.
+- wsio keeps no context between messages (either way) to save memory: each message ends
+  with a full flush and cannot refer to earlier ones (small JSON messages come out
+  larger than with the window kept), but an idle connection holds no zlib state (under 1 KB
+  of Python objects, against 47 KB for websockets' default and 134 KB for aiohttp's).
 - The knob: a server that wants the ratio of context takeover configures
   ``wsflate.Extension(wsflate.Parameters(server_max_window_bits=N))`` (and, on the
   Writer, ``mem_level=M``); the memory rows for 15/8, 12/5, 10/4 and 9/1 give the cost
-  per idle connection, the speed rows "wsio as websockets" (12 bits, memLevel 5) and
-  "wsio as aiohttp" (15 bits, level 1) the speed and ratio. ``level=1`` on the Writer
-  roughly doubles compression speed on text for about a fifth more bytes.
+  per idle connection, the speed rows "wsio as websockets" (12 bits, memLevel 5, level
+  6) and "wsio as aiohttp" (15 bits, level 1) the speed and ratio.
 - Times are CPU time of one thread, best of several rounds; the machine (2 vCPUs) was
-  shared with other benchmark runs, so compare rows of one run only.
+  shared with other work (its load is at the top), so compare rows of one run only.
 """
+
+
+def _load() -> str:
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -332,13 +338,15 @@ def main(argv: list[str] | None = None) -> None:
         f"websockets {websockets.__version__}, aiohttp {aiohttp.__version__}"
     )
     print(machine)
+    load = _load()
     speed = speed_table(args.quick)
     memory = memory_table()
     text = "\n".join(
         [
             "# permessage-deflate: codec speed and memory per connection",
             "",
-            f"Machine: {machine}. Command: `python -m bench.compression`.",
+            f"Machine: {machine}. Command: `python -m bench.compression`. Load average "
+            f"(1, 5, 15 min) at the start: {load}, at the end: {_load()}.",
             "",
             "## Speed (MB/s of message payload, one thread, best of several rounds)",
             "",

@@ -25,6 +25,7 @@ async def serve_until_cancelled(host: str, port: int, compression: str | None) -
     """Listen on ``host``:``port`` and echo until cancelled."""
     # The Autobahn suite sends messages of exactly 16 MiB: the default limit lets them in.
     async with serve(echo, host, port, compression=compression) as server:
+        host, port = server.sockets[0].getsockname()[:2]  # the port chosen for --port 0
         print(f"listening on {host}:{port}", flush=True)
         await server.serve_forever()
 

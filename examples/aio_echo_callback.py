@@ -35,6 +35,7 @@ async def main(host: str, port: int, compression: bool) -> None:
         max_message_size=64 * 1024 * 1024,
         max_frame_size=64 * 1024 * 1024,
     )
+    host, port = server.sockets[0].getsockname()[:2]  # the port chosen for --port 0
     print(f"listening on {host}:{port}", flush=True)
     async with server:
         await server.serve_forever()

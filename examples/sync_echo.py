@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     with serve(
         echo, args.host, args.port, compression=None if args.no_compression else "deflate"
     ) as server:
-        print(f"listening on {args.host}:{args.port}", flush=True)
+        host, port = server.socket.getsockname()[:2]  # the port chosen for --port 0
+        print(f"listening on {host}:{port}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
+import gc
 import hashlib
 import logging
 import os
 import socket
 import ssl
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,15 +22,19 @@ import pytest
 import trustme
 
 from wsio import aio
+from wsio._connection import PingTracker
+from wsio.dialer import Dialer
 from wsio.exceptions import (
     ConcurrencyError,
     ConnectionClosedError,
     ConnectionClosedOK,
+    HandshakeError,
     HandshakeTimeoutError,
     InvalidStatusError,
     MalformedResponseError,
     ProxyError,
 )
+from wsio.wsflate import Parameters
 
 TIMEOUT = 20.0
 
@@ -457,6 +464,137 @@ def test_request_and_response_are_the_handshake_that_happened() -> None:
     run(main())
 
 
+def test_server_request_is_host_and_the_hooks_headers_and_a_bare_101_has_none() -> None:
+    """The server keeps the raw request head and parses it when asked: Host, then the
+    headers the Upgrader hooks see (names canonicalised, Origin among them), not the
+    handshake's own; a 101 with only the handshake's headers is an empty Response."""
+    seen: list[tuple[aio.Request | None, aio.Response | None]] = []
+
+    async def handler(ws: aio.Connection) -> None:
+        seen.append((ws.request, ws.response))
+
+    async def main() -> None:
+        async with server(handler, subprotocols=["chat"]) as (_, url):
+            headers = {"x-TOKEN": "t1", "Origin": "https://a.example"}
+            async with aio.connect(url + "/p?q=1", headers=headers, subprotocols=["chat"]) as ws:
+                assert ws.subprotocol == "chat"
+                assert ws.transport.extensions  # permessage-deflate: one more header line
+                await ws.wait_closed()
+        port = url.rsplit(":", 1)[1]
+        assert seen == [
+            (
+                aio.Request(
+                    "/p?q=1",
+                    [
+                        ("Host", f"127.0.0.1:{port}"),
+                        ("X-Token", "t1"),
+                        ("Origin", "https://a.example"),
+                    ],
+                ),
+                aio.Response(101, []),
+            )
+        ]
+
+    run(main())
+
+
+def test_a_closed_connection_is_not_held_by_its_keepalive_timer() -> None:
+    """Keepalive deadlines share timers (buckets of connections): a connection that ends
+    leaves its bucket at once, so a server churning connections holds none of them
+    until their next ping would have been due."""
+    ended: list[weakref.ref[aio.Connection]] = []
+
+    async def handler(ws: aio.Connection) -> None:
+        ended.append(weakref.ref(ws))
+
+    async def main() -> None:
+        async with server(handler, ping_interval=60) as (_, url):
+            for _ in range(3):
+                async with aio.connect(url, ping_interval=60) as ws:
+                    await ws.wait_closed()
+            await asyncio.sleep(0.05)
+            gc.collect()
+            assert len(ended) == 3
+            assert [ref() for ref in ended] == [None, None, None]
+
+    run(main())
+
+
+def test_ping_bookkeeping_is_each_connections_own() -> None:
+    """Trackers with no ping waiting share one empty table (an idle connection holds
+    none), and go back to it once every ping is answered: never one another's pings."""
+    a = PingTracker(None, None, 0.0)
+    b = PingTracker(None, None, 0.0)
+    a.sent(b"p", 1.0, "a")
+    assert b.pong(b"p", 2.0) == []
+    assert b.waiters() == []
+    assert a.pong(b"p", 2.0) == [("a", 1.0)]
+    assert a.pong(b"p", 3.0) == []  # answered already
+    a.sent(b"p", 4.0, "again")
+    b.sent(b"p", 4.0, "b")  # not "already waiting": a's ping is not b's
+    assert a.waiters() == ["again"]
+    assert b.waiters() == ["b"]
+
+
+def test_connections_that_agree_alike_share_one_deflate_extension() -> None:
+    """The server keeps one PerMessageDeflate per agreement (each connection binds its
+    own codec): two clients asking alike share it, one asking otherwise gets its own,
+    and each one's compressed messages come back whole."""
+    connected: list[aio.Connection] = []
+
+    async def hold(ws: aio.Connection) -> None:
+        connected.append(ws)
+        async for message in ws:
+            await ws.send(message)
+
+    class Echoes(aio.Listener):
+        messages = True
+
+        def __init__(self) -> None:
+            self.got: asyncio.Queue[str | bytes] = asyncio.Queue()
+
+        def on_message(self, transport: aio.Transport, message: str | bytes) -> None:
+            self.got.put_nowait(message)
+
+    async def main() -> None:
+        small = Parameters(client_no_context_takeover=True, server_max_window_bits=9)
+        offers = [Parameters(client_no_context_takeover=True)] * 2 + [small]
+        async with server(hold) as (_, url):
+            clients = []
+            for offer in offers:
+                transport, listener = await aio.create_connection(Echoes, url, compression=offer)
+                assert isinstance(listener, Echoes)
+                clients.append((listener, transport))
+            for listener, transport in clients:
+                text = "compressible " * 200
+                transport.send(1, text)
+                assert await listener.got.get() == text
+                transport.send_close(1000)
+            while len(connected) < 3:
+                await asyncio.sleep(0.01)
+            first, second, third = (ws.transport.extensions for ws in connected)
+            assert first and first is second
+            assert third and third[0] is not first[0]
+            assert third[0].parameters.server_max_window_bits == 9
+
+    run(main())
+
+
+def test_keepalive_pings_on_time_on_a_shared_timer() -> None:
+    """Connections opened together wait in one keepalive bucket; each still pings
+    within 1/16 of its interval after it is due, and a ping answered moves it on."""
+
+    async def main() -> None:
+        async with server(ping_interval=None) as (_, url):
+            clients = [await aio.connect(url, ping_interval=0.2) for _ in range(3)]
+            await asyncio.sleep(0.7)  # three intervals: each client pinged, got its pong
+            for ws in clients:
+                assert 0 < ws.latency < 0.2
+                await ws.close()
+
+    run(main())
+
+
 @contextlib.asynccontextmanager
 async def connect_proxy(*refusals: bytes) -> AsyncIterator[tuple[str, list[bytes]]]:
     """An HTTP CONNECT proxy on loopback (RFC 9110 §9.3.6): it refuses the first
@@ -464,15 +602,22 @@ async def connect_proxy(*refusals: bytes) -> AsyncIterator[tuple[str, list[bytes
     names; yields its URL and the request heads it got."""
     heads: list[bytes] = []
     answers = list(refusals)
+    # Every stream the proxy opened, closed when it stops: a tunnel still piping when
+    # the test's loop ends would otherwise leave its transports to the garbage
+    # collector (a ResourceWarning blamed on whichever later test runs then).
+    writers: list[asyncio.StreamWriter] = []
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
+        try:
+            with contextlib.suppress(OSError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+        finally:
+            writer.close()
 
     async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         head = await reader.readuntil(b"\r\n\r\n")
         heads.append(head)
         if answers:
@@ -481,6 +626,7 @@ async def connect_proxy(*refusals: bytes) -> AsyncIterator[tuple[str, list[bytes
             return
         host, _, port = head.split(b" ")[1].decode().rpartition(":")
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writers.append(up_writer)
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
@@ -489,6 +635,9 @@ async def connect_proxy(*refusals: bytes) -> AsyncIterator[tuple[str, list[bytes
         yield f"http://user:pw@127.0.0.1:{proxy.sockets[0].getsockname()[1]}", heads
     finally:
         proxy.close()
+        for writer in writers:
+            writer.close()
+        await proxy.wait_closed()
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
@@ -571,6 +720,87 @@ def test_client_open_timeout_covers_a_proxy_that_never_answers() -> None:
             writer.close()
         proxy.close()
         await proxy.wait_closed()
+
+    run(main())
+
+
+class _NoThreads(concurrent.futures.ThreadPoolExecutor):
+    """A default executor that refuses work: what runs on it would be a thread."""
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the loop's executor was used")
+
+
+def test_client_proxy_exchange_runs_on_the_loop_without_a_thread() -> None:
+    # A client through a proxy costs no thread: connecting to the proxy (an IP literal:
+    # no name lookup) and its CONNECT exchange are the loop's own I/O.
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(_NoThreads())
+        async with server() as (_, url), connect_proxy() as (proxy, heads):
+            async with aio.connect(url, proxy=proxy) as ws:
+                await ws.send("no thread")
+                assert await ws.recv() == "no thread"
+            assert len(heads) == 1
+
+    run(main())
+
+
+# What a proxy may answer instead of tunnelling, each as wsio.dialer reports it.
+PROXY_ANSWERS = {
+    "refused": b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+    "bytes after its answer": b"HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 101 early",
+    "closed mid-head": b"HTTP/1.1 200 OK\r\nVia: 1.1",
+    "over max_line": b"HTTP/1.1 200 OK\r\nVia: " + b"x" * 9000 + b"\r\n\r\n",
+    "not HTTP": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("answer", list(PROXY_ANSWERS.values()), ids=list(PROXY_ANSWERS))
+def test_client_proxy_failures_are_the_dialers(answer: bytes) -> None:
+    # The same exception type, message and (for a refusal) status and headers as the
+    # blocking Dialer's, against the same proxy.
+    async def main() -> None:
+        async with connect_proxy(answer, answer) as (proxy, heads):
+            with pytest.raises(Exception) as blocking:
+                await asyncio.to_thread(Dialer(proxy=proxy, timeout=TIMEOUT).dial, "ws://[::1]:9/")
+            with pytest.raises(Exception) as native:
+                await aio.connect("ws://[::1]:9/", proxy=proxy)
+            assert type(native.value) is type(blocking.value)
+            assert str(native.value) == str(blocking.value)
+            assert isinstance(native.value, (ProxyError, HandshakeError))
+            if isinstance(native.value, ProxyError):
+                assert isinstance(blocking.value, ProxyError)
+                assert native.value.status == blocking.value.status == 403
+                assert native.value.headers == blocking.value.headers
+            assert heads[0] == heads[1]  # the same CONNECT request
+
+    run(main())
+
+
+def test_a_connect_cancelled_mid_handshake_closes_its_connection() -> None:
+    # The caller gives up (its own timeout, a cancelled task) while the server has not
+    # answered: the TCP connection ends then, not when the garbage collector finds an
+    # unclosed transport.
+    async def main() -> None:
+        requests: list[bytes] = []
+        ended = asyncio.Event()
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            requests.append(await reader.readuntil(b"\r\n\r\n"))
+            assert await reader.read() == b""  # the client hung up
+            writer.close()
+            ended.set()
+
+        peer = await asyncio.start_server(silent, "127.0.0.1", 0)
+        async with peer:
+            url = f"ws://127.0.0.1:{peer.sockets[0].getsockname()[1]}/"
+            attempt = asyncio.ensure_future(aio.connect(url, open_timeout=None))
+            while not requests:
+                await asyncio.sleep(0.01)
+            attempt.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await attempt
+            await ended.wait()
 
     run(main())
 

@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 import tracemalloc
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -215,6 +215,33 @@ def test_handshake_that_never_finishes_is_cut_off() -> None:
         await client.read_eof()
         assert listeners == []  # no listener was made for it
         client.writer.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
+def test_head_buffer_reused_after_a_dropped_handshake_holds_only_the_new_request() -> None:
+    # The server reuses request-head parsers (their buffers) across connections: one
+    # whose client left mid-head, or one that completed, must not show through.
+    async def main() -> None:
+        heads: list[bytes] = []
+        server, port, listeners = await _server(on_request_bytes=heads.append)
+        dropped = await RawClient.open(port, handshake=False)
+        dropped.writer.write(b"GET /left HTTP/1.1\r\nHost: x\r\nX-Left: " + b"z" * 3000)
+        await dropped.writer.drain()
+        dropped.writer.close()
+        await dropped.writer.wait_closed()
+        await asyncio.sleep(0.1)  # the server sees the end of the stream
+        for _ in range(3):
+            client = await RawClient.open(port)
+            client.frame(2, b"ping")
+            assert await client.read_frame() == (2, b"ping")
+            client.writer.close()
+            await client.writer.wait_closed()
+        assert len(heads) == 3
+        for head in heads:
+            assert head.startswith(b"GET / HTTP/1.1\r\n") and head.endswith(b"\r\n\r\n")
+            assert b"X-Left" not in head and b"zzzz" not in head
         await _finish(server, listeners)
 
     run(main())
@@ -480,14 +507,10 @@ def test_broadcast_skips_a_peer_that_stopped_reading() -> None:
     run(main())
 
 
-@pytest.mark.parametrize("end", ["keepalive fails", "peer's close answered"])
-def test_serve_drops_a_peer_that_never_reads(end: str) -> None:
-    # The handler's sends wait at write_limit. Then either the peer answers no Ping and
-    # the keepalive fails it (1011), or it sends a Close, which is answered. Either way
-    # the last Close waits behind what the peer never read: the connection is dropped
-    # after close_timeout, and the waiting send gives up.
-    flooding: list[aio.Connection] = []
-    ended: list[BaseException] = []
+def _flooder(
+    flooding: list[aio.Connection], ended: list[BaseException]
+) -> Callable[[aio.Connection], Awaitable[None]]:
+    """A handler that sends 64 KiB messages until a send fails (kept in ``ended``)."""
 
     async def flood(ws: aio.Connection) -> None:
         flooding.append(ws)
@@ -497,6 +520,19 @@ def test_serve_drops_a_peer_that_never_reads(end: str) -> None:
         except Exception as exc:
             ended.append(exc)
             raise
+
+    return flood
+
+
+@pytest.mark.parametrize("end", ["keepalive fails", "peer's close answered"])
+def test_serve_drops_a_peer_that_never_reads(end: str) -> None:
+    # The handler's sends wait at write_limit. Then either the peer answers no Ping and
+    # the keepalive fails it (1011), or it sends a Close, which is answered. Either way
+    # the last Close waits behind what the peer never read: the connection is dropped
+    # after close_timeout, and the waiting send gives up.
+    flooding: list[aio.Connection] = []
+    ended: list[BaseException] = []
+    flood = _flooder(flooding, ended)
 
     async def main() -> None:
         keepalive = end == "keepalive fails"
@@ -516,6 +552,27 @@ def test_serve_drops_a_peer_that_never_reads(end: str) -> None:
             await asyncio.sleep(0.05)
         assert isinstance(ended[0], ConnectionClosed)
         assert ended[0].sent_code == (1011 if keepalive else 1000)
+        await server.close()
+        stuck.close()
+
+    run(main())
+
+
+def test_serve_write_timeout_drops_a_peer_that_never_reads_without_keepalive() -> None:
+    # With no keepalive and no close from anyone, only write_timeout notices that the
+    # peer reads nothing: the handler's waiting send fails, the connection ends 1006.
+    flooding: list[aio.Connection] = []
+    ended: list[BaseException] = []
+    flood = _flooder(flooding, ended)
+
+    async def main() -> None:
+        server, port = await _serve(flood, ping_interval=None, write_timeout=0.3, compression=None)
+        stuck = _never_reading(port)
+        while not ended:
+            await asyncio.sleep(0.05)
+        assert isinstance(ended[0], ConnectionClosed)
+        assert ended[0].code == 1006 and ended[0].sent_code is None
+        assert flooding[0].transport.write_timeout == 0.3  # the option, not the default
         await server.close()
         stuck.close()
 

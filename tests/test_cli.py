@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import shutil
 import signal
@@ -46,6 +47,8 @@ class Process:
             stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
+            # A process that hangs is sent SIGABRT: every thread's stack goes to stderr.
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
         )
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr
         self.stdin, self.stdout, self.stderr = self.proc.stdin, self.proc.stdout, self.proc.stderr
@@ -55,8 +58,14 @@ class Process:
         try:
             self.proc.wait(timeout)  # the outputs are a few lines: no pipe fills up
         except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            try:
+                self.proc.wait(TIMEOUT)
+                stacks = self.stderr.read()
+            except subprocess.TimeoutExpired:
+                stacks = "(no stacks: SIGABRT did not end it)"
             self.kill()
-            raise AssertionError(f"still running after {timeout} s") from None
+            raise AssertionError(f"still running after {timeout} s:\n{stacks}") from None
         out, err = self.stdout.read(), self.stderr.read()
         self.close_pipes()
         return self.proc.returncode, out, err

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import socket
 import ssl
 import struct
 import threading
 import time
+import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -956,7 +958,16 @@ def test_aiohttp_client(tls: tuple[ssl.SSLContext, ssl.SSLContext], secure: bool
             return ws.protocol, replies
 
     with serving(upgrader, server_ctx if secure else None) as (url, outcomes):
-        protocol, replies = asyncio.run(client(url))
+        try:
+            protocol, replies = asyncio.run(client(url))
+        finally:
+            # aiohttp closes a TLS transport without waiting for its shutdown
+            # (aio-libs/aiohttp#1925): about one run in 25, the socket under it is still
+            # open when asyncio.run closes the loop. Collected here, its ResourceWarning
+            # would otherwise fail whichever later test the garbage collector runs in.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                gc.collect()
     assert protocol == "chat"
     assert replies == ["one", "two"]
     assert offers and offers[0].name == "permessage-deflate"

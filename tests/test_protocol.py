@@ -589,30 +589,69 @@ def test_bad_utf8_fails_before_the_frame_is_complete() -> None:
     assert unmask_frames(sent(server))[0][0] == 8
 
 
-def test_a_large_frame_is_read_whole_into_a_buffer_grown_once_then_dropped() -> None:
-    # Once the header of a frame up to 1 MiB is in, the buffer is grown once to hold it
-    # all and the rest is read in place; after it, a drained read gives 4 KiB again.
+def test_a_large_frame_gets_room_as_it_arrives_then_at_its_header_once_proven() -> None:
+    # A header is a promise, not bytes: the first 1 MB frame's room grows with what
+    # arrived (never past 4 times that, 64 KiB at least) and the rest is read in place;
+    # the next one as long gets all its room at its header. After each, a drained read
+    # gives 4 KiB again.
     server = ServerProtocol()
     wire = frame(2, b"q" * 1_000_000)
-    pos, sizes = 0, []
-    while pos < len(wire):
+    for first in (True, False):
+        pos, sizes = 0, []
+        while pos < len(wire):
+            view = server.get_buffer()
+            sizes.append(server.buffer_size)
+            if first:
+                assert server.buffer_size <= max(65536, 4 * pos) + 8192
+            n = min(len(view), len(wire) - pos)
+            view[:n] = wire[pos : pos + n]
+            server.buffer_updated(n)
+            pos += n
+        assert sizes[0] == 4096
+        assert 1_000_000 <= sizes[-1] <= 1_000_000 + 8192
+        if first:
+            assert len(set(sizes)) <= 5  # a few steps of 4x, no more
+        else:
+            assert len(set(sizes[1:])) == 1  # grown once, every read in place
+        assert server.events_received() == [BinaryMessage(b"q" * 1_000_000)]
+        small = frame(1, b"hi")
         view = server.get_buffer()
-        sizes.append(server.buffer_size)
-        n = min(len(view), len(wire) - pos)
-        view[:n] = wire[pos : pos + n]
-        server.buffer_updated(n)
-        pos += n
-    # The first read is 4 KiB; its header grows the buffer once, and every later read
-    # goes into that same buffer.
-    assert sizes[0] == 4096 and len(set(sizes[1:])) == 1
-    assert 1_000_000 <= sizes[1] <= 1_000_000 + 8192
-    assert server.events_received() == [BinaryMessage(b"q" * 1_000_000)]
-    small = frame(1, b"hi")
-    view = server.get_buffer()
-    assert len(view) == 4096 and server.buffer_size == 4096
-    view[: len(small)] = small
-    server.buffer_updated(len(small))
-    assert server.events_received() == [TextMessage("hi")]
+        assert len(view) == 4096 and server.buffer_size == 4096
+        view[: len(small)] = small
+        server.buffer_updated(len(small))
+        assert server.events_received() == [TextMessage("hi")]
+
+
+def test_a_message_read_in_place_can_go_on_in_pieces_at_any_point() -> None:
+    # wsio.sync reads a whole message into its own bytes (direct_max) and, when
+    # recv_streaming starts in the middle of it, takes what arrived and the rest in
+    # pieces: also while its room is still growing in the read buffer (the first
+    # large message of a connection), and once it is read straight into its bytes.
+    payload = bytes(range(256)) * 8192  # 2 MiB
+    wire = frame(2, payload)
+    for cut in (100_000, 1_500_000):
+        for proven in (False, True):
+            server = ServerProtocol(streaming=True)
+            server.direct_max = 1 << 26
+            if proven:  # a message as long went through whole before
+                server.receive_data(wire)
+                assert b"".join(bytes(e.data) for e in server.events_received()) == payload
+            got = bytearray()
+            pos = 0
+            while pos < cut:
+                view = server.get_buffer()
+                n = min(len(view), cut - pos)
+                view[:n] = wire[pos : pos + n]
+                server.buffer_updated(n)
+                pos += n
+                got += b"".join(bytes(e.data) for e in server.events_received())
+            first = server.leave_direct()
+            assert (first is None) == (bool(got) or pos == len(wire))
+            got += first or b""
+            assert server.leave_direct() is None  # now in pieces
+            server.receive_data(wire[pos:])
+            got += b"".join(bytes(e.data) for e in server.events_received())
+            assert bytes(got) == payload
 
 
 @settings(max_examples=60, deadline=None)
@@ -707,3 +746,111 @@ def test_a_memoryview_payload_is_sent_as_its_bytes_whatever_its_format() -> None
             BinaryMessage(words.tobytes()),
             BinaryMessage(words[:3].tobytes()),
         ]
+
+
+# -- large messages: read into their own bytes, text built from checked UTF-8 -----------
+
+_SCRIPTS = {
+    "ascii": "plain ascii text ",
+    "latin-1": "déjà vu, ça va ",
+    "bmp": "wsio é ü — ok 漢字 ",
+    "astral": "emoji 😀 and 𝄞 ",
+}
+
+
+def _feed_in_reads(
+    server: ServerProtocol, wire: bytes, cuts: list[int], into: bool
+) -> list[object]:
+    # Through receive_data (copies) or get_buffer/buffer_updated (read in place), in
+    # reads of the sizes in cuts, taken in turn.
+    events: list[object] = []
+    pos, i = 0, 0
+    while pos < len(wire):
+        n = min(cuts[i % len(cuts)], len(wire) - pos)
+        i += 1
+        if into:
+            view = server.get_buffer()
+            n = min(n, len(view))
+            view[:n] = wire[pos : pos + n]
+            server.buffer_updated(n)
+        else:
+            server.receive_data(wire[pos : pos + n])
+        pos += n
+        events += server.events_received()
+    return events
+
+
+@pytest.mark.parametrize("into", [False, True], ids=["receive_data", "get_buffer"])
+@pytest.mark.parametrize("cuts", [[65536], [1, 70_000, 3], [300_001]])
+def test_large_messages_arrive_whole_however_the_reads_fall(cuts: list[int], into: bool) -> None:
+    # Large whole messages, with small frames before, between and after them in the
+    # same reads: every event is the message sent, as bytes or str, in order.
+    texts = [(_SCRIPTS[name] * 20_000)[: 100_000 + k] for k, name in enumerate(_SCRIPTS)]
+    blob = bytes(range(256)) * 800
+    wire = frame(1, b"first") + frame(2, blob) + frame(9, b"p")
+    wire += b"".join(frame(1, t.encode()) for t in texts) + frame(2, blob[:70_000])
+    for decode_text in (True, False):
+        server = ServerProtocol(decode_text=decode_text)
+        events = _feed_in_reads(server, wire, cuts, into)
+        as_text = (lambda t: t) if decode_text else (lambda t: t.encode())
+        assert events == [
+            TextMessage(as_text("first")),
+            BinaryMessage(blob),
+            Ping(b"p"),
+            *(TextMessage(as_text(t)) for t in texts),
+            BinaryMessage(blob[:70_000]),
+        ]
+        for event in events:
+            assert type(event.data) in (bytes, str)  # type: ignore[attr-defined]
+        assert server.error is None and sent(server) == b"\x8a\x01p"
+
+
+@pytest.mark.parametrize("name", list(_SCRIPTS))
+def test_fragmented_text_of_every_width_becomes_the_same_str(name: str) -> None:
+    text = _SCRIPTS[name] * 3000
+    data = text.encode()
+    cut = [0, 7, 5000, 5001, 30_000, len(data)]  # some cuts fall inside characters
+    wire = b"".join(
+        frame(1 if a == 0 else 0, data[a:b], fin=b == len(data)) for a, b in itertools.pairwise(cut)
+    )
+    server = ServerProtocol()
+    assert _feed_in_reads(server, wire, [4096], False) == [TextMessage(text)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(unit=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200))
+def test_text_over_a_piece_becomes_the_str_sent(unit: str) -> None:
+    # Any code points (surrogates are not UTF-8), repeated past 4 KiB (where the str is
+    # built from the bytes checked as they arrived): whole, and in 3 reads.
+    text = unit * (4097 // len(unit.encode()) + 1)
+    data = text.encode()
+    for cuts in ([len(data) + 20], [len(data) // 3 + 1]):
+        server = ServerProtocol()
+        assert _feed_in_reads(server, frame(1, data), cuts, False) == [TextMessage(text)]
+
+
+@pytest.mark.parametrize("decode_text", [True, False])
+@pytest.mark.parametrize(
+    "bad",
+    [b"\xff", b"\xed\xa0\x80", b"\xc0\xaf", b"\xe2\x82"],
+    ids=["ff", "surrogate", "overlong", "cut"],
+)
+def test_bad_utf8_in_a_large_text_message_fails_with_1007(bad: bytes, decode_text: bool) -> None:
+    # At the start, inside, and at the very end (a character cut off by the frame's end).
+    for payload in (
+        bad + b"x" * 200_000,
+        b"x" * 100_000 + bad + b"x" * 100_000,
+        b"x" * 200_000 + bad,
+    ):
+        server = ServerProtocol(decode_text=decode_text)
+        _feed_in_reads(server, frame(1, payload), [65536], True)
+        assert server.error is not None and server.error.close_code == 1007  # type: ignore[attr-defined]
+        assert unmask_frames(sent(server))[0][0] == 8
+
+
+def test_a_large_message_over_the_limit_fails_at_its_header() -> None:
+    # The limits are checked before anything is allocated for the message.
+    server = ServerProtocol(max_message_size=100_000)
+    server.receive_data(frame(2, b"z" * 100_001)[:14])
+    assert server.error is not None and server.error.close_code == 1009  # type: ignore[attr-defined]
+    assert server.buffer_size <= 4096

@@ -7,6 +7,7 @@ limits in tests/hostile/; here, what a server built on these pieces relies on.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
@@ -190,3 +191,59 @@ def test_threading_http_server_serves_and_answers_503_when_full() -> None:
         server.shutdown()
         server.server_close()
         thread.join(TIMEOUT)
+
+
+class Mask(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        body = ",".join(sorted(s.name for s in blocked if isinstance(s, signal.Signals))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no thread signal masks")
+def test_a_ctrl_c_is_never_handed_to_a_connections_thread(listener: socket.socket) -> None:
+    # CPython runs handlers in the main thread alone; a SIGINT the kernel gave a
+    # connection's thread left `wsio serve` in accept() until the next client came.
+    def blocked_in_handler(sock: socket.socket, address: Any) -> None:
+        names = ",".join(
+            sorted(
+                s.name
+                for s in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+                if isinstance(s, signal.Signals)
+            )
+        )
+        sock.sendall(names.encode())
+
+    accepting_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    server = ThreadedServer(listener, blocked_in_handler)
+    accepting = threading.Thread(target=server.serve_forever)
+    accepting.start()
+    http_server = ThreadingHTTPServer(("127.0.0.1", 0), Mask)
+    http_accepting = threading.Thread(
+        target=http_server.serve_forever, kwargs={"poll_interval": 0.05}
+    )
+    http_accepting.start()
+    try:
+        with dial(listener) as sock:
+            blocked = read_all(sock).decode().split(",")
+        with socket.create_connection(http_server.socket.getsockname()[:2], TIMEOUT) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            blocked_http = read_all(sock).partition(b"\r\n\r\n")[2].decode().split(",")
+    finally:
+        server.shutdown(TIMEOUT)
+        accepting.join(TIMEOUT)
+        http_server.shutdown()
+        http_server.server_close()
+        http_accepting.join(TIMEOUT)
+    for names in (blocked, blocked_http):
+        assert {"SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGCHLD"} <= set(names)
+        # A fault in the thread itself is still its own; faulthandler's SIGABRT too.
+        assert not {"SIGSEGV", "SIGBUS", "SIGFPE", "SIGABRT"} & set(names)
+    # The thread that starts them keeps its own mask.
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, ()) == accepting_mask

@@ -5,6 +5,8 @@ are wsio's handshake followed by nothing."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import itertools
 import os
 import select
@@ -212,11 +214,13 @@ def test_close_while_another_thread_receives() -> None:
 
 def test_the_peers_close_code_is_echoed_and_its_reason_reported() -> None:
     seen: list[tuple[int | None, str | None]] = []
+    done = threading.Event()
 
     def handler(ws: Connection) -> None:
         with pytest.raises(wsio.ConnectionClosedError):
             ws.recv(HANG)
         seen.append((ws.close_code, ws.close_reason))
+        done.set()
 
     with wsio_server(handler) as server:
         sock, _ = wsio.dial(url_of(server), proxy=None)
@@ -226,6 +230,9 @@ def test_the_peers_close_code_is_echoed_and_its_reason_reported() -> None:
             for data in client.data_to_send():
                 sock.sendall(data)
             _, close = read_until_close(sock, client=True)
+        # The Close may come with the handshake and be answered before the handler
+        # starts: shutting down before it does would leave it uncalled.
+        assert done.wait(HANG)
     # RFC 6455 §5.5.1: "the endpoint typically echos the status code it received".
     assert close is not None and close.code == 4001
     assert seen == [(4001, "client bye")]
@@ -259,7 +266,7 @@ def test_second_reader_gets_concurrency_error() -> None:
         got: list[Any] = []
         thread = threading.Thread(target=lambda: got.append(ws.recv(HANG)))
         thread.start()
-        while not ws._receiving.locked():  # the other thread is receiving
+        while not ws._wire.has_reader():  # the other thread is receiving
             time.sleep(0.01)
         with pytest.raises(wsio.ConcurrencyError):
             ws.recv(TIMEOUT)
@@ -294,6 +301,22 @@ def _tagged(sender: int, seq: int, message: Any) -> Any:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(_message, max_size=12), min_size=2, max_size=5))
 def test_concurrent_senders_never_interleave_on_the_wire(plan: list[list[Any]]) -> None:
+    _send_concurrently(plan)
+
+
+def test_concurrent_senders_of_long_messages_never_interleave_on_the_wire() -> None:
+    # Compiled, a client masks a payload over 256 KiB block by block, a sendall each
+    # (_Wire._send_masked): the write lock must hold across all of its blocks.
+    plan = [
+        [bytes([index]) * (300_000 + 7 * seq) if seq % 2 else "short" for seq in range(6)]
+        for index in range(3)
+    ]
+    _send_concurrently(plan)
+
+
+def _send_concurrently(plan: list[list[Any]]) -> None:
+    """Each list of ``plan`` sent by a thread of its own on one connection at once; the
+    peer must read every message whole, each thread's in its order."""
     listener = socket.create_server(("127.0.0.1", 0))
     result: list[Any] = []
 
@@ -364,12 +387,15 @@ def test_slow_reader_blocks_the_sender_and_loses_nothing() -> None:
         ws.send("done")
 
 
-def test_send_to_a_peer_that_never_reads_fails_after_write_timeout() -> None:
+# 1 MiB: compiled, a client masks a payload over 256 KiB block by block as it sends it
+# (_Wire._send_masked), a path of its own to the same bound.
+@pytest.mark.parametrize("size", [65536, 1 << 20], ids=["64KiB", "1MiB"])
+def test_send_to_a_peer_that_never_reads_fails_after_write_timeout(size: int) -> None:
     with silent_server() as (url, held):
         ws = connect(url, ping_interval=None, compression=None, write_timeout=0.3).open()
         with pytest.raises(wsio.ConnectionClosedError) as info:
             for _ in range(100_000):  # the kernel's buffers fill within a few MiB
-                ws.send(bytes(65536))
+                ws.send(bytes(size))
         assert info.value.code == 1006
         assert ws.close_code == 1006
         # TCP is closed: the peer reads what was buffered, then the end of the stream.
@@ -445,6 +471,71 @@ def _client_hello() -> bytes:
     with pytest.raises(ssl.SSLWantReadError):
         client.do_handshake()
     return outgoing.read()
+
+
+def _tls_peer_stalled_mid_record(port: int) -> socket.socket:
+    """A TLS client that opens a WebSocket connection, then sends the first half of the
+    TLS record that carries its first frame, and stops."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            incoming.write(sock.recv(65536))
+    key = base64.b64encode(os.urandom(16)).decode()
+    tls.write(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    sock.sendall(outgoing.read())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        incoming.write(sock.recv(65536))
+        with contextlib.suppress(ssl.SSLWantReadError):
+            response += tls.read(65536)
+    assert response.startswith(b"HTTP/1.1 101")
+    client = ClientProtocol()
+    client.send_binary(b"x" * 1000)
+    tls.write(b"".join(client.data_to_send()))
+    record = outgoing.read()
+    sock.sendall(record[: len(record) // 2])
+    return sock
+
+
+def test_keepalive_survives_a_tls_peer_that_stops_inside_a_record() -> None:
+    # The keepalive thread reads connections nobody reads; a TLS read waits for a whole
+    # record, so a peer that sends half of one must not hold that thread (and with it
+    # every connection's keepalive): both silent connections are failed on time.
+    context = _tls_server_context()
+    ended: list[Any] = []
+    done = threading.Event()
+
+    def idle(ws: Connection) -> None:
+        ws._closed.wait(HANG)
+        ended.append(ws.protocol.close_sent)
+        if len(ended) == 2:
+            done.set()
+
+    with wsio_server(idle, ssl=context, ping_interval=0.1, ping_timeout=0.3) as server:
+        port = server.socket.getsockname()[1]
+        client_context = ssl.create_default_context()
+        client_context.check_hostname = False
+        client_context.verify_mode = ssl.CERT_NONE
+        # A client that never reads nor answers a ping, then the stalled one.
+        with connect(f"wss://127.0.0.1:{port}", ssl=client_context, ping_interval=None):
+            stalled = _tls_peer_stalled_mid_record(port)
+            try:
+                assert done.wait(HANG)
+            finally:
+                stalled.close()
+    assert [close.code for close in ended] == [1011, 1011]
 
 
 def test_a_trickled_client_hello_is_cut_off_at_handshake_timeout(
@@ -581,6 +672,118 @@ def test_recv_streaming_a_16_mib_message_keeps_memory_bounded() -> None:
         assert received == size
         assert pieces > 16  # as it arrived, not whole
         assert peak < 4 << 20  # a few reads' worth, never the message
+
+
+def test_long_messages_both_ways_whatever_their_type_and_length() -> None:
+    # Over 64 KiB a message is read into its own bytes (compiled), over 256 KiB a
+    # client masks and sends it a block at a time, over 1 MiB it is longer than a frame
+    # taken whole: odd lengths, so that blocks start at every key offset.
+    sizes = [65537, 262145, 262150, (3 << 20) + 3]
+    with (
+        wsio_server(compression=None, max_message_size=None) as server,
+        connect(url_of(server), compression=None, max_message_size=None) as ws,
+    ):
+        for size in sizes:
+            payload = os.urandom(size)
+            for message in (payload, bytearray(payload), memoryview(payload)):
+                ws.send(message)
+                assert ws.recv(TIMEOUT) == payload
+        text = "é" * (1 << 20)
+        ws.send(text)
+        assert ws.recv(TIMEOUT) == text
+
+
+def test_a_clients_long_message_is_one_masked_frame_on_the_wire() -> None:
+    payload = os.urandom((1 << 20) + 5)
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[Any] = []
+
+    def run() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            wsio.Upgrader().upgrade(sock)
+            seen.extend(read_until_close(sock))  # wsio's parser: masked, one frame
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        with connect(f"ws://127.0.0.1:{listener.getsockname()[1]}", compression=None) as ws:
+            ws.send(payload)
+            ws.send("after")
+    finally:
+        thread.join(HANG)
+        listener.close()
+    events, close = seen
+    assert events == [BinaryMessage(payload), TextMessage("after")]
+    assert close is not None and close.code == 1000
+
+
+def test_recv_streaming_takes_over_a_message_being_read_whole() -> None:
+    # recv read the header and the first bytes of a long message (compiled: into its
+    # own bytes) and timed out; recv_streaming then gets what came as its first piece
+    # and the rest as it arrives.
+    size = 4 << 20
+    payload = os.urandom(size)
+    go = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            wsio.Upgrader().upgrade(sock)
+            sock.sendall(_header(2, size) + payload[:100_000])
+            go.wait(HANG)
+            sock.sendall(payload[100_000:])
+            read_until_close(sock)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        url = f"ws://127.0.0.1:{listener.getsockname()[1]}"
+        with connect(url, compression=None, max_message_size=None) as ws:
+            with pytest.raises(TimeoutError):
+                ws.recv(0.3)
+            go.set()
+            pieces = list(ws.recv_streaming())
+            assert b"".join(pieces) == payload
+            assert len(pieces) > 1
+            ws.send("ok")
+    finally:
+        go.set()
+        thread.join(HANG)
+        listener.close()
+
+
+def test_the_keepalive_drain_leaves_a_message_still_arriving_to_recv() -> None:
+    # Nobody reads, so the keepalive thread does: it reads the first fragment, then
+    # stops (drained, a message would be held whole, whatever its size); the
+    # application's recv_streaming gets that fragment and the rest as they come.
+    first, rest = os.urandom(1000), os.urandom(1000)
+    listener = socket.create_server(("127.0.0.1", 0))
+    go = threading.Event()
+
+    def run() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            wsio.Upgrader().upgrade(sock)
+            sock.sendall(_header(2, len(first), fin=False) + first)
+            go.wait(HANG)
+            sock.sendall(_header(0, len(rest)) + rest)
+            read_until_close(sock)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    url = f"ws://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with connect(url, compression=None, ping_interval=0.05) as ws:
+            deadline = time.monotonic() + HANG
+            while not ws._wire.partial and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the keepalive thread has read the first fragment
+            go.set()
+            assert list(ws.recv_streaming()) == [first, rest]
+    finally:
+        listener.close()
+        thread.join(HANG)
 
 
 def test_recv_streaming_text_cut_inside_characters_and_fragments() -> None:

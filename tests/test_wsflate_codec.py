@@ -421,3 +421,23 @@ def test_large_messages_in_sequence(takeover: bool) -> None:
     decompressor = Decompressor(12, no_context_takeover=not takeover)
     for message in messages:
         assert decompressor.decompress_message(compressor.compress_message(message)) == message
+
+
+@pytest.mark.parametrize("takeover", [True, False])
+def test_messages_near_the_limit_inflate_whole_and_exactly(takeover: bool) -> None:
+    # A whole message is inflated in one zlib call up to half the limit, then in bounded
+    # chunks: either way a message of up to max_message_size bytes comes out whole, one
+    # byte more is 1009, and the next message is read from its own start.
+    limit = 300_000
+    text = b"".join(b'{"seq": %d, "state": "ready"}, ' % i for i in range(12_000))
+    compressor = Compressor(no_context_takeover=not takeover)
+    decompressor = Decompressor(no_context_takeover=not takeover, max_message_size=limit)
+    for size in (100_000, 200_000, limit, 1000):
+        message = text[:size]
+        assert decompressor.decompress_message(compressor.compress_message(message)) == message
+    with pytest.raises(PayloadTooBigError):
+        decompressor.decompress_message(compressor.compress_message(text[: limit + 1]))
+    decompressor.reset()
+    compressor.reset()
+    message = text[:250_000]
+    assert decompressor.decompress_message(compressor.compress_message(message)) == message

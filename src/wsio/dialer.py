@@ -148,6 +148,36 @@ class Proxy:
         """``host:port`` (an IPv6 host in brackets)."""
         return _host_port(self.host, self.port)
 
+    def connect_request(self, target: Target) -> bytes:
+        """The CONNECT request that asks this proxy for a tunnel to ``target``."""
+        # RFC 9110 §9.3.6: "CONNECT server.example.com:80 HTTP/1.1 / Host:
+        # server.example.com". RFC 6455 §4.1: the proxy opens a TCP connection to /host/
+        # and /port/, and the client then speaks through it.
+        address = _host_port(target.host, target.port)
+        lines = [f"CONNECT {address} HTTP/1.1", f"Host: {address}"]
+        if self.authorization is not None:
+            lines.append(f"Proxy-Authorization: {self.authorization}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+    def check_connect_response(self, parser: ResponseParser) -> None:
+        """Check this proxy's complete answer to :meth:`connect_request`: ProxyError for a
+        refusal, MalformedResponseError for bytes after it."""
+        status = parser.status
+        # RFC 9110 §15.3: "Any 2xx (Successful) response indicates that the sender (and
+        # all inbound proxies) will switch to tunnel mode immediately after the response
+        # header section".
+        if not 200 <= status < 300:
+            reason = bytes(parser.reason).decode("latin-1")
+            raise ProxyError(
+                f"proxy {self.address} answered {status} {reason}".rstrip(),
+                status=status,
+                headers=_header_list(parser),
+            )
+        if parser.filled > parser.end:
+            # Nothing can come from the server before the client speaks (a TLS ClientHello
+            # or the upgrade request), so these bytes are the proxy's mistake.
+            raise MalformedResponseError(f"proxy {self.address} sent bytes after its response")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Dialer:
@@ -318,32 +348,9 @@ class Dialer:
     def _proxy_connect(
         self, sock: socket.socket, proxy: Proxy, target: Target, deadline: float | None
     ) -> None:
-        # RFC 9110 §9.3.6: "CONNECT server.example.com:80 HTTP/1.1 / Host:
-        # server.example.com". RFC 6455 §4.1: the proxy opens a TCP connection to /host/
-        # and /port/, and the client then speaks through it.
-        address = _host_port(target.host, target.port)
-        lines = [f"CONNECT {address} HTTP/1.1", f"Host: {address}"]
-        if proxy.authorization is not None:
-            lines.append(f"Proxy-Authorization: {proxy.authorization}")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
         sock.settimeout(_remaining(deadline))
-        _timed(sock.sendall, request)
-        parser = self._read_head(sock, deadline, what="proxy response")
-        status = parser.status
-        # RFC 9110 §15.3: "Any 2xx (Successful) response indicates that the sender (and
-        # all inbound proxies) will switch to tunnel mode immediately after the response
-        # header section".
-        if not 200 <= status < 300:
-            reason = bytes(parser.reason).decode("latin-1")
-            raise ProxyError(
-                f"proxy {proxy.address} answered {status} {reason}".rstrip(),
-                status=status,
-                headers=_header_list(parser),
-            )
-        if parser.filled > parser.end:
-            # Nothing can come from the server before the client speaks (a TLS ClientHello
-            # or the upgrade request), so these bytes are the proxy's mistake.
-            raise MalformedResponseError(f"proxy {proxy.address} sent bytes after its response")
+        _timed(sock.sendall, proxy.connect_request(target))
+        proxy.check_connect_response(self._read_head(sock, deadline, what="proxy response"))
 
     def _start_tls(
         self, sock: socket.socket, target: Target, deadline: float | None

@@ -40,8 +40,10 @@ raises :class:`~wsio.InvalidStateError`, and sends nothing. :data:`TRANSITIONS` 
 state machine, written out.
 
 Buffers: the receive buffer is 4 KiB, allocated on first use; a data frame up to 1 MiB
-is read whole into a buffer grown once when its header arrives (so it is unmasked once
-and copied once into its message), and the buffer goes back to 4 KiB after it. An I/O
+is read whole into a buffer that grows as its bytes arrive (at most 4 times what came,
+64 KiB at least, so an announced length costs nothing before its bytes; all of it at the
+header once the connection delivered a frame as long), so it is unmasked once and copied
+once into its message, and the buffer goes back to 4 KiB after it. An I/O
 layer written in Cython can ``cimport`` :class:`Protocol` for the C-level API that
 ``wsio/_engine/protocol.pxd`` documents (frames with no Python object each; wsio.aio's
 callback level uses it).

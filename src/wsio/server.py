@@ -16,6 +16,8 @@ its start and at its end), not once per attempt.
 - :class:`ThreadingHTTPServer`: :class:`http.server.ThreadingHTTPServer` with the same
   accept, thread and ``max_connections`` handling, for handlers that call
   :func:`wsio.upgrade_http`.
+- :func:`threads_without_signals`: what both use to start a thread that never takes a
+  Ctrl-C meant for the main thread.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import contextlib
 import errno
 import http.server
 import logging
+import signal
 import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "refuse_busy",
     "ThreadedServer",
     "ThreadingHTTPServer",
+    "threads_without_signals",
 ]
 
 log = logging.getLogger("wsio.server")
@@ -187,7 +191,9 @@ class ThreadedServer:
     default :func:`refuse_busy`, a 503) in the accepting thread, which must not block;
     the server closes it a moment later.
     Threads are daemons: a process that ends does not wait for a stuck connection.
-    An exception from ``handler`` is logged, never raised.
+    They start with the asynchronous signals blocked, so a Ctrl-C reaches the thread
+    that accepts (CPython runs signal handlers there alone). An exception from
+    ``handler`` is logged, never raised.
     """
 
     def __init__(
@@ -279,7 +285,8 @@ class ThreadedServer:
             self.logger.warning("below %d connections: accepting again", self.max_connections)
             self._full = False
         try:
-            thread.start()
+            with threads_without_signals():
+                thread.start()
         except RuntimeError as error:  # "can't start new thread"
             with self._lock:
                 del self._open[thread]
@@ -342,7 +349,8 @@ class ThreadingHTTPServer(http.server.ThreadingHTTPServer):
             return
         self._lingering.sweep()
         try:
-            super().process_request(request, client_address)
+            with threads_without_signals():
+                super().process_request(request, client_address)
         except RuntimeError as error:  # "can't start new thread"
             self._done()
             self.shutdown_request(request)
@@ -365,6 +373,34 @@ class ThreadingHTTPServer(http.server.ThreadingHTTPServer):
     def _done(self) -> None:
         with self._count_lock:
             self._count -= 1
+
+
+# CPython runs signal handlers in the main thread only, but the kernel may hand a signal
+# sent to the process to any thread that does not block it: given to a connection's
+# thread, a Ctrl-C would wait in the main thread's accept() until the next client came.
+# So each connection's thread starts with the asynchronous signals blocked (a thread
+# inherits its creator's mask) and the kernel delivers them to the thread that accepts.
+# The synchronous ones (a fault in the thread itself) and faulthandler's stay open.
+_SYNCHRONOUS = {"SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS", "SIGABRT"}
+_ASYNCHRONOUS = (
+    frozenset(s for s in signal.valid_signals() if getattr(s, "name", "") not in _SYNCHRONOUS)
+    if hasattr(signal, "pthread_sigmask")
+    else frozenset()
+)
+
+
+@contextlib.contextmanager
+def threads_without_signals() -> Iterator[None]:
+    """Threads started in the block have the asynchronous signals (SIGINT, SIGTERM, ...)
+    blocked, so the kernel hands those to a thread that Python can run handlers in."""
+    if not _ASYNCHRONOUS:  # Windows: no per-thread signal masks
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNCHRONOUS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _name(address: Any) -> str:

@@ -32,6 +32,14 @@ cdef extern from *:
     #ifndef WSIO_MASK_CLONES
     #  define WSIO_MASK_CLONES
     #endif
+    /* Every module that cimports this file gets the function; one that never calls it
+       (it only needs a type from here) must not warn about it. Not `inline`: a function
+       with target_clones is an ifunc, which gcc does not inline. */
+    #if defined(__GNUC__) || defined(__clang__)
+    #  define WSIO_MASK_UNUSED_OK __attribute__((unused))
+    #else
+    #  define WSIO_MASK_UNUSED_OK
+    #endif
 
     /* Runs this long or longer first go up to a 32-byte boundary of dst (see below). */
     #define WSIO_MASK_ALIGN_FROM 4096
@@ -40,7 +48,7 @@ cdef extern from *:
        but must not otherwise overlap it. The main loop works on 64-bit words, loaded and
        stored with memcpy (no alignment or aliasing assumptions), which the compiler turns
        into vector code. Keys are built byte by byte, so the CPU's byte order is moot. */
-    WSIO_MASK_CLONES
+    WSIO_MASK_CLONES WSIO_MASK_UNUSED_OK
     static void wsio_mask_xor(unsigned char *dst, const unsigned char *src, Py_ssize_t n,
                               const unsigned char *mask, Py_ssize_t offset)
     {

@@ -13,7 +13,10 @@
 # piece_data()/piece_view()/piece_length (its payload, unmasked in place; piece_position
 # is its offset in the frame's payload, piece_ends_frame whether it is the last), with
 # the §5 checks, fragment rules, limits and (for uncompressed text) UTF-8 already
-# applied, the end of a text message included. A violation raises ProtocolError: call
+# applied, the end of a text message included. A whole message over 64 KiB that stays
+# bytes (binary, or text without decode_text) is read into its own bytes object, not the
+# read buffer: get_buffer() then gives the rest of it, and its piece_data()/piece_view()
+# point there (a writable view that keeps it alive), valid just as long. A violation raises ProtocolError: call
 # fail_with_error(error). handle_piece() does with a piece what receive_data() does
 # (events, the automatic Pong, the closing handshake); a caller that handles
 # uncompressed data pieces itself still gives it control frames and compressed pieces
@@ -26,14 +29,15 @@
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memcpy, memmove
 
 from wsio._engine.framing cimport check_fields, check_limits, decode_fields, frame_t, put_header
-from wsio._engine.mask cimport buffer_t, key_t, take_mask, wsio_mask_xor
+from wsio._engine.mask cimport buffer_ptr, buffer_t, key_t, take_mask, wsio_mask_xor
 from wsio._engine.message cimport MessageState
+from wsio._engine.utf8 cimport wsio_utf8_str
 
 from wsio._engine.framing cimport cbytes_ptr, uchar_ptr
 
@@ -44,8 +48,9 @@ cdef extern from *:
     /* The message being assembled, compiled: a bytes object that only the protocol
        holds until it is handed out whole. It grows by doubling with _PyBytes_Resize
        (a realloc: large blocks move by remapping pages, not by copying), so a
-       message costs one write of its bytes and no copy when it is handed out. */
-    static int wsio_acc_append(PyObject **acc, Py_ssize_t *len, const char *src, Py_ssize_t n)
+       message costs one write of its bytes and no copy when it is handed out. `inline`:
+       the modules that cimport this file (wsio.aio's callback level) call none of it. */
+    static inline int wsio_acc_append(PyObject **acc, Py_ssize_t *len, const char *src, Py_ssize_t n)
     {
         Py_ssize_t cap = *acc ? PyBytes_GET_SIZE(*acc) : 0;
         if (*len + n > cap) {
@@ -70,7 +75,7 @@ cdef extern from *:
     }
 
     /* The message, cut to its length; the caller owns the reference. */
-    static PyObject *wsio_acc_take(PyObject **acc, Py_ssize_t *len)
+    static inline PyObject *wsio_acc_take(PyObject **acc, Py_ssize_t *len)
     {
         PyObject *out;
         if (*acc == NULL)
@@ -85,7 +90,7 @@ cdef extern from *:
         return out;
     }
 
-    static void wsio_acc_clear(PyObject **acc, Py_ssize_t *len)
+    static inline void wsio_acc_clear(PyObject **acc, Py_ssize_t *len)
     {
         Py_CLEAR(*acc);
         *len = 0;
@@ -94,6 +99,13 @@ cdef extern from *:
     int wsio_acc_append(PyObject **acc, Py_ssize_t *len, const char *src, Py_ssize_t n) except -1
     object wsio_acc_take(PyObject **acc, Py_ssize_t *len)
     void wsio_acc_clear(PyObject **acc, Py_ssize_t *len)
+
+
+# A writable buffer over a bytes object that no one else holds yet: what a whole message
+# is read into before its event hands the bytes out (see Protocol._target).
+cdef class _Window:
+    cdef object target
+    cdef Py_ssize_t length
 
 
 cdef class TextMessage:
@@ -149,13 +161,19 @@ cdef class Protocol:
     cdef Py_ssize_t _start
     cdef Py_ssize_t _end
     cdef bint _filled
-    # Data frames up to this payload length are taken whole: when one's header has
-    # arrived, the buffer is grown once to hold it, and next_piece() gives it as one
-    # piece once it is all in (text is unmasked and checked as it arrives, so bad UTF-8
+    # Data frames up to this payload length are taken whole: once one's header has
+    # arrived, the buffer grows with its bytes (see _AHEAD in protocol.py), and
+    # next_piece() gives it as one piece once it is all in (text is unmasked and checked as it arrives, so bad UTF-8
     # still fails fast). Longer frames come in pieces as they arrive. 0 with
     # streaming=True (a streaming consumer never needs a frame-sized buffer); an I/O
     # layer that wants whole frames sets it (at most max_frame_size counts).
     cdef public long long whole_frame_max
+    # A whole message over 64 KiB (one FIN frame, uncompressed, kept as bytes) up to
+    # this length is read into its own bytes object (compiled; see get_buffer), whatever
+    # whole_frame_max, streaming too (its one piece is the message: piece_bytes()). 0
+    # (the default): only up to whole_frame_max and not streaming. Its pages are
+    # touched only as bytes arrive, as the read buffer's.
+    cdef public long long direct_max
     # The frame being parsed, and the piece next_piece() found: valid until the next
     # next_piece() (the payload until the next get_buffer()/receive_data()).
     cdef frame_t frame
@@ -172,16 +190,35 @@ cdef class Protocol:
     cdef int _allowed_rsv
     cdef int _msg_opcode
     cdef object _msg_codec
+    # The message's text is UTF-8 checked as it arrives (so its str is built unchecked).
+    cdef bint _msg_checked
     cdef bint _first_piece
     cdef object _acc
     cdef PyObject *_accp
     cdef Py_ssize_t _acc_len
     cdef MessageState _msg
+    # Compiled: a whole message (one FIN frame, uncompressed, kept as bytes) longer than
+    # _DIRECT_MIN is read straight into the bytes object its event will hold. _direct:
+    # the current frame is there, not in _buf; _tview is a writable view of all of it;
+    # _fill counts the bytes written into it (_frame_pos those unmasked and checked).
+    cdef bint _direct
+    # The frame taken whole may be read into its event's bytes once room for all of it
+    # is made; _proven: the longest frame this connection delivered whole (it gets its
+    # room at the header: see _AHEAD in protocol.py).
+    cdef bint _direct_ok
+    cdef long long _proven
+    cdef object _target
+    cdef object _tview
+    cdef Py_ssize_t _fill
     cdef list _events
     # Sending.
     cdef list _out
     cdef bytearray _tail
     cdef object _send_codec
+    # Payloads up to this length are copied (a client's: masked) behind their header in
+    # one output buffer (single_output()); longer ones are a buffer of their own in
+    # data_to_send() (a server's not copied). 4 KiB unless the I/O layer sets it.
+    cdef public Py_ssize_t inline_max
     cdef bint _send_fragmented
     cdef object _pending_close
 
@@ -201,6 +238,16 @@ cdef class Protocol:
     # receive_data().
     cdef uchar_ptr piece_data(self)
     cpdef object piece_view(self)
+    # The bytes object the current piece fills whole when it is a message read in place
+    # (compiled, a whole message over 64 KiB kept as bytes), or None: the caller may keep
+    # it as the message (no copy); the core writes no more into it.
+    cpdef object piece_bytes(self)
+    # True while a message is read in place and has not all arrived.
+    cdef bint reading_direct(self) noexcept
+    # While one is, go on with it in pieces as they arrive (as a frame longer than
+    # whole_frame_max) and return the bytes of it that arrived so far (owned, unmasked,
+    # checked); else None. For an I/O layer whose reader now wants pieces.
+    cpdef object leave_direct(self)
     # True when the current data piece belongs to a compressed message: handle_piece()
     # inflates it (and checks inflated text) into Chunk events, owned bytes.
     cdef bint piece_inflates(self) noexcept
@@ -214,6 +261,11 @@ cdef class Protocol:
     # Queue a data frame: opcode 1 (text: UTF-8 bytes), 2 (binary), 0 (continuation).
     # The payload is referenced until data_to_send()/single_output() hands it out.
     cpdef int send_data(self, int opcode, object data, bint fin=*, object compress=*) except -1
+    # The header of a whole uncompressed data frame (opcode 1 or 2, FIN) of `length`
+    # bytes that the caller writes itself at once, right after it: nothing is queued
+    # (the checks are send_data's). A client gets the frame's fresh masking key in
+    # `key` (4 bytes) and masks the payload as it writes it (in cache-sized blocks).
+    cdef bytes data_header(self, int opcode, Py_ssize_t length, uchar_ptr key)
     # Everything queued, when it is one buffer: the core's own bytearray (empty when
     # nothing is queued), valid until the next send or clear_output(); None when
     # data_to_send() must be called (long payloads queued as their own buffers, or a
@@ -229,6 +281,12 @@ cdef class Protocol:
     cpdef bint close_expected(self)
     # -- the core's own --
     cdef int _unmask(self, Py_ssize_t off, Py_ssize_t n, long long pos, bint check) except -1
+    cdef int _unmask_at(self, uchar_ptr p, Py_ssize_t n, long long pos, bint check) except -1
+    cdef int _grow_pending(self) except -1
+    cdef int _start_direct(self, Py_ssize_t start) except -1
+    cdef int _take_direct(self) except -1
+    cdef Py_ssize_t _feed_direct(self, object data) except -1
+    cdef int _drop_direct(self) except -1
     cdef int _run(self) except -1
     cdef int _reserve(self, Py_ssize_t size, bint fresh=*) except -1
     cdef int _shrink(self) except -1

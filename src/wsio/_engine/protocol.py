@@ -69,6 +69,7 @@ if cython.compiled:
     from cython.cimports.wsio._engine.protocol import (  # type: ignore[import-untyped]
         MessageState,
         PyBUF_SIMPLE,
+        PyBuffer_FillInfo,
         PyBuffer_Release,
         PyByteArray_AS_STRING,
         PyByteArray_FromStringAndSize,
@@ -79,6 +80,7 @@ if cython.compiled:
         PyBytes_GET_SIZE,
         PyObject_GetBuffer,
         PyUnicode_DecodeUTF8,
+        buffer_ptr,
         buffer_t,
         cbytes_ptr,
         cchar_ptr,
@@ -95,6 +97,7 @@ if cython.compiled:
         wsio_acc_clear,
         wsio_acc_take,
         wsio_mask_xor,
+        wsio_utf8_str,
     )
 else:
     from wsio._engine.framing import _Fields, check_fields, check_limits, decode_fields
@@ -118,6 +121,23 @@ __all__ = [
 ]
 
 _Bytes = bytes | bytearray | memoryview
+
+
+class _Window:
+    # Compiled only: the writable buffer protocol over a bytes object that no one else
+    # holds yet, so that reads and unmasking fill it in place before it is handed out
+    # as a message's data (CPython lets a new bytes object be written until it is
+    # shared). A memoryview of it keeps the bytes alive: a view used past its documented
+    # lifetime reads stale data, never freed memory.
+
+    def __init__(self, target: bytes) -> None:
+        self.target = target
+        self.length = len(target)
+
+    def __getbuffer__(self, view: buffer_ptr, flags: cython.int) -> None:
+        if cython.compiled:
+            PyBuffer_FillInfo(view, self, PyBytes_AS_STRING(self.target), self.length, 0, flags)
+
 
 # ---------------------------------------------------------------------------------------
 # Events. Each is slotted and read-only when compiled; dispatch on the type (``match``
@@ -145,7 +165,8 @@ class TextMessage:
 
 
 class BinaryMessage:
-    """A whole binary message: ``data`` is ``bytes`` (an owned copy)."""
+    """A whole binary message: ``data`` is ``bytes`` (owned: a copy, or the object a
+    large message was read into)."""
 
     __slots__ = ("data",)
     __match_args__ = ("data",)
@@ -336,16 +357,30 @@ _FUSE_BLOCK = cython.declare(cython.Py_ssize_t, 8192)
 # Outgoing payloads up to this size are copied behind their header into one buffer;
 # longer ones are their own buffer in data_to_send() (not copied on the server side).
 _INLINE_MAX = cython.declare(cython.Py_ssize_t, 4096)
+# The read buffer's view before the buffer is allocated (nothing is read into it).
+_NO_VIEW = memoryview(b"")
 # Full reads double the buffer up to this; once drained, a buffer larger than this (grown
 # for a frame taken whole) is dropped for a small one, so an idle connection never keeps
 # more (a busy one keeps what its traffic uses, with no allocation per read).
 _KEEP_MAX = cython.declare(cython.Py_ssize_t, 262144)
 #: The default ``whole_frame_max`` (see protocol.pxd) of a protocol that assembles
 #: messages, and what an I/O layer that hands out whole frames sets: data frames up to
-#: 1 MiB are read whole into a buffer grown once for them (its pages are touched only as
-#: bytes arrive); longer ones come in pieces, so a declared length costs nothing until
-#: its bytes arrive.
+#: 1 MiB are read whole into a buffer that grows as their bytes arrive (see _AHEAD);
+#: longer ones come in pieces, so a declared length costs nothing until its bytes arrive.
 WHOLE_FRAME_MAX: Final = 1 << 20
+# Compiled, a whole message (one FIN frame, uncompressed, binary or text kept as bytes)
+# longer than this is read straight into the bytes object its event holds: no copy out
+# of the read buffer. Shorter ones are copied (a bytes object, a view and a window per
+# message cost more than a copy of a few KiB).
+_DIRECT_MIN = cython.declare(cython.Py_ssize_t, 65536)
+# A frame header is a promise, not bytes: room for a frame taken whole is made as its
+# bytes arrive, at most _AHEAD times what has arrived (at least _AHEAD_MIN), so a peer
+# that announces 1 MiB and stops costs 64 KiB, not 1 MiB (gobwas/ws #223; a thousand
+# such connections would otherwise commit a GiB). A frame no longer than one this
+# connection already delivered whole gets all its room at once (its peer has paid for
+# that much in bytes): the steady state of an honest peer stays one allocation, no copy.
+_AHEAD = cython.declare(cython.Py_ssize_t, 4)
+_AHEAD_MIN = cython.declare(cython.Py_ssize_t, 65536)
 _NO_LIMIT = cython.declare(cython.longlong, MAX_PAYLOAD_LENGTH)
 _NO_KEY: Final = b"\0\0\0\0"
 
@@ -425,8 +460,12 @@ class Protocol:
         self.error: Exception | None = None
         self.reading = True
         self.whole_frame_max = 0 if streaming else min(WHOLE_FRAME_MAX, self.max_frame_size)
+        self.direct_max = 0
+        self.inline_max = _INLINE_MAX
         self._buf = bytearray()  # allocated on first use
-        self._whole = memoryview(self._buf)
+        # Until then one empty view shared by every protocol (get_buffer makes the real
+        # one first): a memoryview each is ~180 bytes per idle connection.
+        self._whole = _NO_VIEW
         self._start = self._end = 0
         self._filled = False
         if not cython.compiled:
@@ -438,10 +477,17 @@ class Protocol:
         self._flags = STATE_CLIENT_SIDE if client else STATE_SERVER_SIDE
         self._msg_opcode = 0
         self._msg_codec = None
+        self._msg_checked = False
         # Size, frame count, fragmented flag and UTF-8 of the message being received:
         # the rules wsutil.Reader shares.
         self._msg = MessageState()
         self._first_piece = True
+        self._direct = False
+        self._direct_ok = False
+        self._proven = 0
+        self._target: Any = None
+        self._tview: Any = None
+        self._fill = 0
         self._acc = bytearray()  # pure mode; compiled, _accp (see protocol.pxd)
         self._acc_len = 0
         self._events: list[Event] = []
@@ -475,8 +521,11 @@ class Protocol:
 
     @property
     def buffer_size(self) -> int:
-        """Bytes the receive buffer holds now (0 until first used): what this connection
-        costs in reading memory."""
+        """Bytes the receive buffer holds now (0 until first used), with a large message
+        being read straight into its own bytes: what this connection costs in reading
+        memory."""
+        if self._direct and self._whole_pending:
+            return len(self._buf) + len(self._target)
         return len(self._buf)
 
     def close_expected(self) -> cython.bint:
@@ -502,6 +551,15 @@ class Protocol:
         n: cython.Py_ssize_t = len(data)
         if n == 0 or not self.reading:
             return
+        if self._direct and self._whole_pending:
+            # A large message's bytes go straight into its own bytes object; what
+            # follows it, into the buffer.
+            k: cython.Py_ssize_t = self._feed_direct(data)
+            self._run()
+            if k == n or not self.reading:
+                return
+            data = memoryview(data)[k:]
+            n -= k
         self._reserve(self._end - self._start + n)
         end: cython.Py_ssize_t = self._end
         self._buf[end : end + n] = data
@@ -513,11 +571,18 @@ class Protocol:
 
         Valid until :meth:`buffer_updated`; its size is the protocol's choice
         (``sizehint`` is ignored): 4 KiB, allocated on first use; twice that when the
-        bytes received filled it (up to 256 KiB); the size of a frame taken whole once
-        its header is in (see ``whole_frame_max``), so the rest of it is read in place,
-        not copied; back to 4 KiB once drained if it had grown larger than 256 KiB.
+        bytes received filled it (up to 256 KiB); for a frame taken whole (see
+        ``whole_frame_max``), room for the rest of it, read in place: at most 4 times
+        what arrived (64 KiB at least) until the frame is no longer than one this
+        connection already delivered, then all of it at its header; back to 4 KiB once
+        drained if it had grown larger than 256 KiB.
+        Compiled, a whole message over 64 KiB kept as bytes (binary, or text with
+        ``decode_text=False``) is read straight into the ``bytes`` its event will hold:
+        the view is the rest of it, and the message is never copied.
         Calling this ends the lifetime of the views earlier :class:`Chunk` events hold.
         """
+        if self._direct and self._whole_pending:
+            return self._tview[self._fill :]  # the rest of a large message, in place
         capacity: cython.Py_ssize_t = len(self._buf)
         if capacity == 0:
             self._shrink()
@@ -525,16 +590,36 @@ class Protocol:
         end: cython.Py_ssize_t = self._end
         pending: cython.Py_ssize_t = end - self._start
         if self._whole_pending and self.frame.length > _PIECE_MIN:
-            # Room for the rest of a large frame was made at its header: it is read in
-            # place (a small one goes on under the rules below).
+            # A large frame is read in place, in the room made for it, which grows as
+            # its bytes arrive (a small one goes on under the rules below).
+            if end == capacity:
+                self._grow_pending()
+                if self._direct:
+                    return self._tview[self._fill :]
+                end = self._end
+            elif (
+                self._filled
+                and capacity < _KEEP_MAX
+                and self._start + cython.cast(cython.Py_ssize_t, self.frame.length) <= capacity
+            ):
+                # The frame has all its room, and the last read took all it was given:
+                # more is queued behind it. Double the room (to at most _KEEP_MAX) so
+                # that one read takes the frames behind this one too, not one read per
+                # frame (several 8 KiB messages in flight).
+                self._reserve(min(2 * capacity, _KEEP_MAX))
+                return self._whole[self._end :]
             return self._whole[end:] if end else self._whole
         if pending == 0:
             self._start = self._end = 0
             if capacity > _KEEP_MAX:
                 self._shrink()  # the large frame is over: an idle connection holds 4 KiB
             return self._whole
-        if pending == capacity or (self._filled and capacity < _KEEP_MAX):
+        if pending == capacity:
             self._reserve(2 * capacity)
+        elif self._filled and capacity < _KEEP_MAX:
+            # Not past _KEEP_MAX: a buffer above it is dropped once drained, and a busy
+            # connection would allocate it again on every burst.
+            self._reserve(min(2 * capacity, _KEEP_MAX))
         else:
             self._reserve(pending)
         return self._whole[self._end :]
@@ -549,6 +634,11 @@ class Protocol:
     def add_bytes(self, nbytes: cython.Py_ssize_t) -> cython.int:
         """For Cython callers: record ``nbytes`` written into :meth:`get_buffer`'s view
         without parsing them; then :meth:`next_piece` until it gives 0."""
+        if self._direct and self._whole_pending:
+            if nbytes < 0 or self._fill + nbytes > len(self._target):
+                raise ValueError("more bytes than the buffer holds")
+            self._fill += nbytes
+            return 0
         if nbytes < 0 or self._end + nbytes > len(self._buf):
             raise ValueError("more bytes than the buffer holds")
         self._end += nbytes
@@ -585,7 +675,8 @@ class Protocol:
         capacity: cython.Py_ssize_t = len(buf)
         if size > capacity or fresh:
             if size > capacity:
-                capacity = max(size, 2 * capacity, _MIN_BUFFER)
+                # Doubling, but not past _KEEP_MAX unless ``size`` asks for more.
+                capacity = max(size, min(2 * capacity, _KEEP_MAX), _MIN_BUFFER)
             if cython.compiled:
                 # Not zero-filled: its pages are touched only as bytes arrive.
                 new = PyByteArray_FromStringAndSize(cython.NULL, capacity)
@@ -632,12 +723,23 @@ class Protocol:
     def piece_data(self) -> uchar_ptr:
         """Compiled only: where the current piece's payload is (``piece_length`` bytes,
         unmasked), valid until the next get_buffer/receive_data call."""
+        if self._direct:
+            return cython.cast(uchar_ptr, PyBytes_AS_STRING(self._target)) + self.piece_offset
         return cython.cast(uchar_ptr, PyByteArray_AS_STRING(self._buf)) + self.piece_offset
+
+    def piece_bytes(self) -> Any:
+        """Compiled: the ``bytes`` object the current piece fills whole when it is a
+        message read in place (see :meth:`get_buffer`), to keep without a copy; else None."""
+        if self._direct and not self._whole_pending:
+            return self._target
+        return None
 
     def piece_view(self) -> Any:
         """The current piece's payload as a view into the read buffer (unmasked), valid
         until the next get_buffer/receive_data call: copy what you keep."""
         off: cython.Py_ssize_t = self.piece_offset
+        if self._direct:
+            return self._tview[off : off + self.piece_length]
         return self._whole[off : off + self.piece_length]
 
     def piece_inflates(self) -> cython.bint:
@@ -667,6 +769,8 @@ class Protocol:
         n: cython.Py_ssize_t
         if self._in_frame:
             if self._whole_pending:
+                if self._direct:
+                    return self._take_direct()
                 return self._take_whole(start, avail)
             # The rest of a large data frame, handed out as it arrives.
             if avail == 0:
@@ -688,6 +792,8 @@ class Protocol:
             if self.piece_ends_frame and self.frame.fin and self._msg.text:
                 self._msg.end()  # RFC 3629: text may not end inside a character
             return 1
+        if self._direct:
+            self._drop_direct()  # the last message read in place is its event's now
         size: cython.Py_ssize_t
         if cython.compiled:
             size = decode_fields(self._buf, start, self._end, cython.address(self.frame))
@@ -725,6 +831,7 @@ class Protocol:
         elif length > self.max_frame_size:
             check_limits(length, self.max_frame_size, 0, 0, 0, 0)
         pend: cython.bint = False
+        direct: cython.bint = False
         if op < 8:
             # A frame up to whole_frame_max that has not all arrived is taken now and
             # given whole once it has (the buffer is grown for it, below). A longer one
@@ -733,6 +840,18 @@ class Protocol:
             # large frame, so the read buffer stays small and a message grows only in
             # its own buffer.
             pend = not whole and length <= self.whole_frame_max
+            if not whole and length <= self.direct_max:
+                # A whole message the I/O layer lets be read into its own bytes, streaming
+                # or not, whatever whole_frame_max (it takes the piece as the message).
+                direct = (
+                    cython.compiled
+                    and length > _DIRECT_MIN
+                    and fin
+                    and op != 0
+                    and codec is None
+                    and (op == 2 or not self.decode_text)
+                )
+                pend = pend or direct
             if (
                 not whole
                 and not pend
@@ -751,38 +870,64 @@ class Protocol:
                 self._msg_codec = codec
                 self._first_piece = True
             # Text is checked as it arrives where it must fail fast (fragments,
-            # pieces) or where no str is made; a whole text frame that becomes a
-            # str is checked by the decoder instead. Compressed text is checked
-            # after inflating.
-            self._flags = self._msg.take(
-                op,
-                fin,
-                length,
-                self._flags,
+            # pieces), where no str is made, and in frames over _PIECE_MIN, whose str
+            # is then built from checked bytes (wsio_utf8_str: 1.3-2.6x faster than
+            # CPython's decoder on text that is not all ASCII, as fast on ASCII); a
+            # short whole text frame that becomes a str is checked by CPython's decoder
+            # (one call, fastest on short strings). Compressed text is checked after
+            # inflating.
+            checked: cython.bint = (
                 op == 1
                 and codec is None
-                and (self.streaming or not self.decode_text or not fin or not whole),
+                and (
+                    self.streaming
+                    or not self.decode_text
+                    or not fin
+                    or not whole
+                    or length > _PIECE_MIN
+                )
             )
+            if op:
+                self._msg_checked = checked
+            self._flags = self._msg.take(op, fin, length, self._flags, checked)
         elif not whole:
             return 0
         start += size
         self.piece_position = 0
         if pend:
-            # Room for the whole frame now, once: the rest is read in place behind what
-            # arrived, with no copy or compaction until it is all in.
+            self._direct_ok = direct or (
+                cython.compiled
+                and length > _DIRECT_MIN
+                and fin
+                and op != 0  # a whole message: the first frame and the last
+                and codec is None
+                and not self.streaming
+                and (op == 2 or not self.decode_text)  # its bytes are the event's data
+            )
             self._in_frame = self._whole_pending = True
             self._remaining = length
             self._frame_pos = 0
             self._start = start
-            if len(self._buf) - start < length:
+            # Room for the frame, as much as its peer has paid for (see _AHEAD): the
+            # rest is read in place behind what arrived.
+            room: cython.Py_ssize_t = cython.cast(cython.Py_ssize_t, length)
+            if length > self._proven:
+                room = min(room, max(_AHEAD_MIN, _AHEAD * (self._end - start)))
+            if self._direct_ok and room == length:
+                return self._start_direct(start)
+            if len(self._buf) - start < room:
                 # Compacting makes room for a frame the buffer can hold; a larger one
                 # gets a buffer of its size, with room for the next header behind it.
-                # Chunk views of this pass still wait in the events: not in place.
-                fresh: cython.bint = self.streaming and len(self._events) > 0
-                if length <= len(self._buf):
-                    self._reserve(cython.cast(cython.Py_ssize_t, length), fresh)
+                # Chunk views of this pass still wait in the events, or queued output
+                # may be views of this buffer (an I/O layer that writes a read pass's
+                # answers at its end): not in place.
+                fresh: cython.bint = (self.streaming and len(self._events) > 0) or len(
+                    self._out
+                ) > 0
+                if room <= len(self._buf):
+                    self._reserve(room, fresh)
                 else:
-                    self._reserve(cython.cast(cython.Py_ssize_t, length) + _MIN_BUFFER, fresh)
+                    self._reserve(room + _MIN_BUFFER, fresh)
             return self._take_whole(self._start, self._end - self._start)
         if whole:
             n = cython.cast(cython.Py_ssize_t, length)
@@ -817,6 +962,8 @@ class Protocol:
         if self._remaining:
             return 0
         n = cython.cast(cython.Py_ssize_t, self._frame_pos)
+        if n > self._proven:
+            self._proven = n
         self._in_frame = self._whole_pending = False
         self.piece_offset = start
         self.piece_length = n
@@ -827,13 +974,156 @@ class Protocol:
             self._msg.end()  # RFC 3629: text may not end inside a character
         return 1
 
+    def _grow_pending(self) -> cython.int:
+        # The room made for a frame taken whole is full and the frame is not: room for
+        # _AHEAD times what arrived, or, once that is all of it, all of it (straight in
+        # the event's bytes when the message may be read there).
+        start: cython.Py_ssize_t = self._start
+        arrived: cython.Py_ssize_t = self._end - start
+        length: cython.Py_ssize_t = cython.cast(cython.Py_ssize_t, self.frame.length)
+        room: cython.Py_ssize_t = min(length, max(_AHEAD_MIN, _AHEAD * arrived))
+        if self._direct_ok and room == length:
+            self._start_direct(start)
+            if len(self._buf) > _KEEP_MAX:
+                self._shrink()  # the frame left it: an idle buffer holds 4 KiB
+            return 0
+        self._reserve(room + _MIN_BUFFER if room == length else room)
+        return 0
+
+    def _start_direct(self, start: cython.Py_ssize_t) -> cython.int:
+        # Compiled only: the frame of a large whole message is taken (its limits checked,
+        # so its length is one the connection accepts; a bytes object's pages, like the
+        # buffer's, are touched only as bytes arrive). Its bytes go into the bytes object
+        # the event will hold: what has arrived (the first _frame_pos of them already
+        # unmasked in the buffer), the rest read in place.
+        if cython.compiled:
+            n: cython.Py_ssize_t = cython.cast(cython.Py_ssize_t, self.frame.length)
+            arrived: cython.Py_ssize_t = self._end - start  # less than n: not whole
+            target = PyBytes_FromStringAndSize(cython.NULL, n)
+            window: _Window = _Window.__new__(_Window)
+            window.target = target
+            window.length = n
+            self._tview = memoryview(window)
+            self._target = target
+            memcpy(PyBytes_AS_STRING(target), PyByteArray_AS_STRING(self._buf) + start, arrived)
+            self._fill = arrived
+            self._start = self._end = 0  # the buffer is drained
+            self._in_frame = self._whole_pending = self._direct = True
+            self._remaining = n - self._frame_pos
+        return self._take_direct()
+
+    def _take_direct(self) -> cython.int:
+        # Compiled only: _take_whole for a message read into its own bytes.
+        done: cython.Py_ssize_t = cython.cast(cython.Py_ssize_t, self._frame_pos)
+        n: cython.Py_ssize_t = self._fill - done
+        if cython.compiled and n:
+            p = cython.cast(uchar_ptr, PyBytes_AS_STRING(self._target)) + done
+            self._unmask_at(p, n, done, self._msg.text)
+            self._frame_pos = done + n
+            self._remaining -= n
+        if self._remaining:
+            return 0
+        if self._fill > self._proven:
+            self._proven = self._fill
+        self._in_frame = self._whole_pending = False
+        self.piece_offset = 0
+        self.piece_length = self._fill
+        self.piece_position = 0
+        self.piece_ends_frame = True
+        if self._msg.text:
+            self._msg.end()  # RFC 3629: text may not end inside a character
+        return 1
+
+    def _feed_direct(self, data: Any) -> cython.Py_ssize_t:
+        # Compiled only: receive_data's bytes, up to the end of the large message being
+        # read, copied into its bytes object; how many were taken.
+        k: cython.Py_ssize_t = 0
+        if cython.compiled:
+            view = cython.declare(buffer_t)
+            PyObject_GetBuffer(data, cython.address(view), PyBUF_SIMPLE)
+            k = PyBytes_GET_SIZE(self._target) - self._fill
+            if view.len < k:
+                k = view.len
+            memcpy(PyBytes_AS_STRING(self._target) + self._fill, view.buf, k)
+            PyBuffer_Release(cython.address(view))
+            self._fill += k
+        return k
+
+    def reading_direct(self) -> cython.bint:
+        """True while a message is being read in place (see :meth:`get_buffer`) and
+        has not all arrived (or is still growing in the read buffer toward that)."""
+        return self._direct_ok and self._whole_pending
+
+    def leave_direct(self) -> Any:
+        """While a message is being read in place and has not all arrived: go on with
+        it in pieces as they arrive (into the read buffer, as a frame longer than
+        whole_frame_max), and return the bytes of it that arrived so far (owned,
+        unmasked and checked). Else None."""
+        if not (self._direct_ok and self._whole_pending):
+            return None
+        done: cython.Py_ssize_t = cython.cast(cython.Py_ssize_t, self._frame_pos)
+        n: cython.Py_ssize_t
+        if not self._direct:
+            # Still taken whole into the read buffer, growing as it arrives (see
+            # _AHEAD): the same, from there.
+            n = min(self._end - self._start - done, cython.cast(cython.Py_ssize_t, self._remaining))
+            if n:
+                self._unmask(self._start + done, n, done, self._msg.text)
+                self._frame_pos = done + n
+                self._remaining -= n
+            if self._remaining == 0:
+                return None  # all in: next_piece() gives it whole
+            n = cython.cast(cython.Py_ssize_t, self._frame_pos)
+            first = bytes(self._whole[self._start : self._start + n])
+            self._start += n
+            self._whole_pending = False  # still in the frame: the rest comes in pieces
+            return first
+        n = self._fill - done
+        if cython.compiled and n:
+            p = cython.cast(uchar_ptr, PyBytes_AS_STRING(self._target)) + done
+            self._unmask_at(p, n, done, self._msg.text)
+            self._frame_pos = done + n
+            self._remaining -= n
+        if self._remaining == 0:
+            return None  # all in: next_piece() gives it whole
+        if cython.compiled:
+            first = PyBytes_FromStringAndSize(PyBytes_AS_STRING(self._target), self._fill)
+        else:
+            first = bytes(self._target[: self._fill])
+        self._drop_direct()
+        self._whole_pending = False  # still in the frame: the rest comes in pieces
+        return first
+
+    def _drop_direct(self) -> cython.int:
+        # The message read in place is done with (its event holds it) or failed; views
+        # handed out keep it alive through their window.
+        self._direct = False
+        self._target = self._tview = None
+        self._fill = 0
+        return 0
+
     def _unmask(
         self, off: cython.Py_ssize_t, n: cython.Py_ssize_t, pos: cython.longlong, check: cython.bint
     ) -> cython.int:
         # RFC 6455 §5.3 unmasking in place; with ``check``, the UTF-8 check (RFC 6455
         # §8.1) of each block right after it is unmasked, while it is in cache.
         if cython.compiled:
-            p = cython.cast(uchar_ptr, PyByteArray_AS_STRING(self._buf)) + off
+            self._unmask_at(
+                cython.cast(uchar_ptr, PyByteArray_AS_STRING(self._buf)) + off, n, pos, check
+            )
+        elif n:
+            view = self._whole[off : off + n]
+            if self.frame.masked:
+                cipher(view, self.frame.key, pos)
+            if check:
+                self._msg.feed(view)
+        return 0
+
+    def _unmask_at(
+        self, p: uchar_ptr, n: cython.Py_ssize_t, pos: cython.longlong, check: cython.bint
+    ) -> cython.int:
+        # Compiled only: _unmask on n bytes at p.
+        if cython.compiled:
             done: cython.Py_ssize_t = 0
             step: cython.Py_ssize_t
             if not check:
@@ -846,14 +1136,6 @@ class Protocol:
                     wsio_mask_xor(p + done, p + done, step, self.frame.key, pos + done)
                 self._msg.feed_ptr(p + done, step)
                 done += step
-        else:
-            if n == 0:
-                return 0
-            view = self._whole[off : off + n]
-            if self.frame.masked:
-                cipher(view, self.frame.key, pos)
-            if check:
-                self._msg.feed(view)
         return 0
 
     def _codec_for(self, rsv: int) -> Any:
@@ -920,17 +1202,18 @@ class Protocol:
         # bytes (compiled); text that becomes a str is decoded, which is its UTF-8 check.
         if cython.compiled:
             if kind == 1 and self.decode_text:
+                # Every piece of a fragmented message was checked as it arrived (or as
+                # it came out of the codec): the str is built without a second check.
                 try:
                     if self._accp == cython.NULL:
                         data = ""
                     else:
-                        data = PyUnicode_DecodeUTF8(
-                            PyBytes_AS_STRING(cython.cast(object, self._accp)),
+                        data = wsio_utf8_str(
+                            cython.cast(
+                                cbytes_ptr, PyBytes_AS_STRING(cython.cast(object, self._accp))
+                            ),
                             self._acc_len,
-                            b"strict",
                         )
-                except UnicodeDecodeError:
-                    raise InvalidUTF8Error("text is not valid UTF-8") from None
                 finally:
                     wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
                 text: TextMessage = TextMessage.__new__(TextMessage)
@@ -960,6 +1243,15 @@ class Protocol:
         # A message in one frame, uncompressed: one copy out of the buffer (or one
         # decode, which is also the UTF-8 check), no view made when compiled.
         if cython.compiled:
+            if self._direct:
+                # Read straight into its own bytes: handed out as it is, no copy.
+                if kind == 2:
+                    binary_d: BinaryMessage = BinaryMessage.__new__(BinaryMessage)
+                    binary_d.data = self._target
+                    return binary_d
+                text_d: TextMessage = TextMessage.__new__(TextMessage)
+                text_d.data = self._target  # checked as it arrived (not decode_text)
+                return text_d
             p = PyByteArray_AS_STRING(self._buf) + off
             if kind == 2:
                 binary: BinaryMessage = BinaryMessage.__new__(BinaryMessage)
@@ -967,6 +1259,9 @@ class Protocol:
                 return binary
             text: TextMessage = TextMessage.__new__(TextMessage)
             if self.decode_text:
+                if self._msg_checked:
+                    text.data = wsio_utf8_str(cython.cast(cbytes_ptr, p), n)
+                    return text
                 try:
                     text.data = PyUnicode_DecodeUTF8(p, n, b"strict")
                 except UnicodeDecodeError:
@@ -1051,6 +1346,7 @@ class Protocol:
             raise LocalProtocolError(f"close code {code} may not be sent")
         self.reading = False
         self._in_frame = self._whole_pending = False
+        self._drop_direct()
         # A message cut short is dropped now, not when the protocol is.
         if cython.compiled:
             wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
@@ -1126,6 +1422,41 @@ class Protocol:
         self._write_frame(fin, op, rsv, data)
         self._send_fragmented = not fin
         return 0
+
+    def data_header(self, opcode: cython.int, length: cython.Py_ssize_t, key: uchar_ptr) -> bytes:
+        """Compiled only: the header of a whole uncompressed data frame (opcode 1 or 2,
+        FIN) of ``length`` bytes that the caller sends itself, right now, right after
+        it (nothing is queued; checked as :meth:`send_data`); a client masks the payload
+        with the key written to ``key``."""
+        if not cython.compiled:
+            raise NotImplementedError("data_header is for compiled callers")
+        if opcode != 1 and opcode != 2:
+            raise LocalProtocolError(f"{opcode} is not a message's first opcode")
+        if self._state != _OPEN and self._pending_close is None:
+            self._refuse("text" if opcode == 1 else "binary")
+        if self._send_fragmented:
+            raise InvalidStateError("a fragmented message is in progress: send_continuation")
+        self._send_codec = None
+        masked: cython.bint = self.is_client
+        # RFC 6455 §5.3: "The masking key is a 32-bit value chosen at random by the
+        # client. When preparing a masked frame, the client MUST pick a fresh masking
+        # key from the set of allowed 32-bit values."
+        if masked:
+            take_mask(key)
+        hsize: cython.Py_ssize_t = 2 if length <= 125 else (4 if length <= 65535 else 10)
+        if masked:
+            hsize += 4
+        header = PyBytes_FromStringAndSize(cython.NULL, hsize)
+        put_header(
+            cython.cast(uchar_ptr, PyBytes_AS_STRING(header)),
+            True,
+            opcode,
+            0,
+            length,
+            masked,
+            cython.cast(cbytes_ptr, key),
+        )
+        return header
 
     def send_ping(self, data: str | _Bytes = b"") -> None:
         """Queue a Ping frame (payload at most 125 bytes)."""
@@ -1230,7 +1561,7 @@ class Protocol:
             tail = self._tail
             pos = len(tail)
             hsize = (2 if n <= 125 else (4 if n <= 65535 else 10)) + (4 if masked else 0)
-            inline = n <= _INLINE_MAX
+            inline = n <= self.inline_max
             tail.extend(bytes(hsize + (n if inline else 0)))
             _encode(tail, pos, fin, rsv, opcode, key if masked else None, n)
             if inline:
@@ -1278,7 +1609,7 @@ class Protocol:
                 hsize: cython.Py_ssize_t = 2 if n <= 125 else (4 if n <= 65535 else 10)
                 if masked:
                     hsize += 4
-                inline: cython.bint = n <= _INLINE_MAX
+                inline: cython.bint = n <= self.inline_max
                 PyByteArray_Resize(tail, pos + hsize + (n if inline else 0))
                 p = cython.cast(uchar_ptr, PyByteArray_AS_STRING(tail)) + pos
                 put_header(p, fin, opcode, rsv, n, masked, cython.cast(cbytes_ptr, key))

@@ -127,14 +127,16 @@ cdef extern from *:
         return (p[k] & 0xC0) == 0x80 ? 0 : k;
     }
 
-    static Py_ssize_t wsio_utf8_bulk(const unsigned char *p, Py_ssize_t n)
+    /* `inline` here and below: every module that cimports this file gets the C, and one
+       that never calls it must not warn (nor keep it: an unused inline is dropped). */
+    static inline Py_ssize_t wsio_utf8_bulk(const unsigned char *p, Py_ssize_t n)
     {
         if (n >= 64 && __builtin_cpu_supports("avx2"))
             return wsio_utf8_bulk_avx2(p, n);
         return 0;
     }
     #else
-    static Py_ssize_t wsio_utf8_bulk(const unsigned char *p, Py_ssize_t n)
+    static inline Py_ssize_t wsio_utf8_bulk(const unsigned char *p, Py_ssize_t n)
     {
         (void)p;
         (void)n;
@@ -144,6 +146,102 @@ cdef extern from *:
     """
     # How many bytes at p (a character boundary) are valid UTF-8 up to a boundary.
     Py_ssize_t wsio_utf8_bulk(const unsigned char *p, Py_ssize_t n) nogil
+
+
+cdef extern from *:
+    """
+    /* A str from n bytes already checked as UTF-8 (complete characters only). CPython's
+       decoder checks again and, meeting a wide character after narrow ones, widens
+       what it built so far; here one pass counts the characters and finds the highest
+       byte (both vectorise), which gives the str's kind (RFC 3629 §3: a lead below 0xC4
+       encodes at most U+00FF, below 0xF0 at most U+FFFF), then one pass writes it. */
+    #define WSIO_UTF8_WIDEN(T)                                                         \
+        do {                                                                           \
+            T *out = (T *)PyUnicode_DATA(str);                                         \
+            Py_ssize_t i = 0;                                                          \
+            uint64_t word;                                                             \
+            while (i < n) {                                                            \
+                unsigned int b = p[i];                                                 \
+                if (b < 0x80) {                                                        \
+                    /* An ASCII run goes 8 bytes a turn. */                            \
+                    while (i + 8 <= n) {                                               \
+                        memcpy(&word, p + i, 8);                                       \
+                        if (word & 0x8080808080808080ULL)                              \
+                            break;                                                     \
+                        for (int k = 0; k < 8; k++)                                    \
+                            out[k] = (T)p[i + k];                                      \
+                        out += 8;                                                      \
+                        i += 8;                                                        \
+                    }                                                                  \
+                    while (i < n && p[i] < 0x80)                                       \
+                        *out++ = (T)p[i++];                                            \
+                } else if (b < 0xE0) {                                                 \
+                    *out++ = (T)(((b & 0x1F) << 6) | (p[i + 1] & 0x3F));               \
+                    i += 2;                                                            \
+                } else if (b < 0xF0) {                                                 \
+                    *out++ = (T)(((b & 0x0F) << 12) | ((p[i + 1] & 0x3F) << 6)         \
+                                 | (p[i + 2] & 0x3F));                                 \
+                    i += 3;                                                            \
+                } else {                                                               \
+                    *out++ = (T)(((b & 0x07) << 18) | ((p[i + 1] & 0x3F) << 12)        \
+                                 | ((p[i + 2] & 0x3F) << 6) | (p[i + 3] & 0x3F));      \
+                    i += 4;                                                            \
+                }                                                                      \
+            }                                                                          \
+        } while (0)
+
+    static inline PyObject *wsio_utf8_str(const unsigned char *p, Py_ssize_t n)
+    {
+        Py_ssize_t chars = n, i = 0;
+        unsigned char top = 0, t, conts;
+        PyObject *str;
+        uint64_t word, any;
+        /* The ASCII prefix (often all of it) is found 64 bytes a turn, with no counting. */
+        for (; i + 64 <= n; i += 64) {
+            any = 0;
+            for (int k = 0; k < 8; k++) {
+                memcpy(&word, p + i + 8 * k, 8);
+                any |= word;
+            }
+            if (any & 0x8080808080808080ULL)
+                break;
+        }
+        /* Byte-wide counters and maxima over 64-byte blocks: what the vectoriser turns
+           into a few vector instructions a block (a Py_ssize_t count per byte it does not). */
+        for (; i + 64 <= n; i += 64) {
+            conts = 0;
+            t = top;
+            for (int k = 0; k < 64; k++) {
+                conts += (p[i + k] & 0xC0) == 0x80;
+                t = p[i + k] > t ? p[i + k] : t;
+            }
+            chars -= conts;
+            top = t;
+        }
+        for (; i < n; i++) {
+            chars -= (p[i] & 0xC0) == 0x80;
+            top = p[i] > top ? p[i] : top;
+        }
+        if (top < 0x80) {
+            str = PyUnicode_New(n, 0x7F);
+            if (str != NULL && n)
+                memcpy(PyUnicode_DATA(str), p, (size_t)n);
+            return str;
+        }
+        str = PyUnicode_New(chars, top < 0xC4 ? 0xFF : (top < 0xF0 ? 0xFFFF : 0x10FFFF));
+        if (str == NULL)
+            return NULL;
+        if (top < 0xC4)
+            WSIO_UTF8_WIDEN(Py_UCS1);
+        else if (top < 0xF0)
+            WSIO_UTF8_WIDEN(Py_UCS2);
+        else
+            WSIO_UTF8_WIDEN(Py_UCS4);
+        return str;
+    }
+    """
+    # The str of n bytes at p that are valid UTF-8 (checked before: not checked again).
+    object wsio_utf8_str(const unsigned char *p, Py_ssize_t n)
 
 
 # Where a stream stands between two chunks.

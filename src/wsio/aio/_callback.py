@@ -5,7 +5,8 @@
 the core's buffer, :meth:`Stream.buffer_updated` walks the frames with the core's C path
 (``next_piece``) and calls the listener once per frame with one reused :class:`Frame`.
 :class:`Transport` is what the listener sends with: each frame is built by the core in
-one buffer and written straight on the socket when asyncio's write buffer is empty.
+one buffer and written straight on the socket when asyncio's write buffer is empty; the
+answers to one read's frames are written together, with one writev, once it is parsed.
 """
 
 # mypy: disable-error-code="unreachable"
@@ -17,6 +18,7 @@ import logging
 import os
 from typing import Any
 
+from wsio._engine.limits import DEFAULT_CLOSE_TIMEOUT
 from wsio._engine.protocol import WHOLE_FRAME_MAX, BinaryMessage, Protocol, TextMessage
 from wsio.exceptions import LocalProtocolError, ProtocolError
 
@@ -27,13 +29,33 @@ except ImportError:  # pure mode without Cython installed
 
 if cython.compiled:
     from cython.cimports.wsio.aio._callback import (  # type: ignore[import-untyped]
+        EAGAIN,
+        EINTR,
         PyByteArray_AS_STRING,
         c_write,
+        wsio_recv_into,
+        wsio_writev_list,
     )
 
-__all__ = ["Frame", "Stream", "Transport"]
+__all__ = ["DEFAULT_WRITE_TIMEOUT", "Frame", "Stream", "Transport"]
+
+#: Seconds asyncio's write buffer may stay over its high-water mark before the
+#: connection is dropped (the shared Options' ``write_timeout`` default).
+DEFAULT_WRITE_TIMEOUT: float = DEFAULT_CLOSE_TIMEOUT
 
 logger = logging.getLogger("wsio.aio")
+
+# A read pass's answers wait for its end up to these: buffers queued by the core (two
+# per long payload; with the short frames' buffer, within the C writev's 16) and bytes
+# of short frames copied into its buffer. Past them they are written at once: a
+# listener that sends much from one callback is not held back.
+_BATCH_BUFFERS = cython.declare(cython.Py_ssize_t, 12)
+_BATCH_BYTES = cython.declare(cython.Py_ssize_t, 65536)
+
+# asyncio's own socket transport on its selector loop: its read path is Python (two
+# frames and recv_into's argument parsing per read), so the compiled Stream reads for
+# it (Stream._read_ready). Not uvloop's (compiled already), not TLS.
+_SELECTOR_TRANSPORT: Any = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
 
 
 class Frame:
@@ -89,8 +111,16 @@ class Transport:
     """A WebSocket connection as the listener sees it: sends, closes, backpressure.
 
     Every ``send*`` builds its frame with one header write and writes it on the socket
-    at once (or queues it behind what asyncio still holds). A payload is not kept after
-    the call returns, so a received ``frame.payload`` may be sent back as it is.
+    at once (or queues it behind what asyncio still holds); data frames sent from
+    ``on_frame``/``on_message`` go out together once the read that called them is
+    parsed (one write for all its answers). A payload may be changed or reused once
+    the call returns (only ``bytes``, short payloads the core copied and views of the
+    read buffer wait for the end of the read), so a received ``frame.payload`` may be
+    sent back as it is.
+    ``write_timeout`` (seconds, or None for no bound; settable, e.g. in ``on_connect``)
+    bounds a peer that stops reading: when asyncio's write buffer stays over its
+    high-water mark that long (``pause_writing`` without ``resume_writing``), the
+    connection is dropped and ``on_close`` gets 1006.
     """
 
     def __init__(
@@ -100,6 +130,7 @@ class Transport:
         subprotocol: str | None,
         extensions: Any,
         close_timeout: float,
+        write_timeout: float | None = DEFAULT_WRITE_TIMEOUT,
     ) -> None:
         self._core = core
         self.transport = transport
@@ -107,6 +138,12 @@ class Transport:
         self.subprotocol = subprotocol
         self.extensions = extensions
         self.close_timeout = close_timeout
+        self.write_timeout = write_timeout
+        self._write_timer: asyncio.TimerHandle | None = None
+        # True while Stream._process calls the listener: data frames sent then are
+        # written together at the end of the read pass (one writev for the answers to
+        # all the frames of one read, not one per frame).
+        self._batch = False
         self._closing = False
         self._held = False
         self._paused = False
@@ -133,7 +170,16 @@ class Transport:
         if opcode <= 2:
             if opcode == 1 and isinstance(payload, str):
                 payload = payload.encode()
+            queued: cython.Py_ssize_t = len(core._out)
             core.send_data(opcode, payload, fin)
+            if (
+                self._batch
+                and not self._held
+                and self._deferrable(payload, queued)
+                and len(core._out) <= _BATCH_BUFFERS
+                and len(core._tail) <= _BATCH_BYTES
+            ):
+                return  # written with the read pass's other answers (Stream._process)
         elif opcode == 9:
             core.send_ping(payload)
         elif opcode == 10:
@@ -146,6 +192,16 @@ class Transport:
         self._flush()
         if self._held:
             self.release_close()  # the Close went out behind this frame: end the stream
+
+    def _deferrable(self, payload: Any, queued: cython.Py_ssize_t) -> cython.bint:
+        # Whether the frame just queued may wait for the end of the read pass without
+        # breaking "a payload may be changed once the call returns": the core copied it
+        # (a short one: no buffer was queued for it), or it cannot change before then
+        # (bytes, or a view of the read buffer, which the core does not move while
+        # output is queued: next_piece).
+        if len(self._core._out) == queued or type(payload) is bytes:
+            return True
+        return type(payload) is memoryview and payload.obj is self._core._buf
 
     def send_ping(self, data: Any = b"") -> None:
         """Send a Ping (payload at most 125 bytes); its Pong comes to ``on_frame``."""
@@ -197,6 +253,8 @@ class Transport:
 
     def get_write_buffer_size(self) -> int:
         """Bytes asyncio still holds for this connection (what ``pause_writing`` limits)."""
+        if self._batch:
+            self._flush()  # what this read's answers queued counts too
         return int(self.transport.get_write_buffer_size())
 
     @property
@@ -215,6 +273,24 @@ class Transport:
         if not self._closing:
             logger.debug("closing handshake timed out; aborting")
             self.abort()
+
+    def _write_paused(self) -> None:
+        # asyncio's buffer went over its high-water mark: the peer has this long to
+        # read enough of it (one timer per paused connection, none otherwise).
+        if self._write_timer is None and self.write_timeout is not None:
+            self._write_timer = self._loop.call_later(self.write_timeout, self._write_stuck)
+
+    def _write_resumed(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_stuck(self) -> None:
+        # A peer that reads nothing would hold this connection's buffer and socket for
+        # ever; no Close frame could reach it either: drop it, 1006 to on_close.
+        self._write_timer = None
+        logger.debug("the peer read nothing for %s s; aborting", self.write_timeout)
+        self.abort()
 
     def _flush(self) -> cython.int:
         # The core built the frames in one buffer (short ones, header and payload
@@ -253,10 +329,13 @@ class Transport:
             return 0
         written: cython.Py_ssize_t = 0
         if self._fd >= 0 and self.transport.get_write_buffer_size() == 0:
-            try:
-                written = os.writev(self._fd, bufs)
-            except OSError:
-                written = 0
+            if cython.compiled:
+                written = wsio_writev_list(self._fd, bufs)
+            if written == -2 or not cython.compiled:  # more buffers than the C path takes
+                try:
+                    written = os.writev(self._fd, bufs)
+                except OSError:
+                    written = 0
         # What is left is copied: a payload may be a view of the read buffer, or the
         # caller's bytearray.
         for buf in bufs:
@@ -309,10 +388,15 @@ class Transport:
             self.transport.close()
             # asyncio ends the TCP connection only once it has written all it holds: a
             # peer that never reads would keep it open for ever (RFC 6455 §7.1.1 lets
-            # an endpoint drop a connection that does not close in time).
+            # an endpoint drop a connection that does not close in time). A plain
+            # socket's transport with nothing left to write has already scheduled
+            # connection_lost: no timer for it (one per connection otherwise; TLS
+            # still has its shutdown to wait for).
             if self._close_timer is not None:
                 self._close_timer.cancel()
-            self._close_timer = self._loop.call_later(self.close_timeout, self.transport.abort)
+                self._close_timer = None
+            if self._fd < 0 or self.transport.get_write_buffer_size():
+                self._close_timer = self._loop.call_later(self.close_timeout, self.transport.abort)
         return 0
 
     def __repr__(self) -> str:
@@ -378,13 +462,17 @@ class Stream:
         return None
 
     def pause_writing(self) -> None:
-        """asyncio's write buffer is over its high-water mark: tell the listener."""
+        """asyncio's write buffer is over its high-water mark: start the transport's
+        ``write_timeout``, tell the listener."""
         if self.listener is not None:
+            self.ws._write_paused()
             self.listener.pause_writing()
 
     def resume_writing(self) -> None:
-        """asyncio's write buffer drained below its low-water mark: tell the listener."""
+        """asyncio's write buffer drained below its low-water mark: stop the timeout,
+        tell the listener."""
         if self.listener is not None:
+            self.ws._write_resumed()
             self.listener.resume_writing()
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -398,6 +486,7 @@ class Stream:
         if ws._close_timer is not None:
             ws._close_timer.cancel()
             ws._close_timer = None
+        ws._write_resumed()
         core = self._core
         core.receive_eof()
         code: int = 1006
@@ -429,7 +518,44 @@ class Stream:
         self._hs = None
         self._connected = True
         ws._on_resume = self._resumed
+        if cython.compiled and ws._fd >= 0 and type(ws.transport) is _SELECTOR_TRANSPORT:
+            self._read_directly(ws.transport)
         listener.on_connect(ws)
+
+    def _read_directly(self, tr: Any) -> None:
+        # The selector calls _read_ready instead of the transport's read path; the
+        # transport registers it again itself on resume_reading (an instance attribute
+        # overrides its method). Skipped where asyncio's internals differ.
+        if not all(
+            hasattr(tr, name) for name in ("_conn_lost", "_fatal_error", "_read_ready__on_eof")
+        ) or not hasattr(tr, "_add_reader"):
+            return
+        reader = self._read_ready
+        tr._read_ready = reader
+        tr._add_reader(self.ws._fd, reader)  # replaces the reader (not while paused)
+
+    def _read_ready(self) -> None:
+        """The socket is readable (asyncio's selector loop): what its transport's
+        ``_read_ready__get_buffer`` does, compiled: recv(2) into the core's buffer."""
+        ws = self.ws
+        tr = ws.transport
+        if tr._conn_lost:
+            return
+        err: cython.int = 0
+        try:
+            got: cython.Py_ssize_t = wsio_recv_into(
+                ws._fd, self._core.get_buffer(-1), cython.address(err)
+            )
+        except Exception as exc:
+            tr._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        if got > 0:
+            self._core.add_bytes(got)
+            self._process()
+        elif got == 0:
+            tr._read_ready__on_eof()
+        elif err != EAGAIN and err != EINTR:
+            tr._fatal_error(OSError(err, os.strerror(err)), "Fatal read error on socket transport")
 
     def _resumed(self) -> None:
         # Transport.resume_reading: what was read before the pause is parsed now.
@@ -456,6 +582,9 @@ class Stream:
         ends: cython.bint
         pending_before: cython.bint = core.close_pending()
         delivered: cython.bint = False  # a message completed in this read
+        # The answers to this read's frames go out in one write at the end (_after),
+        # unless the listener answers from other tasks and a Close may be held (_hold).
+        ws._batch = not self._hold_close
         try:
             # Once the listener paused reading, not another frame: a read of compressed
             # frames may inflate into any number of messages, and a pause is a bound
@@ -465,6 +594,8 @@ class Stream:
                 ends = core.piece_ends_frame
                 if op >= 8:
                     # Pings answered, the closing handshake: the core's (RFC 6455 §5.5).
+                    # What was answered before this frame goes out first, on its own.
+                    ws._flush()
                     core.handle_piece()
                     core.take_events()
                     if self._messages:
@@ -503,7 +634,8 @@ class Stream:
         except Exception as exc:  # a violation, or the listener's (logged; 1011)
             if not isinstance(exc, ProtocolError) and not core.close_expected():
                 logger.exception("a Listener callback raised; failing the connection")
-            core.fail_with_error(exc)
+            core.fail_with_error(exc)  # its Close is queued behind the answers so far
+        ws._batch = False
         if (
             self._hold_close
             and core.close_pending()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl as ssl_module
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ from wsio._engine.handshake import (
     ClientHandshake,
     HeadersLike,
 )
+from wsio._engine.http import HeadError, ResponseParser
 from wsio._engine.httphead import Option
 from wsio._engine.limits import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -28,10 +28,21 @@ from wsio._engine.limits import (
     DEFAULT_OPEN_TIMEOUT,
 )
 from wsio._engine.protocol import ClientProtocol
-from wsio.aio._callback import Stream, Transport
+from wsio.aio._callback import DEFAULT_WRITE_TIMEOUT, Stream, Transport
 from wsio.aio.listener import Listener
-from wsio.dialer import Dialer, Target, default_ssl_context, encode_request_headers, parse_url
-from wsio.exceptions import HandshakeTimeoutError, IncompleteHandshakeError
+from wsio.dialer import (
+    Dialer,
+    Proxy,
+    Target,
+    default_ssl_context,
+    encode_request_headers,
+    parse_url,
+)
+from wsio.exceptions import (
+    HandshakeTimeoutError,
+    IncompleteHandshakeError,
+    MalformedResponseError,
+)
 from wsio.wsflate import Extension
 from wsio.wsflate.parameters import EXTENSION_NAME, Parameters
 
@@ -99,7 +110,14 @@ class _ClientStream(Stream, asyncio.BufferedProtocol):
             streaming=not listener.messages,
             extensions=extensions,
         )
-        ws = Transport(core, self._tr, result.subprotocol, extensions, opts["close_timeout"])
+        ws = Transport(
+            core,
+            self._tr,
+            result.subprotocol,
+            extensions,
+            opts["close_timeout"],
+            opts["write_timeout"],
+        )
         self._start(core, ws, listener)
         self._done.set_result((ws, listener))
         if trailing:
@@ -143,6 +161,7 @@ async def create_connection(
     auto_pong: bool = True,
     open_timeout: float | None = DEFAULT_OPEN_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    write_timeout: float | None = DEFAULT_WRITE_TIMEOUT,
 ) -> tuple[Transport, Listener]:
     """Open a WebSocket connection to ``url`` (ws, wss, ws+unix, wss+unix) with
     ``listener_factory()`` as its listener; returns the transport and the listener once
@@ -156,7 +175,9 @@ async def create_connection(
     environment's HTTP CONNECT proxy, a URL: that one, None: none); ``on_header`` and
     ``on_request_bytes`` are its hooks too, ``max_line``, ``max_headers`` and
     ``max_head_size`` its limits on the response head. ``open_timeout`` bounds
-    connecting, the proxy and the handshake together (HandshakeTimeoutError).
+    connecting, the proxy and the handshake together (HandshakeTimeoutError);
+    ``write_timeout`` drops a server that reads nothing for that long while the write
+    buffer is over its high-water mark (1006; None: no bound).
     """
     target = parse_url(url, path)
     deflate = None
@@ -183,7 +204,13 @@ async def create_connection(
         max_head_size=max_head_size,
     )
     # The Dialer's rules for proxies (and its check of the proxy URL), not a copy.
-    dialer = Dialer(proxy=proxy, timeout=open_timeout)
+    dialer = Dialer(
+        proxy=proxy,
+        timeout=open_timeout,
+        max_line=max_line,
+        max_headers=max_headers,
+        max_head_size=max_head_size,
+    )
     opts = {
         "deflate": deflate,
         "threshold": compression_threshold,
@@ -192,6 +219,7 @@ async def create_connection(
         "max_fragments": max_fragments,
         "auto_pong": auto_pong,
         "close_timeout": close_timeout,
+        "write_timeout": write_timeout,
         "on_request_bytes": on_request_bytes,
     }
     context = None
@@ -215,52 +243,106 @@ async def create_connection(
                 server_hostname=server_hostname,
             )
             return await stream._done
-        if connected is None and dialer.proxy_for(target) is not None:
-            connected = await _tunnel(dialer, target)
+        proxy = None if connected is not None else dialer.proxy_for(target)
+        if proxy is not None:
+            connected = await _tunnel(dialer, proxy, target)
         address: tuple[Any, Any] = (
             (None, None) if connected is not None else (target.host, target.port)
         )
-        await loop.create_connection(
-            lambda: stream,
-            *address,
-            sock=connected,
-            ssl=context,
-            server_hostname=server_hostname,
-        )
+        try:
+            await loop.create_connection(
+                lambda: stream,
+                *address,
+                sock=connected,
+                ssl=context,
+                server_hostname=server_hostname,
+            )
+        except BaseException:
+            if proxy is not None and stream._tr is None:
+                connected.close()  # the tunnel's socket, never given to a transport
+            raise
         return await stream._done
 
     try:
         return await asyncio.wait_for(open(), open_timeout)
     except asyncio.TimeoutError:
-        if stream._tr is not None:
-            stream._tr.abort()
+        _drop(stream)
         raise HandshakeTimeoutError(f"opening {url} took over {open_timeout} s") from None
+    except BaseException:
+        # A failed handshake closed its transport; a cancelled one (the caller's
+        # timeout, a task cancelled) must too: otherwise it stays open until the
+        # garbage collector finds it (ResourceWarning: unclosed transport).
+        _drop(stream)
+        raise
+
+
+def _drop(stream: _ClientStream) -> None:
+    # The handshake did not finish: the connection is dropped at once.
+    if stream._tr is not None:
+        stream._tr.abort()
 
 
 def _unix() -> int | None:
     return getattr(socket, "AF_UNIX", None)
 
 
-async def _tunnel(dialer: Dialer, target: Target) -> socket.socket:
-    # The Dialer's own connect through the proxy (CONNECT, its answer, ProxyError),
-    # run in the loop's default executor as asyncio runs name resolution: the loop never
-    # blocks, and the exchange is bounded by the Dialer's timeout (open_timeout).
+async def _tunnel(dialer: Dialer, proxy: Proxy, target: Target) -> socket.socket:
+    """A socket connected to ``target`` through ``proxy`` (its CONNECT exchange done),
+    on the loop: no thread, and bounded by the caller's open_timeout. The Dialer's rules
+    (its request, its answer to a refusal) and limits on the proxy's response head."""
     loop = asyncio.get_running_loop()
-    deadline = None if dialer.timeout is None else time.monotonic() + dialer.timeout
-    future = loop.run_in_executor(None, dialer.open_socket, target, deadline)
+    sock = await _connect_tcp(loop, proxy.host, proxy.port)
     try:
-        sock = await asyncio.shield(future)
-    except asyncio.CancelledError:
-        # Given up on (open_timeout, cancelled): the socket the thread still makes is closed.
-        future.add_done_callback(_close_result)
+        await loop.sock_sendall(sock, proxy.connect_request(target))
+        parser = ResponseParser(
+            max_line=dialer.max_line, max_headers=dialer.max_headers, max_size=dialer.max_head_size
+        )
+        try:
+            while True:
+                count = await loop.sock_recv_into(sock, parser.free())
+                if count == 0:
+                    raise IncompleteHandshakeError(
+                        f"the connection closed after {parser.filled} bytes of the proxy "
+                        "response head"
+                    )
+                if parser.advance(count):
+                    break
+        except HeadError as exc:
+            raise MalformedResponseError(f"proxy response: {exc}") from None
+        proxy.check_connect_response(parser)
+    except BaseException:
+        sock.close()  # an error, open_timeout or a cancellation: the socket is not kept
         raise
-    sock.setblocking(False)
     return sock
 
 
-def _close_result(future: asyncio.Future[socket.socket]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        future.result().close()
+async def _connect_tcp(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    # A non-blocking TCP socket connected to the first of host's addresses that answers
+    # (as socket.create_connection, the Dialer's), with TCP_NODELAY: frames are small.
+    try:
+        # An IP literal needs no lookup (asyncio's create_connection skips it too); a
+        # name is resolved in the loop's executor, as asyncio does.
+        addresses = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        )
+    except socket.gaierror:
+        addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    error: OSError | None = None
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error if error is not None else OSError(f"no address for {host!r}")
 
 
 # -- The high level: connect() -----------------------------------------------------------
@@ -327,7 +409,7 @@ class connect:  # lowercase: it is used as a function, `await connect(...)`
 
         connection = Connection(config)
         await create_connection(
-            lambda: connection.listener,
+            lambda: connection,
             self.url,
             # wsio.sync's offer: no compressor context kept between this client's
             # messages, so an idle client holds no zlib state.

@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import codecs
 import collections
+import contextvars
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any, Literal, overload
+import math
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from wsio import _connection as shared
 from wsio._connection import Options, PingTracker, Request, Response
@@ -27,6 +30,9 @@ from wsio.aio._callback import Frame, Transport
 from wsio.aio.listener import Listener
 from wsio.exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 
+if TYPE_CHECKING:
+    from wsio.aio.server import Server
+
 __all__ = ["Connection", "broadcast"]
 
 log = logging.getLogger("wsio")
@@ -35,13 +41,117 @@ _Data = str | bytes
 # A message recv_streaming gave up on: the rest of its frames are dropped (a deque with
 # maxlen 0 keeps nothing) until its last one.
 _DISCARD: collections.deque[tuple[bytes, bool]] = collections.deque(maxlen=0)
+# The context the connection's own callbacks (the keepalive timer, serve()'s handler
+# done callback) run in: they read no context variable, and asyncio would otherwise copy
+# the current context for each (a Context object per connection).
+_CONTEXT = contextvars.Context()
 # close_timeout=None: the Transport's timer still needs a number.
 _FOREVER = 365 * 86400.0
+# A 101 with nothing but the handshake's own headers has this many CRLFs (the status
+# line, Upgrade, Connection, Sec-WebSocket-Accept, the empty line), and one more for
+# each of Sec-WebSocket-Protocol and Sec-WebSocket-Extensions it carries.
+_BARE_101_LINES = 5
+# A keepalive deadline is met at most this share of its delay late (_Timers).
+_GRAINS_PER_DELAY = 16
+_FINEST_GRAIN = 2.0**-10
 
 
-class _Bridge(Listener):
-    """The callback-level listener of one :class:`Connection`: its callbacks are the
-    connection's own methods, bound once (no forwarding call per frame)."""
+# The connections one keepalive timer wakes (a set: leaving it is no scan; a set can be
+# weakly referenced).
+_Bucket = set["Connection"]
+
+
+class _Timers:
+    """The keepalive deadlines of every connection on one loop, in buckets that share
+    a timer: an idle connection holds a place in a set, not a TimerHandle of its own.
+
+    A deadline ``delay`` seconds away goes in the bucket of the next multiple of the
+    largest power of two under ``delay / 16`` (a keepalive is at most 1/16 of its delay
+    late: 1 s at the default 20 s): connections that opened in the same second share
+    one. Only the loop's timer holds a bucket (this object has weak references to
+    them), so a loop closed with connections still open is not kept alive from here.
+    """
+
+    __slots__ = ("buckets",)
+
+    def __init__(self) -> None:
+        self.buckets: dict[float, weakref.ref[_Bucket]] = {}
+
+    def add(self, connection: Connection, when: float, loop: asyncio.AbstractEventLoop) -> _Bucket:
+        """Wake ``connection._keepalive_due`` at ``when`` (or a little after): returns
+        the bucket, which the connection leaves with ``discard``."""
+        delay = when - loop.time()
+        grain = (
+            2.0 ** math.floor(math.log2(delay / _GRAINS_PER_DELAY))
+            if delay > _FINEST_GRAIN * _GRAINS_PER_DELAY
+            else _FINEST_GRAIN
+        )
+        slot = math.ceil(when / grain) * grain
+        ref = self.buckets.get(slot)
+        bucket = None if ref is None else ref()
+        if bucket is None:
+            bucket = _Bucket()
+            self.buckets[slot] = weakref.ref(bucket)
+            loop.call_at(slot, self._fire, slot, bucket, context=_CONTEXT)
+        bucket.add(connection)
+        return bucket
+
+    def _fire(self, slot: float, bucket: _Bucket) -> None:
+        del self.buckets[slot]
+        for connection in list(bucket):  # a due one may close another (not ours: a copy)
+            if connection._keepalive is bucket:
+                connection._keepalive = None
+                connection._keepalive_due()
+
+
+# The _Timers of each running loop (forgotten with the loop).
+_TIMERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Timers] = weakref.WeakKeyDictionary()
+
+
+class Connection(Listener):
+    """One side of an open WebSocket connection on asyncio.
+
+    Made by :func:`wsio.aio.connect` or given to a :func:`wsio.aio.serve` handler.
+    Any number of tasks may ``send`` (the frames of one fragmented message never
+    interleave with another's); one task at a time receives (``recv``,
+    ``recv_streaming``, ``async for``). ``close`` (or leaving ``async with``) runs the
+    closing handshake within ``close_timeout``.
+
+    It is the callback level's :class:`~wsio.aio.Listener` of its connection (its
+    ``on_*`` methods are called by the transport, not by the application): no second
+    object, no bound method per callback.
+    """
+
+    # 10,000 idle connections are the norm for a server: no __dict__, nothing that is
+    # not needed while idle (the queue, the close waiter and the send lock are made on
+    # first use).
+    __slots__ = (
+        "options",
+        "_request",
+        "_response",
+        "subprotocol",
+        "transport",
+        "_loop",
+        "_next",
+        "_more",
+        "_high",
+        "_low",
+        "_reading_paused",
+        "_getter",
+        "_pieces",
+        "_text",
+        "_stream",
+        "_write_paused",
+        "_send_lock",
+        "_ended",
+        "_closed",
+        "_rcvd",
+        "_sent",
+        "_code",
+        "_pings",
+        "_keepalive",  # the _Timers bucket it waits in, or None
+        "_server",
+    )
 
     # Messages are answered by the application's tasks after the callback returns: a
     # Close that ends the stream waits for them (released by a send, or by recv once
@@ -51,31 +161,13 @@ class _Bridge(Listener):
     # (memory bounded by max_queue pieces), recv joins them.
     frame_pieces = True
 
-    def __init__(self, connection: Connection) -> None:
-        self.on_connect = connection._on_connect  # type: ignore[method-assign]
-        self.on_frame = connection._on_frame  # type: ignore[method-assign]
-        self.on_close = connection._on_close  # type: ignore[method-assign]
-        self.owes_answer = connection._owes_answer  # type: ignore[method-assign]
-        self.pause_writing = connection._pause_writing  # type: ignore[method-assign]
-        self.resume_writing = connection._resume_writing  # type: ignore[method-assign]
-
-
-class Connection:
-    """One side of an open WebSocket connection on asyncio.
-
-    Made by :func:`wsio.aio.connect` or given to a :func:`wsio.aio.serve` handler.
-    Any number of tasks may ``send`` (the frames of one fragmented message never
-    interleave with another's); one task at a time receives (``recv``,
-    ``recv_streaming``, ``async for``). ``close`` (or leaving ``async with``) runs the
-    closing handshake within ``close_timeout``.
-    """
-
     def __init__(
         self,
         options: Options,
         *,
         request: Request | bytes | None = None,
         response: Response | bytes | None = None,
+        server: Server | None = None,
     ) -> None:
         self.options = options
         # The handshake as objects, or as the raw head they are made from when first
@@ -84,17 +176,18 @@ class Connection:
         self._response = response
         #: The subprotocol the handshake agreed on, or None.
         self.subprotocol: str | None = None
-        self.local_address: Any = None
-        self.remote_address: Any = None
-        self.listener = _Bridge(self)
         self.transport: Transport = None  # type: ignore[assignment]
         self._loop = asyncio.get_running_loop()
-        self._queue: collections.deque[_Data] = collections.deque()
+        # The received messages not yet taken: the oldest in _next (a message is never
+        # None), the later ones in _more, a deque made only when messages pile up (an
+        # empty deque is 600 bytes; an echo never needs one).
+        self._next: _Data | None = None
+        self._more: collections.deque[_Data] | None = None
         self._high = options.max_queue
         self._low = None if options.max_queue is None else max(1, options.max_queue // 4)
         self._reading_paused = False
         self._getter: asyncio.Future[None] | None = None
-        self._pieces: list[bytes] = []
+        self._pieces: list[bytes] | None = None
         self._text = False
         # While recv_streaming has the message arriving now: its frames' payloads, or
         # pieces of them (owned copies), and whether each is the last, handed over as
@@ -102,21 +195,28 @@ class Connection:
         self._stream: collections.deque[tuple[bytes, bool]] | None = None
         self._write_paused: asyncio.Future[None] | None = None
         self._send_lock: asyncio.Lock | None = None
-        self._closed: asyncio.Future[None] = self._loop.create_future()
+        # The TCP connection is gone; _closed is wait_closed's future, made when asked.
+        self._ended = False
+        self._closed: asyncio.Future[None] | None = None
         # The closing handshake as this side saw it (the callback level keeps its
         # protocol core to itself): the peer's Close (code, reason) and ours.
         self._rcvd: tuple[int, str] | None = None
         self._sent: tuple[int, str] | None = None
         self._code: tuple[int, str] | None = None
         self._pings = PingTracker(options.ping_interval, options.ping_timeout, self._loop.time())
-        self._keepalive: asyncio.TimerHandle | None = None
+        self._keepalive: _Bucket | None = None
+        # serve()'s server: told when the connection opens (it starts the handler) and
+        # when it ends.
+        self._server = server
 
     @property
     def request(self) -> Request | None:
-        """The opening handshake's request (a client's: every header line it sent)."""
+        """The opening handshake's request (a client's: every header line it sent; a
+        server's: Host and the headers the Upgrader hooks see)."""
         request = self._request
         if isinstance(request, bytes):
-            request = self._request = shared.sent_request(request)
+            parse = shared.sent_request if self._server is None else shared.received_request
+            request = self._request = parse(request)
         return request
 
     @property
@@ -125,22 +225,52 @@ class Connection:
         handshake's own."""
         response = self._response
         if isinstance(response, bytes):
-            response = self._response = shared.sent_response(response)
+            response = self._response = (
+                shared.sent_response(response) if response else Response(101, [])
+            )
         return response
 
-    # -- the callback level's side -----------------------------------------------------
+    @property
+    def local_address(self) -> Any:
+        """This side's socket address (as ``getsockname()``); None before the handshake."""
+        # Asked of the transport each time, not kept: uvloop makes the tuple per call,
+        # and 10,000 idle connections would hold 20,000 of them.
+        transport = self.transport
+        return None if transport is None else transport.transport.get_extra_info("sockname")
 
-    def _on_connect(self, transport: Transport) -> None:
+    @property
+    def remote_address(self) -> Any:
+        """The peer's socket address (as ``getpeername()``); None before the handshake."""
+        transport = self.transport
+        return None if transport is None else transport.transport.get_extra_info("peername")
+
+    # -- the callback level's side (Listener) ------------------------------------------
+
+    def on_connect(self, transport: Transport) -> None:
+        """(Listener) The handshake is done: keep the transport, start the keepalive."""
         self.transport = transport
         self.subprotocol = transport.subprotocol
         raw = transport.transport
-        self.local_address = raw.get_extra_info("sockname")
-        self.remote_address = raw.get_extra_info("peername")
+        response = self._response
+        if (
+            self._server is not None
+            and type(response) is bytes
+            and response.count(b"\r\n")
+            == _BARE_101_LINES + (self.subprotocol is not None) + bool(transport.extensions)
+        ):
+            # A 101 with the handshake's own headers only (the common answer): nothing
+            # to keep, the response property makes the empty Response when asked.
+            self._response = b""
         high, low = self.options.write_limits
         raw.set_write_buffer_limits(high, low)
+        transport.write_timeout = self.options.write_timeout
         self._schedule_keepalive()
+        if self._server is not None:
+            self._server._opened(self)
 
-    def _on_frame(self, transport: Transport, frame: Frame) -> None:
+    def on_frame(self, transport: Transport, frame: Frame) -> None:
+        """(Listener) A frame: a message's (copied out of the read buffer) or a control
+        frame the core has answered."""
         opcode = frame.opcode
         if opcode >= 8:
             if opcode == 10:
@@ -148,7 +278,11 @@ class Connection:
                 for waiter, latency in self._pings.pong(frame.bytes(), now):
                     if not waiter.done():
                         waiter.set_result(latency)
-                self._schedule_keepalive()
+                if self._keepalive is None:
+                    # Waiting for this pong without a deadline (ping_timeout=None).
+                    # Otherwise the timer is left where it is: when it fires it finds the
+                    # ping answered and sets itself for the next one (no handle per pong).
+                    self._schedule_keepalive()
             elif opcode == 8:
                 # RFC 6455 §5.5.1: the body is a 2-byte code and a UTF-8 reason (the
                 # core checked both and has answered with the same code).
@@ -177,25 +311,52 @@ class Connection:
                 self._put(frame.text() if opcode == 1 else frame.bytes())
                 return
             self._text = opcode == 1
-        self._pieces.append(frame.bytes())
+        pieces = self._pieces
+        if pieces is None:
+            pieces = self._pieces = []
+        pieces.append(frame.bytes())
         if frame.fin:
-            data = b"".join(self._pieces)
-            self._pieces = []
+            data = b"".join(pieces)
+            self._pieces = None
             self._put(data.decode() if self._text else data)
 
-    def _owes_answer(self) -> bool:
-        # Messages the application has not read yet, or one a recv() is about to return.
+    def owes_answer(self) -> bool:
+        """(Listener) Messages the application has not read yet, or one a recv() is
+        about to return."""
         getter = self._getter
-        return bool(self._queue) or bool(self._stream) or (getter is not None and getter.done())
+        return (
+            self._next is not None or bool(self._stream) or (getter is not None and getter.done())
+        )
 
     def _put(self, message: _Data) -> None:
-        queue = self._queue
-        queue.append(message)
+        if self._next is None:
+            self._next = message
+            queued = 1
+        else:
+            more = self._more
+            if more is None:
+                more = self._more = collections.deque()
+            more.append(message)
+            queued = 1 + len(more)
         getter = self._getter
         if getter is not None and not getter.done():
             getter.set_result(None)
-        if self._high is not None and len(queue) >= self._high:
+        if self._high is not None and queued >= self._high:
             self._pause_reading()
+
+    def _take(self) -> _Data:
+        # The oldest queued message (there is one); a deque emptied is dropped.
+        message = self._next
+        more = self._more
+        if more:
+            self._next = more.popleft()
+            if not more:
+                self._more = None
+        else:
+            self._next = None
+        if self._reading_paused:
+            self._consumed(0 if self._next is None else 1 + len(more or ()))
+        return message  # type: ignore[return-value]
 
     def _wake(self) -> None:
         getter = self._getter
@@ -213,34 +374,37 @@ class Connection:
         # `left` messages or pieces are still unread: read again below the low mark.
         if self._reading_paused and left <= self._low:  # type: ignore[operator]
             self._reading_paused = False
-            if not self._closed.done():
+            if not self._ended:
                 self.transport.resume_reading()
 
-    def _on_close(self, transport: Transport, code: int, reason: str) -> None:
+    def on_close(self, transport: Transport, code: int, reason: str) -> None:
+        """(Listener) The TCP connection is gone: wake every waiter."""
         self._code = (code, reason)
         if self._rcvd is None and code != 1006 and self._sent is None:
             self._sent = (code, reason)  # the core failed the connection (1002, 1007...)
         if self._keepalive is not None:
-            self._keepalive.cancel()
+            self._keepalive.discard(self)
             self._keepalive = None
-        if not self._closed.done():
-            self._closed.set_result(None)
-        getter = self._getter
-        if getter is not None and not getter.done():
-            getter.set_result(None)
-        waiter = self._write_paused
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        error = self._closed_error()
-        for ping in self._pings.waiters():
-            if not ping.done():
-                ping.set_exception(error)
+        self._ended = True
+        for waiter in (self._closed, self._getter, self._write_paused):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        pings = self._pings.waiters()
+        if pings:  # an exception made only for the pings waiting (most wait for none)
+            error = self._closed_error()
+            for ping in pings:
+                if not ping.done():
+                    ping.set_exception(error)
+        if self._server is not None:
+            self._server._ended(self)
 
-    def _pause_writing(self) -> None:
+    def pause_writing(self) -> None:
+        """(Listener) asyncio holds more than ``write_limit``: sends wait."""
         if self._write_paused is None:
             self._write_paused = self._loop.create_future()
 
-    def _resume_writing(self) -> None:
+    def resume_writing(self) -> None:
+        """(Listener) asyncio's buffer drained to the low mark: sends go on."""
         waiter, self._write_paused = self._write_paused, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -248,31 +412,49 @@ class Connection:
     # -- receiving ------------------------------------------------------------------
 
     @overload
-    async def recv(self, decode: None = None) -> _Data: ...
+    def recv(self, decode: None = None) -> Coroutine[Any, Any, _Data]: ...
     @overload
-    async def recv(self, decode: Literal[True]) -> str: ...
+    def recv(self, decode: Literal[True]) -> Coroutine[Any, Any, str]: ...
     @overload
-    async def recv(self, decode: Literal[False]) -> bytes: ...
+    def recv(self, decode: Literal[False]) -> Coroutine[Any, Any, bytes]: ...
 
-    async def recv(self, decode: bool | None = None) -> _Data:
-        """The next message: ``str`` for text, ``bytes`` for binary (owned copies).
+    def recv(self, decode: bool | None = None) -> Coroutine[Any, Any, _Data]:
+        """(Awaitable) the next message: ``str`` for text, ``bytes`` for binary (owned
+        copies).
 
         ``decode=False`` gives text as its UTF-8 bytes, ``decode=True`` binary decoded
         as UTF-8. ConnectionClosedOK/ConnectionClosedError once closed (after the
         messages that came before the Close); ConcurrencyError while another task is
         receiving. Cancelling it loses no message.
         """
-        queue = self._queue
-        if not queue:
-            if self._getter is not None or self._streaming:
+        # One coroutine per message, not a wrapper around another: recv and __anext__
+        # share it (each coroutine frame held by a waiting handler is ~200 bytes).
+        return self._recv(decode, False)
+
+    async def _recv(self, decode: bool | None, iterating: bool) -> _Data:
+        if self._next is None:
+            stream = self._stream  # not the _streaming property: a call per message
+            if self._getter is not None or (stream is not None and stream is not _DISCARD):
                 raise ConcurrencyError("another task is already receiving on this connection")
-            while not queue:
-                if self._closed.done():
-                    raise self._closed_error()
-                await self._wait()
-        message = queue.popleft()
-        if self._reading_paused:
-            self._consumed(len(queue))
+            while self._next is None:
+                if self._ended:
+                    error = self._closed_error()
+                    if iterating and isinstance(error, ConnectionClosedOK):
+                        raise StopAsyncIteration
+                    raise error
+                # Whatever came before a Close has been read: a Close held for the
+                # application's answers goes out now (Listener.hold_close).
+                self.transport.release_close()
+                getter = self._getter = self._loop.create_future()
+                try:
+                    await getter
+                finally:
+                    self._getter = None
+        if self._more is None and not self._reading_paused:
+            message = self._next  # the common case, one message queued: _take inlined
+            self._next = None
+        else:
+            message = self._take()
         if decode is None:
             return message
         if decode:
@@ -293,10 +475,10 @@ class Connection:
         """
         if self._getter is not None or self._streaming:
             raise ConcurrencyError("another task is already receiving on this connection")
-        while self._stream is _DISCARD and not self._closed.done():
+        while self._stream is _DISCARD and not self._ended:
             # A message given up on is still arriving: the next one starts after it.
             await self._wait()
-        if self._queue or self._closed.done():
+        if self._next is not None or self._ended:
             yield await self.recv(decode)  # type: ignore[arg-type]
             return
         # From here on, the message arriving now (its frames so far, if any) and every
@@ -305,13 +487,13 @@ class Connection:
         self._stream = stream
         if self._pieces:
             stream.append((b"".join(self._pieces), False))
-            self._pieces = []
+            self._pieces = None
         decoder: Any = None
         last = False
         try:
             while not last:
                 while not stream:
-                    if self._closed.done():
+                    if self._ended:
                         raise self._closed_error()
                     await self._wait()
                 piece, last = stream.popleft()
@@ -338,9 +520,7 @@ class Connection:
         return self._stream is not None and self._stream is not _DISCARD
 
     async def _wait(self) -> None:
-        # Until the next frame or message arrives, or the connection closes. Whatever
-        # came before a Close has been read: a Close held for the application's answers
-        # goes out now (Listener.hold_close).
+        # recv_streaming's wait for the next frame, as _recv's.
         self.transport.release_close()
         self._getter = self._loop.create_future()
         try:
@@ -353,12 +533,10 @@ class Connection:
         otherwise). The connection is its own iterator: no generator per message."""
         return self
 
-    async def __anext__(self) -> _Data:
-        """The next message, as :meth:`recv`; StopAsyncIteration after a normal close."""
-        try:
-            return await self.recv()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
+    def __anext__(self) -> Coroutine[Any, Any, _Data]:
+        """(Awaitable) the next message, as :meth:`recv`; StopAsyncIteration after a
+        normal close."""
+        return self._recv(None, True)
 
     # -- sending --------------------------------------------------------------------
 
@@ -374,7 +552,7 @@ class Connection:
         if self._send_lock is not None and self._send_lock.locked():
             async with self._send_lock:  # a fragmented message is on the wire: after it
                 pass
-        if self._sent is not None or self._rcvd is not None or self._closed.done():
+        if self._sent is not None or self._rcvd is not None or self._ended:
             raise self._closed_error()  # not _open: the property, inlined on the hot path
         kind = type(message)
         if kind is str:
@@ -423,13 +601,13 @@ class Connection:
         waiter = self._write_paused
         if waiter is not None:
             await asyncio.shield(waiter)
-        if self._closed.done():
+        if self._ended:
             raise self._closed_error()
 
     @property
     def _open(self) -> bool:
         # OPEN (RFC 6455 §4.1): no Close sent or received, the TCP connection up.
-        return self._sent is None and self._rcvd is None and not self._closed.done()
+        return self._sent is None and self._rcvd is None and not self._ended
 
     def _check_open(self) -> None:
         if not self._open:
@@ -471,7 +649,16 @@ class Connection:
         """Wait until the connection is closed (by either side)."""
         if self.transport is not None:
             self.transport.release_close()  # nothing more to answer: let a held Close go
-        await asyncio.shield(self._closed)
+        if not self._ended:
+            await asyncio.shield(self._closed_future())
+
+    def _closed_future(self) -> asyncio.Future[None]:
+        # Done once the TCP connection is gone; made when first asked for.
+        if self._closed is None:
+            self._closed = self._loop.create_future()
+            if self._ended:
+                self._closed.set_result(None)
+        return self._closed
 
     def _closed_error(self) -> ConnectionClosed:
         # As shared.closed_error, from what this side saw.
@@ -487,16 +674,19 @@ class Connection:
 
     def _schedule_keepalive(self) -> None:
         if self._keepalive is not None:
-            self._keepalive.cancel()
+            self._keepalive.discard(self)
             self._keepalive = None
         wake = self._pings.next_deadline()
-        if wake is not None and not self._closed.done():
-            self._keepalive = self._loop.call_at(wake, self._keepalive_due)
+        if wake is not None and not self._ended:
+            loop = self._loop
+            timers = _TIMERS.get(loop)
+            if timers is None:
+                timers = _TIMERS[loop] = _Timers()
+            self._keepalive = timers.add(self, wake, loop)
 
     def _keepalive_due(self) -> None:
         # RFC 6455 §5.5.2: a Ping "may serve as a keepalive"; no Pong within
-        # ping_timeout fails the connection with 1011.
-        self._keepalive = None
+        # ping_timeout fails the connection with 1011. (_Timers took it off its bucket.)
         transport = self.transport
         if transport.closed:
             return
@@ -533,7 +723,7 @@ class Connection:
     @property
     def state(self) -> ConnectionState:
         """OPEN, CLOSING or CLOSED (the protocol's state)."""
-        if self._closed.done():
+        if self._ended:
             return ConnectionState.CLOSED
         return ConnectionState.OPEN if self._open else ConnectionState.CLOSING
 

@@ -16,6 +16,7 @@ from wsio._engine.handshake import (
     ServerRules,
     build_rejection,
 )
+from wsio._engine.http import RequestParser
 from wsio._engine.limits import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -24,14 +25,19 @@ from wsio._engine.limits import (
     DEFAULT_MAX_MESSAGE_SIZE,
 )
 from wsio._engine.protocol import ServerProtocol
-from wsio.aio._callback import Stream, Transport
+from wsio.aio._callback import DEFAULT_WRITE_TIMEOUT, Stream, Transport
 from wsio.aio.listener import Listener
 from wsio.server import DEFAULT_MAX_CONNECTIONS
-from wsio.wsflate import Extension
+from wsio.wsflate import Extension, Parameters
 
 __all__ = ["create_server"]
 
 _BUSY = build_rejection(503, "too many connections")
+
+#: Request-head parsers a server keeps for its next handshakes: each owns a head buffer
+#: of max_head_size (64 KiB by default), zeroed when made; a handful covers the
+#: handshakes in flight at once without holding much while idle.
+_POOLED_PARSERS = 16
 
 
 class _Config:
@@ -47,31 +53,48 @@ class _Config:
     auto_pong: bool
     handshake_timeout: float | None
     close_timeout: float
+    write_timeout: float | None
     max_connections: int | None
     logger: logging.Logger
+    on_request_bytes: Callable[[bytes], object] | None
     on_response_bytes: Callable[[bytes], object] | None
 
     def __init__(self, **options: Any) -> None:
         self.__dict__.update(options)
         self.active = 0
+        # The permessage-deflate agreements made so far, each with the extensions tuple
+        # every connection that made it shares (each binds its own codec in its core):
+        # one PerMessageDeflate, not one per connection. A few at most (the parameters
+        # a client may ask for are a small set).
+        self.agreed: dict[Parameters, tuple[PerMessageDeflate, ...]] = {}
+        # Parsers of finished handshakes, for the next ones (see _POOLED_PARSERS).
+        self.parsers: list[RequestParser] = []
+
+    def release(self, parser: RequestParser) -> None:
+        """Keep a parser whose handshake is over for the next connection."""
+        if len(self.parsers) < _POOLED_PARSERS:
+            self.parsers.append(parser)
 
 
 class _ServerStream(Stream, asyncio.BufferedProtocol):
     """One server connection: the opening handshake, then :class:`Stream`'s loop."""
 
-    __slots__ = ("_cfg", "_timer", "_tr")
+    __slots__ = ("_cfg", "_parser", "_timer", "_tr")
 
     def __init__(self, cfg: _Config) -> None:
         Stream.__init__(self, cfg.factory, False)
         self._cfg = cfg
         self._timer: asyncio.TimerHandle | None = None
         self._tr: Any = None
+        self._parser: RequestParser | None = None
 
     def connection_made(self, transport: Any) -> None:
         cfg = self._cfg
         self._tr = transport
         cfg.active += 1
-        self._hs = ServerHandshake(cfg.rules)
+        parser = cfg.parsers.pop() if cfg.parsers else cfg.rules.new_parser()
+        self._parser = parser
+        self._hs = ServerHandshake(cfg.rules, parser)
         if cfg.max_connections is not None and cfg.active > cfg.max_connections:
             cfg.logger.warning("refusing a connection: max_connections=%d", cfg.max_connections)
             transport.write(_BUSY)
@@ -106,6 +129,8 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
             self._timer.cancel()
             self._timer = None
         response = hs.data_to_send()
+        if cfg.on_request_bytes is not None:
+            cfg.on_request_bytes(bytes(hs.request_head()))
         if cfg.on_response_bytes is not None:
             cfg.on_response_bytes(response)
         self._tr.write(response)
@@ -119,8 +144,20 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
         if cfg.deflate is not None:
             parameters = cfg.deflate.accepted()
             if parameters is not None:
-                extensions = (PerMessageDeflate(parameters, threshold=cfg.threshold),)
-        trailing = bytes(hs.trailing())
+                extensions = cfg.agreed.get(parameters, ())
+                if not extensions:
+                    extensions = cfg.agreed[parameters] = (
+                        PerMessageDeflate(parameters, threshold=cfg.threshold),
+                    )
+        # Bytes after the request (frames sent before the 101 arrived) are rare: no
+        # copy unless there are some.
+        rest = hs.trailing()
+        trailing = bytes(rest) if len(rest) else None
+        # Nothing reads the head's buffer any more (the request bytes and the trailing
+        # ones are copies): the next handshake may have it. A refused one keeps its
+        # parser (its transport is closing; no pool for the rare case).
+        self._parser = None
+        cfg.release(hs.parser)
         listener = cfg.factory()
         core = ServerProtocol(
             max_frame_size=cfg.max_frame_size,
@@ -130,13 +167,18 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
             streaming=not listener.messages,
             extensions=extensions,
         )
-        ws = Transport(core, self._tr, result.subprotocol, extensions, cfg.close_timeout)
+        ws = Transport(
+            core, self._tr, result.subprotocol, extensions, cfg.close_timeout, cfg.write_timeout
+        )
         self._start(core, ws, listener)
         if trailing:
             self._feed(trailing)
 
     def _connection_ended(self) -> None:
         self._cfg.active -= 1
+        if self._parser is not None:  # ended during its handshake: nothing reads it now
+            self._cfg.release(self._parser)
+            self._parser = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -161,8 +203,10 @@ async def create_server(
     auto_pong: bool = True,
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    write_timeout: float | None = DEFAULT_WRITE_TIMEOUT,
     max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
     logger: logging.Logger | None = None,
+    on_request_bytes: Callable[[bytes], object] | None = None,
     on_response_bytes: Callable[[bytes], object] | None = None,
     **rules: Any,
 ) -> asyncio.Server:
@@ -176,8 +220,11 @@ async def create_server(
     (messages under ``compression_threshold`` bytes go out uncompressed); the limits
     (over one: 1009); ``handshake_timeout`` for the request (None: no limit),
     ``close_timeout`` for the peer's Close and for writing what is queued once closing;
+    ``write_timeout``: a peer that reads nothing while the write buffer is over its
+    high-water mark for that long is dropped (1006; None: no bound);
     ``max_connections`` (default 1000, as wsio.server's; more get 503; None: no bound);
-    ``on_response_bytes(raw)``: the
+    ``on_request_bytes(raw)``: the request head as received (header names the hooks
+    saw canonicalised), once the handshake is decided; ``on_response_bytes(raw)``: the
     response about to be sent, refusals included. Returns asyncio's Server.
     """
     if subprotocols is not None:
@@ -197,8 +244,10 @@ async def create_server(
         auto_pong=auto_pong,
         handshake_timeout=handshake_timeout,
         close_timeout=close_timeout,
+        write_timeout=write_timeout,
         max_connections=max_connections,
         logger=logger if logger is not None else logging.getLogger("wsio.aio"),
+        on_request_bytes=on_request_bytes,
         on_response_bytes=on_response_bytes,
     )
     loop = asyncio.get_running_loop()
@@ -216,16 +265,23 @@ async def create_server(
 # -- The high level: serve() -------------------------------------------------------------
 
 import contextlib as _contextlib  # noqa: E402
+import inspect as _inspect  # noqa: E402
 from collections.abc import Awaitable as _Awaitable, Generator as _Generator  # noqa: E402
 
 from wsio import _connection as _shared  # noqa: E402
-from wsio.aio.connection import _FOREVER, Connection  # noqa: E402
+from wsio.aio.connection import _CONTEXT, _FOREVER, Connection  # noqa: E402
 from wsio.exceptions import ConnectionClosed as _ConnectionClosed  # noqa: E402
 
 __all__ += ["Server", "serve"]
 
 _log = logging.getLogger("wsio")
 _GOING_AWAY = "server shutdown"
+_TASK_NAME = "wsio.aio handler"
+
+
+async def _awaited(awaitable: _Awaitable[object]) -> object:
+    # A handler that returns an awaitable that is not a coroutine.
+    return await awaitable
 
 
 class Server:
@@ -245,19 +301,32 @@ class Server:
         self.handler = handler
         self.options, rest = _shared.split_options(options)
         self._where = (host, port)
-        self._capture = _shared.RequestCapture()
-        self._rest = self._capture.wrap(rest)
-        self._response = b""
+        # The handshake's request and response as the raw heads the callback level
+        # hands over (the Connection parses them if asked: no parse, no hook call per
+        # header, a bytes object each per connection).
+        self._rest = rest
+        self._request = self._response = b""
+        on_request_bytes = rest.get("on_request_bytes")
         on_response_bytes = rest.get("on_response_bytes")
+
+        def keep_request(request: bytes) -> None:
+            self._request = request
+            if on_request_bytes is not None:
+                on_request_bytes(request)
 
         def keep_response(response: bytes) -> None:
             self._response = response
             if on_response_bytes is not None:
                 on_response_bytes(response)
 
-        self._rest["on_response_bytes"] = keep_response
+        rest["on_request_bytes"] = keep_request
+        rest["on_response_bytes"] = keep_response
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Each running handler's task -> its connection: it keeps the task alive (asyncio
+        # holds tasks weakly) and tells the one done callback, bound once here, which
+        # connection ended (no bound method per connection).
+        self._tasks: dict[asyncio.Task[Any], Connection] = {}
+        self._task_done = self._handler_done
         self._connections: set[Connection] = set()
         self._closing = False
 
@@ -282,36 +351,47 @@ class Server:
     def _new_listener(self) -> Listener:
         # Called by the callback level right after the request's hooks ran and the 101
         # was written (same call on the loop): both are this connection's.
-        connection = Connection(
-            self.options, request=self._capture.request(), response=self._response
-        )
-        bridge = connection.listener
+        return Connection(self.options, request=self._request, response=self._response, server=self)
 
-        def on_connect(transport: Transport) -> None:
-            connection._on_connect(transport)
-            # Known to close() from now on, before its task has started.
-            self._connections.add(connection)
-            task = asyncio.get_running_loop().create_task(self._run(connection))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-        bridge.on_connect = on_connect  # type: ignore[method-assign]
-        return bridge
-
-    async def _run(self, connection: Connection) -> None:
+    def _opened(self, connection: Connection) -> None:
+        # The connection is open: known to close() until it ends, and its handler starts.
+        self._connections.add(connection)
+        if self._closing:
+            connection._send_close(1001, _GOING_AWAY)
+            return
         try:
-            if self._closing:
-                await connection.close(1001, _GOING_AWAY)
-                return
-            await self.handler(connection)
-        except _ConnectionClosed:
-            pass  # the peer went away: nothing the handler could do
-        except Exception:
-            _log.exception("%s: handler failed", connection.remote_address)
-            await connection.close(1011)
-        finally:
-            await connection.close()
-            self._connections.discard(connection)
+            handler = self.handler(connection)
+        except Exception as exc:
+            self._handler_failed(connection, exc)
+            return
+        if not _inspect.iscoroutine(handler):
+            handler = _awaited(handler)
+        # The task runs the handler's coroutine itself, with no wrapper coroutine (its
+        # frame would stay for as long as the handler waits) and a shared name and
+        # callback context (not a string and a Context per connection): the end of the
+        # handler is handled by a done callback.
+        task = asyncio.get_running_loop().create_task(handler, name=_TASK_NAME)
+        self._tasks[task] = connection
+        task.add_done_callback(self._task_done, context=_CONTEXT)
+
+    def _handler_done(self, task: asyncio.Task[Any]) -> None:
+        # The connection is closed when the handler returns or is cancelled (1000), or
+        # raises (1011; ConnectionClosed is the peer going away: nothing to report).
+        connection = self._tasks.pop(task)
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, Exception) and not isinstance(error, _ConnectionClosed):
+            self._handler_failed(connection, error)
+        else:
+            connection._send_close(1000, "")
+            connection.transport.release_close()  # a Close held for the handler's answers
+
+    def _handler_failed(self, connection: Connection, error: Exception) -> None:
+        _log.error("%s: handler failed", connection.remote_address, exc_info=error)
+        connection._send_close(1011, "")
+        connection.transport.release_close()
+
+    def _ended(self, connection: Connection) -> None:
+        self._connections.discard(connection)
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -333,17 +413,20 @@ class Server:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        for connection in list(self._connections):
+        connections = list(self._connections)
+        for connection in connections:
             connection._send_close(1001, _GOING_AWAY)
-        if self._tasks:
-            # A peer that never answers the Close is dropped by its transport after
-            # close_timeout; a handler busy elsewhere (not on its connection) is not,
-            # so the wait is bounded here too.
-            _, pending = await asyncio.wait(list(self._tasks), timeout=self.options.close_timeout)
+        # A peer that never answers the Close is dropped by its transport after
+        # close_timeout; a handler busy elsewhere (not on its connection) is not, so the
+        # wait is bounded here too.
+        tasks = list(self._tasks)
+        waits = [*tasks, *(connection._closed_future() for connection in connections)]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=self.options.close_timeout)
             if pending:
-                for connection in list(self._connections):
+                for connection in connections:
                     connection.transport.abort()
-                for task in pending:
+                for task in tasks:
                     task.cancel()
                 await asyncio.wait(pending)
         if self._server is not None:

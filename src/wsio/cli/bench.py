@@ -40,6 +40,7 @@ from wsio.cli.common import (
     ws_url,
 )
 from wsio.exceptions import WebSocketError
+from wsio.server import threads_without_signals
 from wsio.sync import Connection, connect as open_connection
 
 __all__ = ["Result", "add_parser", "bench", "run"]
@@ -271,10 +272,11 @@ def bench(
     workers = [_Worker(ws, payload, count) for ws in opened]
     stop, done = _Stop(), _Countdown(len(workers))
     start = time.perf_counter()
-    for worker in workers:
-        threading.Thread(
-            target=worker.run, args=(mode, stop, window, done), name="bench", daemon=True
-        ).start()
+    with threads_without_signals():  # Ctrl-C goes to the main thread, which waits
+        for worker in workers:
+            threading.Thread(
+                target=worker.run, args=(mode, stop, window, done), name="bench", daemon=True
+            ).start()
     _wait(workers, stop, done, start, duration, err if err.isatty() else None)
     elapsed = max(worker.finished for worker in workers) - start
     _close_all(opened)

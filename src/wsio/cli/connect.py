@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from wsio.cli.common import UsageError, add_command, connect_error, positive_float, ws_url
 from wsio.exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketError
+from wsio.server import threads_without_signals
 from wsio.sync import Connection, connect as open_connection
 
 __all__ = ["add_parser", "connect", "run"]
@@ -154,10 +155,13 @@ def connect(
     print(f"connected to {url}{shown}", file=err, flush=True)
     session = _Session(ws, out, err)
     receiver = threading.Thread(target=session.receive, name="receive", daemon=True)
-    receiver.start()
     # The input is read by a thread of its own, so that the main thread can stop
-    # waiting for it when the server ends the connection (and still sees Ctrl-C).
-    threading.Thread(target=session.read_input, args=(stdin,), name="input", daemon=True).start()
+    # waiting for it when the server ends the connection. Both start with Ctrl-C
+    # blocked: the kernel hands it to the main thread, whose wait it interrupts.
+    reader = threading.Thread(target=session.read_input, args=(stdin,), name="input", daemon=True)
+    with threads_without_signals():
+        receiver.start()
+        reader.start()
     try:
         while (line := session.lines.get()) is not None and session.ended is None:
             if not session.handle(line.rstrip("\r\n")):

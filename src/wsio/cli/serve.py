@@ -12,10 +12,8 @@ accepting, closes each connection with 1001 (going away) and exits 0.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import functools
 import logging
-import os
 import signal
 import socket
 import ssl
@@ -216,7 +214,6 @@ def serve(
     except OSError as error:
         raise listen_error(host, port, error) from None
     upgrader_options = {} if origins is None else {"origins": origins}
-    _limit_malloc_arenas()
     server = EchoServer(
         functools.partial(echo, write_timeout=write_timeout),
         listener,
@@ -253,24 +250,6 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
-
-
-def _limit_malloc_arenas() -> None:
-    # glibc gives each new thread a malloc arena of its own (up to 8 per core), and each
-    # reserves 64 MiB of address space: with a thread per connection and a keepalive
-    # thread beside it, a server under RLIMIT_AS (or a 32-bit one) runs out of address
-    # space on arenas long before memory, and then fails inside threads already started.
-    # Two arenas, as MALLOC_ARENA_MAX=2 gives, unless the operator chose otherwise.
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return  # not glibc
-    mallopt(_M_ARENA_MAX, 2)
-
-
-_M_ARENA_MAX = -8  # glibc's malloc.h
 
 
 def _tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:

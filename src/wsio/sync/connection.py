@@ -2,22 +2,30 @@
 
 There is no reader thread per connection. ``recv`` reads the socket in the caller's
 thread (the fast path: one ``recv_into`` straight into the protocol's buffer, then the
-message); ``send`` writes in the caller's thread under a lock, so the frames of one
-message never interleave with another's. With ``ping_interval`` set, the process's one
-keepalive thread (:mod:`wsio.sync.keepalive`) sends the pings and, when no thread is
-reading, reads what came (pongs, and messages into a queue; once it holds ``max_queue`` messages,
-reading pauses) so that the keepalive works whatever the application does.
+message copied out once; compiled, a message over 64 KiB in one frame is read straight
+into the ``bytes`` recv returns); ``send`` writes in the caller's thread under a lock
+(one ``sendall`` or ``sendmsg`` per message; a client's long payload masked and sent a
+block at a time), so the frames of one message never interleave with another's. The
+per-message path is :class:`_Wire` (compiled: a cdef class calling the protocol core's
+C API). With ``ping_interval`` set, the process's one keepalive thread
+(:mod:`wsio.sync.keepalive`) sends the pings and, when no thread is reading, reads what
+came (pongs, and messages into a queue; once it holds ``max_queue`` messages, reading
+pauses) so that the keepalive works whatever the application does.
 
 There is no write buffer but the kernel's: ``send`` returns once the socket took the
 bytes, and blocks while the peer does not read, so ``write_limit`` (which bounds
 ``wsio.aio``'s buffer) has nothing to bound here.
 
-Locks, always taken in this order: ``_write_lock`` (one message on the wire at a time)
-before ``_proto_lock`` (the protocol object, held only around its own calls, never
-around I/O). ``_read_lock`` serialises reading the socket; ``_receiving`` is held by
-the application thread in ``recv`` (a second one gets ConcurrencyError).
+Locks, always taken in this order: ``_write_lock`` (one message on the wire at a time;
+the core's send side, whose output only its holder touches: the reader leaves Pongs to
+it) before ``_proto_lock`` (the protocol's state and its receive side, held only around
+its own calls, never around I/O; a send while OPEN does without it). ``_read_lock``
+serialises reading the socket; the application thread in ``recv`` marks itself the
+reader (``_Wire.take_reader``: a second one gets ConcurrencyError).
 """
 
+# mypy: disable-error-code="unreachable"
+# (`if cython.compiled:` branches are C-only, as in wsio._engine.)
 from __future__ import annotations
 
 import codecs
@@ -37,6 +45,7 @@ from typing import Any, Literal, overload
 from wsio import _connection as shared
 from wsio._connection import Options, PingTracker, Request, Response
 from wsio._engine.protocol import (
+    WHOLE_FRAME_MAX,
     Chunk,
     Close,
     ConnectionState,
@@ -47,12 +56,45 @@ from wsio._engine.protocol import (
 from wsio.exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from wsio.sync.keepalive import schedule
 
+try:
+    import cython
+except ImportError:  # pure mode without Cython installed
+    from wsio._engine import _cython as cython  # type: ignore[no-redef]
+
+if cython.compiled:
+    from cython.cimports.wsio.sync.connection import (  # type: ignore[import-untyped]
+        PyBUF_SIMPLE,
+        PyBuffer_Release,
+        PyByteArray_AS_STRING,
+        PyByteArray_FromStringAndSize,
+        PyBytes_AS_STRING,
+        PyBytes_FromStringAndSize,
+        PyObject_GetBuffer,
+        PyUnicode_DecodeUTF8,
+        buffer_t,
+        key_t,
+        memcpy,
+        uchar_ptr,
+        wsio_acc_append,
+        wsio_acc_clear,
+        wsio_acc_take,
+        wsio_mask_xor,
+    )
+
 __all__ = ["Connection", "Pinged"]
 
 log = logging.getLogger("wsio")
 
 _Data = str | bytes
 _READ_SIZE = 65536
+# Protocol.direct_max (see __init__): whole messages up to 64 MiB are read in place.
+_DIRECT_MAX = 1 << 26
+# Protocol.inline_max: a server copies payloads up to 16 KiB behind their header.
+_INLINE_SERVER = 16384
+_INLINE_ANY = 1 << 62
+# Compiled, a client masks a payload longer than this a block this size at a time into
+# a buffer of that size and sends each block from it (see _Wire._send_masked).
+_MASK_BLOCK = 262144
 
 
 class Pinged:
@@ -124,23 +166,30 @@ class Connection:
         self._proto_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._receiving = threading.Lock()
-        self._bulk = False
-        # The peer's Close is in but not yet answered: messages before it are queued.
-        self._answer_pending = False
         self._queue: collections.deque[_Data] = collections.deque()
-        # The message arriving in pieces (the core streams; see _after_events): its
-        # pieces so far, owned, and whether it is text.
-        self._parts: list[bytes] = []
-        self._parts_text = False
-        # While recv_streaming waits for its message's pieces: (piece, last, text).
-        self._stream: collections.deque[tuple[bytes, bool, bool]] | None = None
+        # A data frame up to 1 MiB is read whole into the core's buffer (grown as its
+        # bytes arrive), so a message that fits takes one read and one copy out; longer
+        # ones come in pieces as they arrive (recv_streaming's memory stays bounded).
+        protocol.whole_frame_max = min(WHOLE_FRAME_MAX, protocol.max_frame_size)
+        # Compiled, a longer message in one frame is read straight into the bytes recv
+        # returns (no copy out of the read buffer; its pages are touched only as its
+        # bytes arrive), except while recv_streaming waits for pieces.
+        protocol.direct_max = _DIRECT_MAX
+        # One buffer, one sendall per message: a client masks every payload into a copy
+        # anyway, so it goes behind the header; a server copies a short one (cheaper
+        # than a sendmsg of two buffers) and sends a long one from the caller's object.
+        protocol.inline_max = _INLINE_ANY if protocol.is_client else _INLINE_SERVER
+        # Pongs are sent by the thread holding the write lock (_flush), never by the
+        # reading thread inside the core: then only a writer touches the core's output,
+        # and a send writes the core's own buffer (single_output) without a copy.
+        protocol.auto_pong = False
         self._closed = threading.Event()
-        self._is_closed = False  # _closed.is_set(), as a plain attribute for the hot path
         self._failure: BaseException | None = None
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._sendmsg = None if self._tls else getattr(sock, "sendmsg", None)
         self._recv_into = sock.recv_into
         self._sendall = sock.sendall
+        self._wire = _Wire(self, protocol, self._queue)
         self._pings = PingTracker(options.ping_interval, options.ping_timeout, time.monotonic())
         if options.write_timeout is not None:
             _set_send_timeout(sock, options.write_timeout)
@@ -170,20 +219,20 @@ class Connection:
         ConnectionClosedOK/ConnectionClosedError once it is closed; ConcurrencyError
         while another thread is receiving.
         """
-        message = self._next(timeout)
+        message = self._wire.next(timeout)
         return message if decode is None else _converted(message, decode)
 
     def recv_streaming(self, decode: bool | None = None) -> Iterator[_Data]:
         """The next message as an iterator of its pieces as they arrive (``str`` for
         text, ``bytes`` for binary, owned; ``decode`` as in :meth:`recv`).
 
-        Memory stays bounded whatever the message's size: each piece is what one read
-        brought, handed out before the next read. The limits and checks still apply
+        Memory stays bounded whatever the message's size: each piece is a frame of up
+        to 1 MiB, or what one read brought of a longer one, handed out before the next
+        read. The limits and checks still apply
         as the pieces arrive (a violation fails the connection and the iterator raises
         ConnectionClosedError). One reader at a time, until the iterator ends.
         """
-        receiving = self._receiving
-        if not receiving.acquire(False):
+        if not self._wire.take_reader():
             raise ConcurrencyError("another thread is already receiving on this connection")
         try:
             if self._queue:
@@ -191,12 +240,15 @@ class Connection:
                 yield _converted(message, decode)
                 return
             pieces: collections.deque[tuple[bytes, bool, bool]] = collections.deque()
+            rx = self._wire
             with self._proto_lock:
                 # What came of the message already is its first piece.
-                if self._parts:
-                    pieces.append((b"".join(self._parts), False, self._parts_text))
-                    self._parts = []
-                self._stream = pieces
+                arrived = rx.take_arriving()
+                if arrived is not None:
+                    pieces.append(arrived)
+                rx.stream = pieces
+                # Pieces as they arrive: no message read whole into its own bytes.
+                self.protocol.direct_max = 0
             decoder = None
             while True:
                 while pieces:
@@ -219,67 +271,29 @@ class Connection:
             self._wait_closed()
             raise self._closed_error()
         finally:
-            self._stream = None
-            receiving.release()
+            self._wire.stream = None
+            self.protocol.direct_max = _DIRECT_MAX
+            self._wire.drop_reader()
 
     def __iter__(self) -> Iterator[_Data]:
         """Every message until the connection closes normally (ConnectionClosedError
         otherwise)."""
+        next_message = self._wire.next
         with contextlib.suppress(ConnectionClosedOK):
             while True:
-                yield self.recv()
+                yield next_message(None)
 
-    def _next(self, timeout: float | None) -> _Data:
-        queue = self._queue
-        if queue:
-            return queue.popleft()
-        # One application reader at a time; the mark is a lock so that two threads
-        # can never both take it.
-        receiving = self._receiving
-        if not receiving.acquire(False):
-            raise ConcurrencyError("another thread is already receiving on this connection")
-        try:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            with self._read_lock:
-                while not queue:
-                    if self._is_closed or self.protocol.close_expected():
-                        break
-                    self._read(deadline)
-            if queue:
-                return queue.popleft()
-            if self._answer_pending:
-                self._finish()
-            self._wait_closed()
-            raise self._closed_error()
-        finally:
-            receiving.release()
+    def _no_more_messages(self) -> None:
+        # The application's reader found the stream over: answer the peer's Close if it
+        # is owed, wait for the end of TCP, raise why it ended.
+        if self._answer_pending:
+            self._finish()
+        self._wait_closed()
+        raise self._closed_error()
 
     def _read(self, deadline: float | None) -> None:
-        # One read, and what follows from it; called with _read_lock held.
-        if deadline is not None and not self._readable(deadline - time.monotonic()):
-            raise TimeoutError("no message within the timeout")
-        try:
-            if self._bulk:
-                # A large message is arriving: read it in large pieces into this
-                # thread's scratch buffer and let the protocol copy them (a memcpy is
-                # cheaper than the reads a small buffer would take).
-                scratch = _scratch()
-                n = self._recv_into(scratch)
-                # Until a read brings what the protocol's own small buffer would have
-                # held: a large message arrives in reads of whatever the sender
-                # managed, rarely a full buffer.
-                self._bulk = n > _BULK_MIN
-                self._after_events(scratch[:n] if n else None, n)
-                return
-            view = self.protocol.get_buffer()
-            n = self._recv_into(view)
-        except (OSError, ValueError) as error:  # ValueError: the socket was closed under us
-            self._lost(error)
-            return
-        # Small reads go straight into the protocol's buffer (no copy); one that fills
-        # it says more is waiting.
-        self._bulk = n == len(view) and n > 0
-        self._after_events(None, n)
+        # One read and what follows from it; called with _read_lock held.
+        self._wire.read(deadline)
 
     def _readable(self, timeout: float) -> bool:
         if self._tls and self.socket.pending():
@@ -309,89 +323,82 @@ class Connection:
         """Read what has arrived without waiting, unless someone is reading or the queue
         is full (then reading pauses: the peer waits for the application); False then."""
         limit = self.options.max_queue
-        if self._receiving.locked() or not self._read_lock.acquire(blocking=False):
+        if self._wire.has_reader() or not self._read_lock.acquire(blocking=False):
             return False
         try:
             while not self._closed.is_set() and self._readable(0.0):
-                # A message still arriving (its pieces in _parts) is left to the
+                # A message still arriving (its first pieces held) is left to the
                 # application's recv: drained, it would be held whole, whatever its size.
-                if (limit is not None and len(self._queue) >= limit) or self._parts:
+                if (limit is not None and len(self._queue) >= limit) or self._wire.arriving():
                     return False
-                self._read(None)
+                if not self._tls:
+                    self._read(None)
+                elif not self._read_tls_nowait():
+                    return False
         finally:
             self._read_lock.release()
         return True
 
+    def _read_tls_nowait(self) -> bool:
+        """One read of what TLS can decrypt now, never waiting (the rest of a record,
+        a peer that sent half of one and stopped); False if there was nothing whole, or
+        a send is under way. Called with _read_lock held."""
+        # A TLS read waits for a whole record, and the socket is blocking: made
+        # non-blocking for this read, which only a holder of both locks may do (a send
+        # on it now would fail with SSLWantWriteError).
+        if not self._write_lock.acquire(blocking=False):
+            return False
+        sock = self.socket
+        try:
+            timeout = sock.gettimeout()
+            sock.setblocking(False)
+            try:
+                n = self._recv_into(self.protocol.get_buffer(-1))
+            finally:
+                sock.settimeout(timeout)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False  # no whole record yet: the next keepalive tick looks again
+        except (OSError, ValueError) as error:
+            self._lost(error)
+            return False
+        finally:
+            self._write_lock.release()
+        self._parsed(n)
+        return True
+
     def _process_data(self, data: bytes | memoryview) -> None:
-        self._after_events(data, 0)
+        # Bytes that came before the connection was made (read with the handshake):
+        # into the core's buffer, as if read.
+        view = memoryview(data).cast("B")
+        pos = 0
+        while pos < len(view) and self.protocol.reading:
+            buffer = self.protocol.get_buffer(-1)
+            n = min(len(buffer), len(view) - pos)
+            buffer[:n] = view[pos : pos + n]
+            pos += n
+            self._parsed(n)
 
-    def _after_events(self, data: bytes | memoryview | None, n: int) -> None:
-        # Bytes in (``data``, or ``n`` read into the protocol's buffer, 0: end of
-        # stream), then what the events they make call for.
-        protocol = self.protocol
-        queue = self._queue
-        with self._proto_lock:
-            if data is not None:
-                protocol.receive_data(data)
-            elif n:
-                protocol.buffer_updated(n)
-            else:
-                protocol.receive_eof()
-            events = protocol.events_received()
-            closing = protocol.close_expected()
-            if closing and (protocol.close_initiator == "remote" or protocol.error is not None):
-                # RFC 6455 §5.5.1: "An endpoint MAY delay sending a Close frame until its
-                # current message is sent": the application may still answer the
-                # messages that came before the peer's Close (or before a violation);
-                # the Close goes out with its first send, or once it has read them all.
-                self._answer_pending = bool(queue) or any(
-                    type(event) is Chunk and event.message_finished for event in events
-                )
-        flush = False
-        for event in events:
-            kind = type(event)
-            if kind is Chunk:
-                self._piece(event)  # type: ignore[arg-type]
-            elif kind is Ping or kind is Close:
-                flush = True
-            elif kind is Pong:
-                assert isinstance(event, Pong)
-                for waiter, latency in self._pings.pong(event.data, time.monotonic()):
-                    waiter._resolve(latency)
-        if closing:
-            if protocol.error is not None:
-                log.debug("%s: failed: %s", self.remote_address, protocol.error)
-            if not self._answer_pending:
-                self._finish()
-        elif flush:
-            self._flush()
+    def _parsed(self, n: int) -> None:
+        # ``n`` bytes were read into the core's buffer (0: end of stream).
+        self._wire.parsed(n)
 
-    def _piece(self, chunk: Chunk) -> None:
-        # The core streams every message (Chunk events: views into its buffer, valid
-        # until the next read): a message in one piece is copied out whole; pieces go
-        # to a waiting recv_streaming, or are kept until their message is complete.
-        data = chunk.data
-        text = chunk.opcode == 1
-        stream = self._stream
-        if stream is not None:
-            # recv_streaming's message: handed over piece by piece (the next message's
-            # pieces, after its last, are kept as usual).
-            stream.append((bytes(data), chunk.message_finished, text))
-            if chunk.message_finished:
-                self._stream = None
-            return
-        parts = self._parts
-        if chunk.message_finished and not parts:
-            self._queue.append(str(data, "utf-8") if text else bytes(data))
-            return
-        if not parts:
-            self._parts_text = text
-        parts.append(bytes(data))
-        if chunk.message_finished:
-            whole = b"".join(parts)
-            self._parts = []
-            # Text was checked by the core as it came; decoding is the copy to str.
-            self._queue.append(whole.decode() if self._parts_text else whole)
+    @property
+    def _answer_pending(self) -> bool:
+        # The peer's Close is in but not yet answered: messages before it are queued.
+        return self._wire.answer_pending
+
+    @_answer_pending.setter
+    def _answer_pending(self, value: bool) -> None:
+        self._wire.answer_pending = value
+
+    @property
+    def _is_closed(self) -> bool:
+        # _closed.is_set(), as a plain attribute for the hot path.
+        return self._wire.closed
+
+    @_is_closed.setter
+    def _is_closed(self, value: bool) -> None:
+        self._wire.closed = value
 
     # -- sending --------------------------------------------------------------------
 
@@ -402,31 +409,16 @@ class Connection:
         Safe from several threads at once. Blocks while the peer does not read (the
         kernel's send buffer is the only write buffer). ConnectionClosed once closed.
         """
-        protocol = self.protocol
         kind = type(message)
-        with self._write_lock:
-            if kind is bytes or kind is str or isinstance(message, (bytearray, memoryview)):
-                with self._proto_lock:
-                    # Anything but OPEN (a Close sent, received or owed, the stream
-                    # ended) takes the slow check; it raises unless a Close is owed.
-                    if (
-                        self._answer_pending
-                        or self._is_closed
-                        or protocol.close_sent is not None
-                        or protocol.close_expected()
-                    ):
-                        self._check_open()
-                    if kind is str:
-                        protocol.send_text(message)  # type: ignore[arg-type]
-                    else:
-                        protocol.send_binary(message)  # type: ignore[arg-type]
-                    out = protocol.data_to_send()
-                    answered = self._answer_pending and self._answered()
-                self._write(out)
-            else:
+        if kind is str:
+            answered = self._wire.send(1, message.encode())  # type: ignore[union-attr]
+        elif kind is bytes or isinstance(message, (bytearray, memoryview)):
+            answered = self._wire.send(2, message)
+        else:
+            with self._write_lock:
                 answered = self._send_fragments(message)
         if answered:
-            self._shut(wait_eof=protocol.is_client)
+            self._shut(wait_eof=self.protocol.is_client)
 
     def _send_fragments(self, message: Any) -> bool:
         # With _write_lock held: RFC 6455 §5.4 "the fragments of one message MUST NOT be
@@ -500,10 +492,20 @@ class Connection:
 
     def _flush(self) -> None:
         """Send what the protocol queued on its own (pongs, a Close)."""
+        core: Protocol = self.protocol
         with self._write_lock:
             with self._proto_lock:
                 self._answer_pending = False
-                out = self.protocol.data_to_send()
+                pings = self._wire.pings
+                if pings:
+                    self._wire.pings = []
+                    # RFC 6455 §5.5.2: a Pong for each Ping, "unless it already received
+                    # a Close frame": a Ping that came before the peer's Close is still
+                    # answered, ahead of the answering Close; none after ours.
+                    for payload in pings:
+                        if core.state is ConnectionState.OPEN or core.close_pending():
+                            core.send_pong(payload)
+                out = core.data_to_send()
             if out:
                 with contextlib.suppress(ConnectionClosed):
                     self._write(out)
@@ -714,20 +716,407 @@ class Connection:
         return f"<wsio.sync.Connection {self.remote_address} {self.state.name}>"
 
 
-_local = threading.local()
-# Reads of a large message go into a buffer this size, one per reading thread.
-_SCRATCH_SIZE = 262144
-# A read in bulk mode bringing no more than this (the core's smallest read buffer) goes
-# back to the protocol's own buffer: messages of a few KiB then take one read each.
-_BULK_MIN = 4096
+# What _Wire.parse reports: a message ended in this read; a Ping or Close came
+# (something is owed to the peer: _flush).
+_ENDED = 1
+_FLUSH = 2
 
 
-def _scratch() -> memoryview:
-    try:
-        return _local.scratch  # type: ignore[no-any-return]
-    except AttributeError:
-        _local.scratch = memoryview(bytearray(_SCRATCH_SIZE))
-        return _local.scratch  # type: ignore[no-any-return]
+class _Wire:
+    """The per-message path of one :class:`Connection` (compiled: a cdef class, every
+    field and call below at C level): a message sent with one write; reads into the
+    core's buffer turned into whole messages on the connection's queue (owned
+    ``bytes``/``str``), or into the pieces a waiting ``recv_streaming`` takes; Pings
+    noted (owed a Pong: the connection's _flush) and Pongs. The rest (closing, failing,
+    keepalive) is the connection's, called back through ``conn``."""
+
+    def __init__(self, conn: Connection, core: Protocol, queue: collections.deque[_Data]) -> None:
+        self.conn = conn
+        self.core = core
+        self.queue = queue
+        # The locks' and the queue's methods, bound once: a call per message then
+        # neither looks the method up nor makes a bound method (measured: a third of
+        # what a round trip of 32 B cost beyond the plain socket's, in instructions).
+        self.write_acquire = conn._write_lock.acquire
+        self.write_release = conn._write_lock.release
+        self.proto_acquire = conn._proto_lock.acquire
+        self.proto_release = conn._proto_lock.release
+        self.read_acquire = conn._read_lock.acquire
+        self.read_release = conn._read_lock.release
+        self.claim = conn._receiving.acquire
+        self.unclaim = conn._receiving.release
+        self.locked = conn._receiving.locked
+        self.reader = False  # compiled: the application's reader (see take_reader)
+        self.put = queue.append
+        self.take = queue.popleft
+        self.sendall = conn._sendall
+        self.recv_into = conn._recv_into
+        #: The peer's Close is in but not yet answered: messages before it are queued.
+        self.answer_pending = False
+        #: The connection is closed (the socket too): Connection._closed, as a flag.
+        self.closed = False
+        #: recv_streaming's pieces while it waits for its message: (piece, last, text).
+        self.stream: collections.deque[tuple[bytes, bool, bool]] | None = None
+        #: A message is arriving: its first pieces are held until its last comes.
+        self.partial = False
+        #: Payloads of Pings not answered yet, and of Pongs not yet matched to pings.
+        self.pings: list[bytes] = []
+        self.pongs: list[bytes] = []
+        self._kind = 0  # the opcode of the message arriving: 1 text, 2 binary
+        # Compiled, a client without compression masks long payloads block by block.
+        self.mask_blocks = bool(cython.compiled and core.is_client and not core.extensions)
+        # Its pieces so far: compiled, a bytes object grown in place (protocol.pxd's
+        # wsio_acc_*: handed out without a copy); pure, a bytearray.
+        self._acc = bytearray()
+
+    # -- sending --------------------------------------------------------------------
+
+    def send(self, opcode: cython.int, data: Any) -> cython.int:
+        """Send one message in one frame: one sendall of the core's own buffer (header
+        and payload together: a server's short payload, a client's masked one), one
+        sendmsg (a server's long payload, not copied) or a client's long payload masked
+        and sent a block at a time. Returns 1 when that also answered the peer's Close
+        (the caller then closes TCP)."""
+        core = self.core
+        conn = self.conn
+        answered: cython.int = 0
+        self.write_acquire()
+        try:
+            if (
+                self.answer_pending
+                or self.closed
+                or core.close_sent is not None
+                or core.close_expected()
+                or core.close_pending()
+            ):
+                # Anything but OPEN (a Close sent, received or owed, the stream ended):
+                # checked under the protocol lock; it raises unless a Close is owed.
+                self.proto_acquire()
+                try:
+                    conn._check_open()
+                    core.send_data(opcode, data)
+                    out = core.data_to_send()
+                    answered = conn._answered()
+                finally:
+                    self.proto_release()
+                conn._write(out)
+                return answered
+            # OPEN: the core's send side is only touched by holders of the write lock
+            # (the reader leaves Pongs to _flush), so no protocol lock for the message.
+            if (
+                self.mask_blocks
+                and (len(data) if type(data) is bytes else memoryview(data).nbytes) > _MASK_BLOCK
+            ):
+                return self._send_masked(opcode, data)
+            core.send_data(opcode, data)
+            tail = core.single_output()
+            if tail is None:
+                # A long payload, queued as its own buffer (or a Close just came to be
+                # owed): the list, under the protocol lock like every Close.
+                self.proto_acquire()
+                try:
+                    out = core.data_to_send()
+                    answered = self.answer_pending and conn._answered()
+                finally:
+                    self.proto_release()
+                conn._write(out)
+                return answered
+            try:
+                self.sendall(tail)
+            except (OSError, ValueError) as error:
+                conn._lost(error)
+                raise conn._closed_error() from error
+            finally:
+                core.clear_output()
+        finally:
+            self.write_release()
+        return 0
+
+    def _send_masked(self, opcode: cython.int, data: Any) -> cython.int:
+        """Compiled, write lock held, OPEN: a client's long message in one frame, its
+        payload masked a block at a time into a small buffer that each sendall writes
+        from (in cache), not masked whole into a copy of its size first."""
+        if cython.compiled:
+            view = cython.declare(buffer_t)
+            key = cython.declare(key_t)
+            PyObject_GetBuffer(data, cython.address(view), PyBUF_SIMPLE)
+            try:
+                header = self.core.data_header(opcode, view.len, cython.cast(uchar_ptr, key))
+                hsize: cython.Py_ssize_t = len(header)
+                block = PyByteArray_FromStringAndSize(cython.NULL, hsize + _MASK_BLOCK)
+                whole = memoryview(block)
+                p = cython.cast(uchar_ptr, PyByteArray_AS_STRING(block))
+                src = cython.cast(uchar_ptr, view.buf)
+                memcpy(p, PyBytes_AS_STRING(header), hsize)  # the first block follows it
+                off: cython.Py_ssize_t = hsize
+                pos: cython.Py_ssize_t = 0
+                k: cython.Py_ssize_t
+                try:
+                    while pos < view.len:
+                        k = view.len - pos if view.len - pos < _MASK_BLOCK else _MASK_BLOCK
+                        # RFC 6455 §5.3: "Octet i of the transformed data
+                        # ("transformed-octet-i") is the XOR of octet i of the original
+                        # data ("original-octet-i") with octet at index i modulo 4 of the
+                        # masking key ("masking-key-octet-j")": i counts from the
+                        # payload's start, so each block starts at key index pos % 4.
+                        wsio_mask_xor(p + off, src + pos, k, key, pos)
+                        self.sendall(whole[: off + k])
+                        pos += k
+                        off = 0
+                except (OSError, ValueError) as error:
+                    self.conn._lost(error)
+                    raise self.conn._closed_error() from error
+            finally:
+                PyBuffer_Release(cython.address(view))
+        return 0
+
+    # -- receiving ------------------------------------------------------------------
+
+    def next(self, timeout: Any) -> Any:
+        """The next message, reading as needed (Connection.recv without ``decode``)."""
+        queue = self.queue
+        if queue:
+            return self.take()
+        # One application reader at a time; the mark is a lock so that two threads
+        # can never both take it.
+        if not self.take_reader():
+            raise ConcurrencyError("another thread is already receiving on this connection")
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            self.read_acquire()
+            try:
+                while not queue:
+                    if self.closed or self.core.close_expected():
+                        break
+                    self.read(deadline)
+            finally:
+                self.read_release()
+            if queue:
+                return self.take()
+            self.conn._no_more_messages()
+        finally:
+            self.drop_reader()
+        return None  # not reached: _no_more_messages raises
+
+    def take_reader(self) -> cython.bint:
+        """Mark the calling thread as the application's one reader; False if another
+        thread is. Compiled, a flag: its test and its set run holding the GIL with no
+        Python code between them, so two threads never both take it (and a lock's
+        acquire costs ~500 instructions); pure Python, the connection's lock."""
+        if cython.compiled:
+            if self.reader:
+                return False
+            self.reader = True
+            return True
+        else:
+            return bool(self.claim(False))
+
+    def drop_reader(self) -> cython.int:
+        """The application's reader is done."""
+        if cython.compiled:
+            self.reader = False
+        else:
+            self.unclaim()
+        return 0
+
+    def has_reader(self) -> cython.bint:
+        """True while an application thread is receiving."""
+        if cython.compiled:
+            return self.reader
+        else:
+            return bool(self.locked())
+
+    def read(self, deadline: Any) -> cython.int:
+        """One read into the core's buffer (its size is the core's choice: a frame up to
+        1 MiB whole, else up to 256 KiB at a time), and what follows from it; called
+        with the read lock held (the core's receive side is only the reader's)."""
+        if deadline is not None and not self.conn._readable(deadline - time.monotonic()):
+            raise TimeoutError("no message within the timeout")
+        n: cython.Py_ssize_t
+        try:
+            n = self.recv_into(self.core.get_buffer(-1))
+        except (OSError, ValueError) as error:  # ValueError: the socket was closed under us
+            self.conn._lost(error)
+            return 0
+        return self.parsed(n)
+
+    def parsed(self, n: cython.Py_ssize_t) -> cython.int:
+        """``n`` bytes were read into the core's buffer (0: end of stream): parse them
+        into messages, then what the rest calls for (Pongs, the closing handshake)."""
+        core = self.core
+        conn = self.conn
+        ended: cython.int = 0
+        self.proto_acquire()
+        try:
+            if n:
+                ended = self.parse(n)
+            else:
+                core.receive_eof()
+            closing = core.close_expected()
+            if closing and (core.close_initiator == "remote" or core.error is not None):
+                # RFC 6455 §5.5.1: "An endpoint MAY delay sending a Close frame until its
+                # current message is sent": the application may still answer the
+                # messages that came before the peer's Close (or before a violation);
+                # the Close goes out with its first send, or once it has read them all.
+                self.answer_pending = bool(self.queue) or bool(ended & _ENDED)
+            pongs = self.pongs
+            if pongs:
+                self.pongs = []
+        finally:
+            self.proto_release()
+        if pongs:
+            now = time.monotonic()
+            for payload in pongs:
+                for waiter, latency in conn._pings.pong(payload, now):
+                    waiter._resolve(latency)
+        if closing:
+            if core.error is not None:
+                log.debug("%s: failed: %s", conn.remote_address, core.error)
+            if not self.answer_pending:
+                conn._finish()
+        elif ended & _FLUSH:
+            conn._flush()
+        return 0
+
+    def parse(self, n: cython.Py_ssize_t) -> cython.int:
+        """Walk the pieces ``n`` more bytes complete (the core's C path; a data piece
+        is copied out once, here). Returns _ENDED and _FLUSH bits."""
+        core = self.core
+        found: cython.int = 0
+        op: cython.int
+        core.add_bytes(n)
+        try:
+            while core.reading and core.next_piece():
+                op = core.frame.opcode
+                if op >= 8 or core.piece_inflates():
+                    # Control frames (the closing handshake) and compressed data: the
+                    # core's own handling, into events.
+                    core.handle_piece()
+                    events = core.take_events()
+                    if events is not None:
+                        found |= self._events(events)
+                    continue
+                if op:
+                    self._kind = op
+                if cython.compiled:
+                    # A message read in place is its own bytes: kept, not copied.
+                    found |= self._data(
+                        core.piece_data(),
+                        core.piece_length,
+                        core.piece_bytes(),
+                        core.piece_ends_frame and core.frame.fin,
+                    )
+                else:
+                    found |= self._data(
+                        None, 0, core.piece_view(), core.piece_ends_frame and core.frame.fin
+                    )
+        except Exception as exc:  # a violation, or a bug (1011): the connection fails
+            core.fail_with_error(exc)
+        return found
+
+    def _events(self, events: list[Any]) -> cython.int:
+        found: cython.int = 0
+        for event in events:
+            kind = type(event)
+            if kind is Chunk:
+                # A compressed message's piece, inflated (owned bytes).
+                chunk: Chunk = event
+                data = chunk.data
+                self._kind = chunk.opcode
+                if cython.compiled:
+                    found |= self._data(
+                        cython.cast(uchar_ptr, PyBytes_AS_STRING(data)),
+                        len(data),
+                        data,
+                        chunk.message_finished,
+                    )
+                else:
+                    found |= self._data(None, 0, data, chunk.message_finished)
+            elif kind is Ping:
+                self.pings.append(event.data)
+                found |= _FLUSH
+            elif kind is Pong:
+                self.pongs.append(event.data)
+            elif kind is Close:
+                found |= _FLUSH
+        return found
+
+    def _data(self, p: uchar_ptr, n: cython.Py_ssize_t, data: Any, done: cython.bint) -> cython.int:
+        # One piece of a data message: compiled, ``p``/``n`` (``data``, when given, is
+        # the bytes object they point into); pure, ``data``. ``done``: it ends the message.
+        text: cython.bint = self._kind == 1
+        stream = self.stream
+        if stream is not None or not (done and not self.partial):
+            if stream is None:
+                self.partial = not done
+                if cython.compiled:
+                    wsio_acc_append(
+                        cython.address(self._accp),
+                        cython.address(self._acc_len),
+                        cython.cast(cython.p_char, p),
+                        n,
+                    )
+                else:
+                    self._acc += data
+                if not done:
+                    return 0
+                message = self._take()
+                self.put(message.decode() if text else message)
+                return _ENDED
+            # recv_streaming's message: handed over piece by piece (the next message's
+            # pieces, after its last, are kept as usual).
+            if data is not None and type(data) is bytes:
+                piece = data
+            elif cython.compiled:
+                piece = PyBytes_FromStringAndSize(cython.cast(cython.p_char, p), n)
+            else:
+                piece = bytes(data)
+            stream.append((piece, done, text))
+            if done:
+                self.stream = None
+                return _ENDED
+            return 0
+        # A message in one piece: one copy out of the read buffer (text: one decode;
+        # the core checked its UTF-8 as it came).
+        if cython.compiled:
+            if text:
+                self.put(PyUnicode_DecodeUTF8(cython.cast(cython.p_char, p), n, b"strict"))
+            elif data is not None and type(data) is bytes:
+                self.put(data)  # read in place, or inflated: already owned
+            else:
+                self.put(PyBytes_FromStringAndSize(cython.cast(cython.p_char, p), n))
+        else:
+            self.put(str(data, "utf-8") if text else bytes(data))
+        return _ENDED
+
+    def arriving(self) -> cython.bint:
+        """True while a message is arriving: its first pieces held, or it is read in
+        place (compiled: into its own bytes) and not all in."""
+        return self.partial or self.core.reading_direct()
+
+    def take_arriving(self) -> tuple[bytes, bool, bool] | None:
+        """What arrived of the message arriving (owned), False (not its last piece),
+        and whether it is text; its rest will come in pieces. None if none is."""
+        if self.partial:
+            return self._take(), False, self._kind == 1
+        first = self.core.leave_direct()
+        if first is None:
+            return None
+        self._kind = self.core.frame.opcode  # no piece of it was handed out yet
+        return first, False, self._kind == 1
+
+    def _take(self) -> bytes:
+        self.partial = False
+        if cython.compiled:
+            return wsio_acc_take(cython.address(self._accp), cython.address(self._acc_len))
+        else:
+            whole = bytes(self._acc)
+            self._acc = bytearray()
+            return whole
+
+    def __dealloc__(self) -> None:
+        if cython.compiled:
+            wsio_acc_clear(cython.address(self._accp), cython.address(self._acc_len))
 
 
 def _converted(message: _Data, decode: bool | None) -> _Data:

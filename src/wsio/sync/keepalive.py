@@ -21,6 +21,8 @@ import threading
 import time
 from typing import Any
 
+from wsio.server import threads_without_signals
+
 __all__ = ["schedule"]
 
 log = logging.getLogger("wsio")
@@ -51,7 +53,8 @@ class _Scheduler:
                 self._thread = threading.Thread(
                     target=self._run, name="wsio-keepalive", daemon=True
                 )
-                self._thread.start()
+                with threads_without_signals():  # Ctrl-C is the main thread's
+                    self._thread.start()
         with contextlib.suppress(OSError):  # full: a wake-up is already pending
             self._wake_out.send(b"\0")
 

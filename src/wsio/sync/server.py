@@ -10,6 +10,7 @@ for the server, every hook passed through, ``origins=``, a deadline of
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import socket
@@ -79,6 +80,7 @@ class Server:
         self._threads = ThreadedServer(
             listener, self._serve_one, max_connections=max_connections, logger=log
         )
+        _limit_malloc_arenas()
 
     def _upgrader(self, upgrader_options: dict[str, Any]) -> Upgrader:
         # The hooks the caller gave run as given, wrapped to keep what the Connection
@@ -258,6 +260,29 @@ def _tls_handshake(
     # What the opening handshake may take is the rest of the same deadline.
     stream.settimeout(None if deadline is None else max(0.001, deadline - time.monotonic()))
     return stream
+
+
+def _limit_malloc_arenas() -> None:
+    """At most two glibc malloc arenas in this process (once; not if the operator set
+    ``MALLOC_ARENA_MAX``; nothing off glibc)."""
+    # glibc gives each new thread a malloc arena of its own (up to 8 per core), and each
+    # reserves 64 MiB of address space: with a thread per connection, a server under
+    # RLIMIT_AS (or a 32-bit one) runs out of address space on arenas long before
+    # memory, and then fails inside threads already started. Process-wide, as
+    # MALLOC_ARENA_MAX=2 would be: the cause is this server's thread per connection.
+    global _arenas_limited
+    if _arenas_limited or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    _arenas_limited = True
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return  # not glibc
+    mallopt(_M_ARENA_MAX, 2)
+
+
+_M_ARENA_MAX = -8  # glibc's malloc.h
+_arenas_limited = False
 
 
 def _is_socket(path: str) -> bool:

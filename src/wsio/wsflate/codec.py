@@ -6,6 +6,11 @@ message. Both keep the LZ77 window between messages (context takeover) unless to
 to. :class:`~wsio.wsflate.Reader` and :class:`~wsio.wsflate.Writer` put them on streams;
 the one-shot helpers and the connection classes use them directly.
 
+The defaults (:data:`DEFAULT_LEVEL` 1, memLevel 8, and no context takeover in
+:data:`~wsio.wsflate.DEFAULT_PARAMETERS`) are for a realtime server: the least CPU per
+message, and no zlib memory held by an idle connection. Each message is compressed on
+its own, so its latency does not depend on what went before.
+
 Memory: a zlib compressor costs about ``2**(window_bits + 2) + 2**(mem_level + 9)`` bytes
 plus 6 KB (256 KB at 15/8), a decompressor ``2**window_bits`` plus 7 KB once it has
 inflated anything. Without context takeover a compressor holds nothing between messages,
@@ -43,17 +48,19 @@ SYNC_TAIL: Final = b"\x00\x00\xff\xff"
 #: empty stored block, all that is left of an empty message once the tail is removed.
 _EMPTY_MESSAGE: Final = b"\x00"
 
-#: zlib's level 6 (its own default): most of level 9's ratio at about half its time.
-DEFAULT_LEVEL: Final = 6
+#: zlib's level 1 (Z_BEST_SPEED, aiohttp's choice too): on JSON-ish text 2-4x the speed
+#: of level 6 for about a quarter more bytes (bench/results/compression.md), the same on
+#: a few hundred bytes; a realtime server spends its CPU on messages, not on ratio.
+DEFAULT_LEVEL: Final = 1
 #: zlib's default memory level (the hash table and the literal buffer: 2**(8+9) bytes).
 DEFAULT_MEM_LEVEL: Final = 8
 
 # Compressed input handed to zlib per call: a call that stops at its output limit copies
 # what it did not consume (``unconsumed_tail``), so bounding the input bounds the copy.
 _INPUT_CHUNK: Final = 65536
-# Decompressed bytes asked of zlib per call when reading a whole message.
+# Decompressed bytes asked of zlib per call when a message is read in pieces.
 _OUTPUT_CHUNK: Final = 65536
-# Compressed payloads up to this size are inflated in one call with the tail appended.
+# Compressed payloads up to this size are inflated with the tail appended (one call).
 _SMALL_INPUT: Final = 65536
 # Pooled compressors kept per configuration; more in use at once are made and dropped.
 _POOL_LIMIT: Final = 16
@@ -324,12 +331,15 @@ class Decompressor:
 
         b"" means: feed more input, or (once :attr:`done`) the message is complete.
         """
+        return self._inflate([], n)
+
+    def _inflate(self, chunks: list[bytes], n: int) -> bytes:
+        # read(), after ``chunks`` already inflated: all of them joined once.
         obj = self._obj
         if obj is None:
             obj = self._obj = (
                 self._factory() if self._factory else zlib.decompressobj(-self.window_bits)
             )
-        chunks: list[bytes] = []
         while True:
             piece: BytesLike
             data = self._input
@@ -411,7 +421,10 @@ class Decompressor:
             obj = self._obj = (
                 self._factory() if self._factory else zlib.decompressobj(-self.window_bits)
             )
-        want = _OUTPUT_CHUNK if budget >= _OUTPUT_CHUNK else budget + 1
+        # As much as half the limit in one call, so that the whole message is made once;
+        # zlib's output blocks and the bytes they are joined into are then at most the
+        # limit together, and a bomb goes on in bounded chunks (read) until it hits it.
+        want = min(budget + 1, max(budget >> 1, _OUTPUT_CHUNK))
         try:
             # RFC 7692 §7.2.2: "Append 4 octets of 0x00 0x00 0xff 0xff to the tail end of
             # the payload of the message. Decompress the resulting data using DEFLATE."
@@ -428,7 +441,7 @@ class Decompressor:
                 self.done = True
             return out
         # A large output: go on in bounded chunks from where zlib stopped.
-        if len(out) > self._budget:
+        if len(out) > budget:
             self._obj = None
             raise PayloadTooBigError(
                 f"message is over {self.max_message_size} bytes after decompression"
@@ -437,7 +450,7 @@ class Decompressor:
         self._more = self._tail_fed = True
         rest = obj.unconsumed_tail
         self._input = memoryview(rest) if rest else None
-        return out + self.read(-1)
+        return self._inflate([out], -1)
 
     def reset(self) -> None:
         """Drop the window and any message in progress (for reuse on a new connection)."""

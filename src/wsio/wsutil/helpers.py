@@ -1,11 +1,12 @@
 """One-call helpers: read or write a whole message on a connection.
 
 The ``read_*`` helpers read exactly the bytes of one message (nothing ahead), so they
-can be mixed with any other reads of the same stream. They answer pings and the
-closing handshake themselves, on the same connection: don't write to it from another
-thread meanwhile unless it is a :class:`wsio.LockedSink`. Bad input from the peer is
-answered with the right Close frame (1002, 1007 or 1009) before the exception reaches
-the caller.
+can be mixed with any other reads of the same stream. (Compiled, a message in one frame
+on a plain socket is read with a look at its header, MSG_PEEK, then one ``readv``.)
+They answer pings and the closing handshake themselves, on the same connection: don't
+write to it from another thread meanwhile unless it is a :class:`wsio.LockedSink`. Bad
+input from the peer is answered with the right Close frame (1002, 1007 or 1009) before
+the exception reaches the caller.
 
 The ``write_*`` helpers send a whole message in one call. On a :class:`wsio.LockedSink`
 they are safe from several threads at once: each message goes out whole, never
@@ -18,14 +19,14 @@ from __future__ import annotations
 import threading
 from typing import NamedTuple, Protocol
 
-from wsio._engine.framing import Frame, Header, encode_header_into
+from wsio._engine.framing import Header
 from wsio._engine.limits import DEFAULT_MAX_MESSAGE_SIZE
-from wsio._engine.mask import mask_into
 from wsio.exceptions import ProtocolError
-from wsio.frameio import Sink, Source, write_all, write_frame
-from wsio.frames import OpCode, State, header_size, new_mask
+from wsio.frameio import Sink, Source
+from wsio.frames import OpCode, State
 from wsio.wsutil.handler import ControlHandler, write_close
 from wsio.wsutil.reader import Reader
+from wsio.wsutil.writer import send_message
 
 __all__ = [
     "Message",
@@ -109,25 +110,16 @@ def read_server_message(source: Source, messages: list[Message] | None = None) -
 
 
 class _Readers(threading.local):
-    """One exact (``buffer_size=0``) Reader per thread, reset for each call: a message
-    read by the helpers costs no Reader, buffer or handler of its own."""
+    """One exact (``buffer_size=0``) Reader per thread, reused from call to call: a
+    message read by the helpers costs no Reader, buffer or handler of its own."""
 
     reader: Reader | None = None
+    state = 0  # the side its reader was made or reset for
 
 
 _readers = _Readers()
-
-
-def _exact_reader(conn: Connection, state: State | int, max_message_size: int) -> Reader:
-    # A Reader reset onto ``conn``: nothing of a previous call (or of a call that
-    # raised mid-message) survives reset(); it reads nothing ahead, like a new one.
-    reader = _readers.reader
-    if reader is None:
-        reader = _readers.reader = Reader(conn, state, buffer_size=0)
-    else:
-        reader.reset(conn, state)
-    reader.max_message_size = max_message_size
-    return reader
+# The OpCode of each data opcode, looked up rather than made per message.
+_DATA_OPCODES = {int(op): op for op in (OpCode.CONTINUATION, OpCode.TEXT, OpCode.BINARY)}
 
 
 def read_data(
@@ -142,6 +134,35 @@ def read_data(
     Pings get pongs; a close is answered and raises :class:`wsio.ClosedError`. With
     ``want`` (TEXT or BINARY), messages of the other kind are skipped.
     """
+    # The thread's Reader, on ``conn``. It reads nothing ahead, and read_data leaves it
+    # between messages or drops it (on an exception), so one left on the same
+    # connection and side is as good as a new one; any other is reset, which keeps
+    # nothing of what it read before.
+    readers = _readers
+    reader = readers.reader
+    if reader is None:
+        reader = readers.reader = Reader(conn, state, buffer_size=0)
+        readers.state = state
+    elif reader.source is not conn or readers.state != state:
+        reader.reset(conn, state)
+        readers.state = state
+    reader.max_message_size = max_message_size
+    try:
+        # The common case, a message in one frame, is read whole in one compiled call;
+        # anything else (control frames, fragments, errors) goes the Reader's way.
+        plain = reader.read_plain_message(0 if want is None else want)
+    except BaseException as error:
+        _fail(conn, state, error, None)
+        raise
+    if plain is not None:
+        return plain
+    return _read_frames(conn, state, reader, want)
+
+
+def _read_frames(
+    conn: Connection, state: State | int, reader: Reader, want: int | None
+) -> tuple[bytes, OpCode]:
+    # read_data frame by frame: control frames answered, fragments joined.
     handler: ControlHandler | None = None
 
     def control(header: Header, payload: memoryview) -> None:
@@ -151,7 +172,6 @@ def read_data(
             handler = ControlHandler(conn, state)
         handler.handle(header, payload)
 
-    reader = _exact_reader(conn, state, max_message_size)
     reader.on_intermediate = control
     try:
         while True:
@@ -164,17 +184,25 @@ def read_data(
                 reader.discard()
                 continue
             payload = reader.readall()
-            return payload, OpCode(opcode)
-    except ProtocolError as error:
-        # RFC 6455 §7.1.7: _Fail the WebSocket Connection_ sends the close code first.
-        if handler is None or not handler.close_sent:
-            try:
-                write_close(conn, state, error.close_code)
-            except OSError:
-                pass
+            reader.on_intermediate = None  # the thread's Reader keeps no closure alive
+            return payload, _DATA_OPCODES[opcode]
+    except BaseException as error:
+        _fail(conn, state, error, handler)
         raise
-    finally:
-        reader.on_intermediate = None  # the thread's Reader keeps no closure alive
+
+
+def _fail(
+    conn: Connection, state: State | int, error: BaseException, handler: ControlHandler | None
+) -> None:
+    # Whatever was read of this message is gone with the Reader: the next call starts
+    # on a fresh one.
+    _readers.reader = None
+    if isinstance(error, ProtocolError) and (handler is None or not handler.close_sent):
+        # RFC 6455 §7.1.7: _Fail the WebSocket Connection_ sends the close code first.
+        try:
+            write_close(conn, state, error.close_code)
+        except OSError:
+            pass
 
 
 def read_client_data(conn: Connection) -> tuple[bytes, OpCode]:
@@ -214,67 +242,41 @@ def write_message(
 
     Safe from several threads only on a :class:`wsio.LockedSink` (the frame goes out whole).
     """
-    n = len(payload)
-    client = int(state) & _CLIENT_BIT
-    if n <= _SHORT and op in (_TEXT, _BINARY):
-        # The common small message: its two header bytes and payload in one buffer,
-        # one write (RFC 6455 §5.2: FIN, the opcode, the MASK bit and a 7-bit length).
-        if client:
-            # RFC 6455 §5.3: a client masks every frame with a fresh 4-byte key.
-            mask = new_mask()
-            wire = bytearray(6 + n)
-            wire[0] = 0x80 | op
-            wire[1] = 0x80 | n
-            wire[2:6] = mask
-            mask_into(memoryview(wire)[6:], payload, mask)
-            write_all(dest, wire)
-        else:
-            write_all(dest, bytes((0x80 | op, n)) + payload)
-        return
-    header = Header(True, 0, int(op), False, None, n)
-    if client:
-        header.masked = True
-        header.mask = new_mask()
-        wire = bytearray(header_size(header) + n)
-        start = encode_header_into(wire, 0, header)
-        mask_into(memoryview(wire)[start:], payload, header.mask)
-        write_all(dest, wire)
-    else:
-        write_frame(dest, Frame(header, payload))
+    send_message(dest, state, op, payload)
 
 
 def write_client_message(
     dest: Sink, op: OpCode | int, payload: bytes | bytearray | memoryview
 ) -> None:
     """Send a message from the client side (masked)."""
-    write_message(dest, _CLIENT, op, payload)
+    send_message(dest, _CLIENT, op, payload)
 
 
 def write_client_text(dest: Sink, payload: bytes | bytearray | memoryview) -> None:
     """Send a text message from the client side."""
-    write_message(dest, _CLIENT, OpCode.TEXT, payload)
+    send_message(dest, _CLIENT, _TEXT, payload)
 
 
 def write_client_binary(dest: Sink, payload: bytes | bytearray | memoryview) -> None:
     """Send a binary message from the client side."""
-    write_message(dest, _CLIENT, OpCode.BINARY, payload)
+    send_message(dest, _CLIENT, _BINARY, payload)
 
 
 def write_server_message(
     dest: Sink, op: OpCode | int, payload: bytes | bytearray | memoryview
 ) -> None:
     """Send a message from the server side (unmasked)."""
-    write_message(dest, _SERVER, op, payload)
+    send_message(dest, _SERVER, op, payload)
 
 
 def write_server_text(dest: Sink, payload: bytes | bytearray | memoryview) -> None:
     """Send a text message from the server side."""
-    write_message(dest, _SERVER, OpCode.TEXT, payload)
+    send_message(dest, _SERVER, _TEXT, payload)
 
 
 def write_server_binary(dest: Sink, payload: bytes | bytearray | memoryview) -> None:
     """Send a binary message from the server side."""
-    write_message(dest, _SERVER, OpCode.BINARY, payload)
+    send_message(dest, _SERVER, _BINARY, payload)
 
 
 def handle_control_message(dest: Sink, state: State | int, message: Message) -> None:

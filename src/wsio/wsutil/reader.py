@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
 from collections.abc import Callable, Iterator, Sequence
 
 from wsio._engine.framing import (
     STATE_FRAGMENTED,
+    STATE_SERVER_SIDE,
     Header,
     check_header,
     check_limits,
@@ -18,6 +22,7 @@ from wsio._engine.limits import (
     DEFAULT_MAX_MESSAGE_SIZE,
 )
 from wsio._engine.mask import cipher
+from wsio.conn import Conn
 from wsio.exceptions import (
     ConnectionEOFError,
     LocalProtocolError,
@@ -33,21 +38,48 @@ except ImportError:  # pure mode without Cython installed
     from wsio._engine import _cython as cython  # type: ignore[no-redef]
 
 if cython.compiled:
-    # The message bookkeeping the protocol core uses, as C calls (reader.pxd cimports it).
+    # The message bookkeeping the protocol core uses, as C calls, and what makes a bytes
+    # object filled in place (reader.pxd cimports them).
     from cython.cimports.wsio._engine.message import (  # type: ignore[import-untyped,unreachable]
         MessageState,
+    )
+    from cython.cimports.wsio.wsutil.reader import (  # type: ignore[import-untyped]
+        EAGAIN,
+        EINTR,
+        EWOULDBLOCK,
+        PyBUF_WRITE,
+        PyByteArray_AS_STRING,
+        PyBytes_AS_STRING,
+        PyBytes_FromStringAndSize,
+        PyErr_CheckSignals,
+        PyMemoryView_FromMemory,
+        errno,
+        uchar_ptr,
+        wsio_mask_xor,
+        wsio_sock_peek,
+        wsio_sock_readv2,
     )
 else:
     from wsio._engine.message import MessageState
 
 __all__ = ["FrameHandler", "Reader", "next_reader"]
 
+# The room a frame's payload gets before its bytes arrive (see _read_frame_rest).
+_AHEAD_MIN = cython.declare(cython.Py_ssize_t, 65536)
+
 #: ``on_continuation(header)`` and ``on_intermediate(header, payload)`` hooks: a control
 #: frame's payload is unmasked and valid only until the hook returns.
 FrameHandler = Callable[[Header, memoryview], None]
 
 _TEXT = int(OpCode.TEXT)
+_BINARY = int(OpCode.BINARY)
+_TEXT_OPCODE = OpCode.TEXT
+_BINARY_OPCODE = OpCode.BINARY
 _CONTINUATION = int(OpCode.CONTINUATION)
+# read_plain_message reads a plain socket's descriptor itself (one readv for header and
+# payload) where the socket module's own calls would take three system calls.
+_RAW_SOCKETS = sys.platform != "win32"
+_SOCKET = socket.socket
 
 
 class Reader:
@@ -102,6 +134,7 @@ class Reader:
     def reset(self, source: Source, state: State | int) -> None:
         """Start over on ``source`` (a new connection); read-ahead bytes are dropped."""
         self.source = source
+        self._proven = 0
         self._read: Callable[[memoryview], int] = (
             getattr(source, "recv_into", None) or source.readinto  # type: ignore[union-attr,assignment]
         )
@@ -205,6 +238,151 @@ class Reader:
         self._frame_open = False
         self._message_done = True
 
+    def read_plain_message(self, want: int = 0) -> tuple[bytes, OpCode] | None:
+        """Read the next message whole if it is one plain data frame: (payload, opcode).
+
+        A plain frame is final, of opcode TEXT or BINARY (``want`` if not 0), with no
+        RSV bit and within the limits, between messages. For anything else (control
+        frames, fragments, errors) it returns None having taken at most that frame's
+        header, kept for :meth:`next_frame`. Compiled engine only: pure, always None.
+        """
+        if not cython.compiled:
+            return None
+        if (  # type: ignore[unreachable]
+            not self._exact
+            or self._remaining
+            or self._pos != self._end
+            or self._state & STATE_FRAGMENTED
+            or self.extensions
+            or self.skip_header_check
+            or self.max_fragments < 1
+        ):
+            return None
+        server: cython.bint = self._state & STATE_SERVER_SIDE != 0
+        n: cython.Py_ssize_t
+        i: cython.int
+        err: cython.int
+        read = self._read
+        fd: cython.int = -1
+        if _RAW_SOCKETS:
+            sock = self.source
+            if type(sock) is Conn and not sock.pending:
+                sock = sock.socket
+            if type(sock) is _SOCKET:
+                fd = sock.fileno()
+        buf: uchar_ptr = cython.cast(uchar_ptr, PyByteArray_AS_STRING(self._buffer))
+        got: cython.Py_ssize_t = 0
+        peeked: cython.bint = False
+        if fd >= 0:
+            # A look at the header without taking it: header and payload then come in
+            # one readv, and a frame that is not plain leaves the stream untouched.
+            while True:
+                with cython.nogil:
+                    got = wsio_sock_peek(fd, buf, 14)
+                if got >= 0:
+                    break
+                err = errno
+                if err == EINTR:
+                    PyErr_CheckSignals()
+                    continue
+                if err in (EAGAIN, EWOULDBLOCK):  # a timeout: Python's calls wait
+                    got = 0
+                    fd = -1
+                    break
+                raise OSError(err, os.strerror(err))
+            if fd >= 0:
+                if got < 2:
+                    return None  # end of stream, or a header still coming: next_frame
+                peeked = True
+        if not peeked:
+            # RFC 6455 §5.2: the shortest header is 2 bytes, 6 with the masking key a
+            # client's frames carry; reading that much takes nothing past a valid frame
+            # (an unmasked one from a client fails the connection anyway).
+            first: cython.Py_ssize_t = 6 if server else 2
+            while got < 2:
+                n = _read_some(read, -1, buf + got, first - got, cython.NULL, 0)
+                if not n:
+                    self._pos, self._end = 0, got  # next_frame says which error it is
+                    return None
+                got += n
+        b0: cython.int = buf[0]
+        b1: cython.int = buf[1]
+        opcode: cython.int = b0 & 0x0F
+        masked: cython.bint = (b1 & 0x80) != 0
+        length: cython.longlong = b1 & 0x7F
+        size: cython.Py_ssize_t = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+        size += 4 if masked else 0
+        # RFC 6455 §5.2, §5.3: FIN set, RSV clear, a data opcode, masked iff from a client.
+        plain: cython.bint = (
+            (b0 & 0xF0) == 0x80
+            and opcode in (_TEXT, _BINARY)
+            and (want == 0 or opcode == want)
+            and masked == server
+        )
+        if plain and got < size and not peeked:
+            # The rest of the header, exactly (the length's extension and the key).
+            while got < size:
+                n = _read_some(read, -1, buf + got, size - got, cython.NULL, 0)
+                if not n:
+                    break
+                got += n
+        if not plain or got < size:
+            if not peeked:
+                self._pos, self._end = 0, got  # next_frame starts from these bytes
+            return None
+        if length == 126:
+            length = (buf[2] << 8) | buf[3]
+        elif length == 127:
+            length = 0
+            for i in range(2, 10):
+                length = (length << 8) | buf[i]
+        if (
+            length > self.max_frame_size
+            or length > self.max_message_size
+            or length < 0
+            or (length > _AHEAD_MIN and length > self._proven)
+        ):
+            # Over a limit: next_frame raises PayloadTooBigError. Longer than any frame
+            # this connection delivered: a header is a promise, not bytes, so the slow
+            # path makes room as the bytes arrive (see _read_frame_rest).
+            if not peeked:
+                self._pos, self._end = 0, got
+            return None
+        key: uchar_ptr = buf + size - 4
+        n_payload: cython.Py_ssize_t = length
+        out = PyBytes_FromStringAndSize(cython.NULL, n_payload)
+        p: uchar_ptr = cython.cast(uchar_ptr, PyBytes_AS_STRING(out))
+        checking: cython.bint = opcode == _TEXT and self.check_utf8
+        message = self._message
+        if checking:
+            self._state = message.take(opcode, True, length, self._state, True)
+        # What is still to take: the header (if only peeked at), then the payload.
+        head: cython.Py_ssize_t = size if peeked else 0
+        done: cython.Py_ssize_t = 0
+        while head or done < n_payload:
+            n = _read_some(read, fd, buf + size - head, head, p + done, n_payload - done)
+            if not n:
+                if head:
+                    raise UnexpectedEOFError("end of stream in a frame header")
+                self._remaining = n_payload - done
+                raise self._eof_in_payload()
+            if n <= head:
+                head -= n
+                continue
+            n -= head
+            head = 0
+            if masked:
+                wsio_mask_xor(p + done, p + done, n, key, done)  # RFC 6455 §5.3
+            if checking:
+                message.feed_ptr(p + done, n)  # a bad byte fails before the rest comes
+            done += n
+        if checking:
+            message.end()
+        self._frame_open = False
+        self._message_done = True
+        self._mask = None
+        return out, _TEXT_OPCODE if opcode == _TEXT else _BINARY_OPCODE
+
     # The payload as a stream.
 
     def readable(self) -> bool:
@@ -241,18 +419,23 @@ class Reader:
                 return b""
 
     def readall(self) -> bytes:
-        """The rest of the current message."""
-        first = self.read(max(self._remaining, 65536))
-        chunk = self.read(max(self._remaining, 65536)) if first else b""
-        if not chunk:
-            return first  # the whole message was one read: no second copy
-        # Fragments are gathered in one growing buffer, not one object each: a message
-        # of many tiny fragments costs its size, not its frame count times an object.
-        whole = bytearray(first)
-        while chunk:
-            whole += chunk
-            chunk = self.read(max(self._remaining, 65536))
-        return bytes(whole)
+        """The rest of the current message (a new bytes object)."""
+        data = b""
+        whole: bytearray | None = None
+        while True:
+            if self._remaining:
+                # Each frame's payload goes straight into a bytes object of its size: a
+                # one-frame message is read with no copy after the socket's.
+                chunk = self._read_frame_rest()
+                if whole is not None:
+                    whole += chunk
+                elif data:
+                    whole = bytearray(data)
+                    whole += chunk
+                else:
+                    data = chunk
+            elif not self._advance():
+                return data if whole is None else bytes(whole)
 
     def __iter__(self) -> Iterator[bytes]:
         """The rest of the current message, chunk by chunk."""
@@ -282,6 +465,37 @@ class Reader:
         if self._checking:
             self._checking = False
             self._message.end()
+
+    def _read_frame_rest(self) -> bytes:
+        # The rest of the current frame's payload (not empty), unmasked and checked.
+        n: cython.Py_ssize_t = self._remaining
+        done: cython.Py_ssize_t = 0
+        if n > self._proven and n > _AHEAD_MIN:
+            # A header is a promise, not bytes: a frame longer than any this connection
+            # delivered grows its room as its bytes arrive (at most 4 times what came,
+            # 64 KiB at least), so announcing 16 MiB and stopping costs 64 KiB, not 16
+            # (gobwas/ws #223); one copy at the end, once per new size.
+            scratch = bytearray(_AHEAD_MIN)
+            while done < n:
+                if done == len(scratch):
+                    scratch += bytes(min(n, 4 * done) - done)
+                with memoryview(scratch)[done:] as part:
+                    done += self._read_payload(part)
+            self._proven = n
+            return bytes(scratch)
+        if cython.compiled:
+            # A new bytes object is written in place before anyone else sees it.
+            out = PyBytes_FromStringAndSize(cython.NULL, n)  # type: ignore[unreachable]
+            view = PyMemoryView_FromMemory(PyBytes_AS_STRING(out), n, PyBUF_WRITE)
+            while done < n:
+                done += self._read_payload(view[done:] if done else view)
+            return out
+        scratch = bytearray(n)
+        view = memoryview(scratch)
+        while done < n:
+            done += self._read_payload(view[done:])
+        view.release()
+        return bytes(scratch)
 
     def _consume(self, chunk: memoryview) -> memoryview:
         # Unmask and check bytes of the current frame that are in our buffer.
@@ -352,16 +566,20 @@ class Reader:
             self._remaining -= n
             self._mask_offset += n
 
-    def _fill(self, size: cython.Py_ssize_t) -> cython.bint:
+    def _fill(self, size: cython.Py_ssize_t, most: cython.Py_ssize_t = 0) -> cython.bint:
         # Have at least ``size`` bytes in the buffer from _pos; False at end of stream.
+        # Reading exactly, a read may take up to ``most`` bytes (if larger) of what is
+        # there: bytes known to be the current frame's, never waited for.
         available = self._end - self._pos
         if available >= size:
             return True
-        if self._pos + size > len(self._buffer):
+        if most < size:
+            most = size
+        if self._pos + most > len(self._buffer):
             self._buffer[0:available] = self._view[self._pos : self._end]
             self._pos, self._end = 0, available
         while self._end - self._pos < size:
-            stop = self._pos + size if self._exact else len(self._buffer)
+            stop = self._pos + most if self._exact else len(self._buffer)
             got = self._read(self._view[self._end : stop])
             if not got:
                 return False
@@ -375,13 +593,51 @@ class Reader:
             raise UnexpectedEOFError("end of stream in a frame header or message")
         pos = self._pos
         size = needed_header_size(self._view[pos : pos + 2])
-        if not self._fill(size):
+        # A short frame's payload, if it is there, comes in the same read as the rest of
+        # its header (the frame's own bytes, nothing of the next one); it is not waited
+        # for, so a text payload is still checked as it arrives (fail fast on bad UTF-8).
+        short: cython.Py_ssize_t = self._buffer[pos + 1] & 0x7F
+        if not self._fill(size, size + short if short <= 125 else size):
             raise UnexpectedEOFError("end of stream in a frame header")
         pos = self._pos
         decoded = decode_header(self._view[pos : pos + size], 0, Header())
         assert decoded is not None
         self._pos = pos + size
         return decoded[0]
+
+
+def _read_some(
+    read: Callable[[memoryview], int],
+    fd: cython.int,
+    p1: uchar_ptr,
+    n1: cython.Py_ssize_t,
+    p2: uchar_ptr,
+    n2: cython.Py_ssize_t,
+) -> cython.Py_ssize_t:
+    # Compiled only: read into p1[:n1], then p2[:n2]; the count (0 at end of stream).
+    # With a descriptor, one readv, the GIL released as the socket module does; else
+    # (or when the socket has a timeout: EAGAIN) the source's own read, of one of them.
+    if not cython.compiled:
+        raise NotImplementedError("compiled engine only")
+    got: cython.Py_ssize_t  # type: ignore[unreachable]
+    err: cython.int
+    while fd >= 0:
+        with cython.nogil:
+            got = wsio_sock_readv2(fd, p1, n1, p2, n2)
+        if got >= 0:
+            return got
+        err = errno
+        if err == EINTR:
+            PyErr_CheckSignals()  # a handler that raises ends the read, as in socket
+        elif err in (EAGAIN, EWOULDBLOCK):
+            break
+        else:
+            raise OSError(err, os.strerror(err))
+    if n1:
+        n = read(PyMemoryView_FromMemory(cython.cast(cython.p_char, p1), n1, PyBUF_WRITE))
+    else:
+        n = read(PyMemoryView_FromMemory(cython.cast(cython.p_char, p2), n2, PyBUF_WRITE))
+    return n or 0
 
 
 def next_reader(source: Source, state: State | int, **options: object) -> tuple[Header, Reader]:

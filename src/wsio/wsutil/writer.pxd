@@ -1,5 +1,11 @@
 # Types for writer.py when Cython compiles it (pure-Python mode, augmenting .pxd).
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.string cimport memcpy
+
+from wsio._engine.framing cimport cbytes_ptr, put_header, uchar_ptr
+from wsio._engine.mask cimport buffer_t, key_t, take_mask, wsio_mask_xor
 from wsio._engine.message cimport MessageState
 
 cdef class Writer:

@@ -14,7 +14,7 @@ from wsio._engine.framing import (
 )
 from wsio._engine.mask import cipher, mask_into
 from wsio.exceptions import LocalProtocolError
-from wsio.frameio import Sink, write_all, write_frame
+from wsio.frameio import LockedSink, Sink, write_all, write_frame
 from wsio.frames import OpCode, State, new_mask
 from wsio.wsutil.extension import SendExtension
 
@@ -24,17 +24,39 @@ except ImportError:  # pure mode without Cython installed
     from wsio._engine import _cython as cython  # type: ignore[no-redef]
 
 if cython.compiled:
-    # The protocol core's message bookkeeping, as C calls (writer.pxd cimports it).
+    # The protocol core's message bookkeeping and its frame-building C path (put_header,
+    # take_mask, wsio_mask_xor), as C calls (writer.pxd cimports them).
     from cython.cimports.wsio._engine.message import (  # type: ignore[import-untyped,unreachable]
         MessageState,
+    )
+    from cython.cimports.wsio.wsutil.writer import (  # type: ignore[import-untyped]
+        PyBUF_SIMPLE,
+        PyBuffer_Release,
+        PyBytes_AS_STRING,
+        PyBytes_FromStringAndSize,
+        PyObject_GetBuffer,
+        buffer_t,
+        cbytes_ptr,
+        key_t,
+        memcpy,
+        put_header,
+        take_mask,
+        uchar_ptr,
+        wsio_mask_xor,
     )
 else:
     from wsio._engine.message import MessageState
 
-__all__ = ["DEFAULT_WRITE_BUFFER", "ControlWriter", "Writer"]
+__all__ = ["DEFAULT_WRITE_BUFFER", "ControlWriter", "Writer", "send_message"]
 
 #: Payload bytes a Writer buffers before it sends a fragment.
 DEFAULT_WRITE_BUFFER = 4096
+
+# send_message: payloads up to this size are copied behind their header and sent in one
+# write (a copy costs less than a second system call or a scatter list); a client masks
+# a larger payload this much at a time into one reused buffer, never a copy of it all.
+_ONE_WRITE_MAX = 1 << 16
+_MASK_CHUNK = 1 << 18
 
 _CONTINUATION = int(OpCode.CONTINUATION)
 _FRAGMENTED = STATE_FRAGMENTED
@@ -230,6 +252,90 @@ class Writer:
             write_all(self.dest, masked)
         else:
             write_frame(self.dest, Frame(header, payload))
+
+
+def send_message(
+    dest: Sink, state: State | int, op: OpCode | int, payload: bytes | bytearray | memoryview
+) -> None:
+    """Send ``payload`` as one final frame of opcode ``op``; nothing of it is kept.
+
+    RFC 6455 §5.3: a client masks a copy with a fresh key, never ``payload``. One
+    ``sendall`` for up to 64 KiB; on a :class:`wsio.LockedSink` the frame goes out whole.
+    """
+    client: cython.bint = bool(int(state) & STATE_CLIENT_SIDE)
+    if cython.compiled:
+        view = cython.declare(buffer_t)  # type: ignore[unreachable]
+        key = cython.declare(key_t)
+        PyObject_GetBuffer(payload, cython.address(view), PyBUF_SIMPLE)
+        try:
+            n: cython.Py_ssize_t = view.len
+            if n <= _ONE_WRITE_MAX:
+                # RFC 6455 §5.2: the header, then the payload, in one buffer.
+                hsize: cython.Py_ssize_t = 2 if n <= 125 else (4 if n <= 65535 else 10)
+                if client:
+                    hsize += 4
+                    take_mask(key)
+                frame = PyBytes_FromStringAndSize(cython.NULL, hsize + n)
+                p = cython.cast(uchar_ptr, PyBytes_AS_STRING(frame))
+                put_header(p, True, int(op), 0, n, client, cython.cast(cbytes_ptr, key))
+                src = cython.cast(uchar_ptr, view.buf)
+                if client:
+                    wsio_mask_xor(p + hsize, src, n, key, 0)
+                elif n:
+                    memcpy(p + hsize, src, n)
+                # write_all's own first step, without its Python frame: a socket's (or a
+                # LockedSink's) sendall.
+                sendall = getattr(dest, "sendall", None)
+                if sendall is not None:
+                    sendall(frame)
+                else:
+                    write_all(dest, frame)
+                return
+        finally:
+            PyBuffer_Release(cython.address(view))
+    elif len(memoryview(payload).cast("B")) <= _ONE_WRITE_MAX:
+        data = memoryview(payload).cast("B")
+        mask = new_mask() if client else None
+        header = Header(True, 0, int(op), client, mask, len(data))
+        wire = bytearray(header_size(header) + len(data))
+        start = encode_header_into(wire, 0, header)
+        if mask is not None:
+            mask_into(memoryview(wire)[start:], data, mask)
+        else:
+            wire[start:] = data
+        write_all(dest, wire)
+        return
+    _send_large(dest, client, int(op), memoryview(payload).cast("B"))
+
+
+def _send_large(dest: Sink, client: cython.bint, op: cython.int, data: memoryview) -> None:
+    # A payload over _ONE_WRITE_MAX: a server sends it as it is, behind its header (one
+    # sendmsg on a socket); a client masks it chunk by chunk into one buffer, sending
+    # each, under the LockedSink's lock so that the frame stays whole.
+    n = len(data)
+    if not client:
+        write_frame(dest, Frame(Header(True, 0, op, False, None, n), data))
+        return
+    mask = new_mask()
+    header = Header(True, 0, op, True, mask, n)
+    scratch = bytearray(MAX_HEADER_SIZE + min(n, _MASK_CHUNK))
+    buffer = memoryview(scratch)
+    start = encode_header_into(scratch, 0, header)
+    sink = dest.sink if type(dest) is LockedSink else dest
+    lock = dest.lock if type(dest) is LockedSink else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        done = 0
+        while done < n:
+            take = min(n - done, len(scratch) - start)
+            mask_into(buffer[start : start + take], data[done : done + take], mask, done)
+            write_all(sink, buffer[: start + take])
+            done += take
+            start = 0
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 class ControlWriter:
