@@ -220,6 +220,38 @@ def test_handshake_that_never_finishes_is_cut_off() -> None:
     run(main())
 
 
+def test_handshakes_are_cut_off_each_at_its_own_deadline() -> None:
+    # One timer serves every handshake in flight: clients that connected at different
+    # times are cut off in the order they came, one that finished its handshake in
+    # time keeps its connection, and one that comes after the others were dropped
+    # (the timer idle by then) is cut off too.
+    async def main() -> None:
+        server, port, listeners = await _server(handshake_timeout=0.4)
+        first = await RawClient.open(port, handshake=False)
+        await asyncio.sleep(0.2)
+        second = await RawClient.open(port, handshake=False)
+        upgraded = await RawClient.open(port)
+        ended: list[str] = []
+
+        async def watch(name: str, client: RawClient) -> None:
+            await client.read_eof()
+            ended.append(name)
+
+        await asyncio.gather(watch("second", second), watch("first", first))
+        assert ended == ["first", "second"]
+        upgraded.frame(2, b"still here")
+        assert await upgraded.read_frame() == (2, b"still here")
+        late = await RawClient.open(port, handshake=False)
+        late.writer.write(b"GET / HTTP/1.1\r\n")
+        await late.read_eof()
+        assert len(listeners) == 1  # only the upgraded client got a listener
+        for client in (first, second, upgraded, late):
+            client.writer.close()
+        await _finish(server, listeners)
+
+    run(main())
+
+
 def test_head_buffer_reused_after_a_dropped_handshake_holds_only_the_new_request() -> None:
     # The server reuses request-head parsers (their buffers) across connections: one
     # whose client left mid-head, or one that completed, must not show through.

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from wsio._engine.http import (
+    DEFAULT_MAX_SIZE,
+    FIRST_BUFFER_SIZE,
     HeadError,
     HeadParser,
     HeadTooLargeError,
@@ -243,6 +245,45 @@ def test_head_too_large_is_431() -> None:
     assert _parse_request(exact, max_size=len(exact)).complete
     with pytest.raises(HeadTooLargeError):
         _parse_request(exact, max_size=len(exact) - 1)
+
+
+def test_a_head_larger_than_the_first_buffer_grows_it_up_to_max_size() -> None:
+    # A parser starts with 4 KiB (what a handshake in flight holds) and doubles only for
+    # a head that fills it; a cookie-heavy head of 20 KB parses whole, read in any split.
+    cookie = b"Cookie: " + b"c" * 4000 + b"\r\n"
+    head = REQUEST[:-2] + cookie * 5 + b"\r\n"
+    for step in (1, 1000, 4096, len(head)):
+        parser = RequestParser()
+        assert len(parser.buffer) == FIRST_BUFFER_SIZE
+        pos = 0
+        while not parser.complete:
+            free = parser.free()
+            take = min(step, len(free), len(head) - pos)
+            free[:take] = head[pos : pos + take]
+            pos += take
+            parser.advance(take)
+        assert pos == len(head) == parser.end
+        assert parser.get_all(b"cookie") == [b"c" * 4000] * 5
+        assert parser.headers()[: len(EXPECTED_HEADERS)] == EXPECTED_HEADERS
+        assert FIRST_BUFFER_SIZE < len(parser.buffer) <= DEFAULT_MAX_SIZE
+        parser.reset()  # a pooled parser does not keep a big head's room
+        assert len(parser.buffer) == FIRST_BUFFER_SIZE
+        assert parser.feed(REQUEST) == len(REQUEST) and parser.complete
+    # feed() grows as well; the limit still holds past the first buffer.
+    assert _parse_request(head).get_all(b"cookie") == [b"c" * 4000] * 5
+    huge = b"GET / HTTP/1.1\r\n" + (b"X-A: " + b"b" * 1000 + b"\r\n") * 70 + b"\r\n"
+    with pytest.raises(HeadTooLargeError):
+        _parse_request(huge, max_headers=1000)
+    parser = RequestParser(max_headers=1000)
+    pos = 0
+    with pytest.raises(HeadTooLargeError):
+        while True:
+            free = parser.free()
+            assert len(free) > 0
+            free[:] = huge[pos : pos + len(free)]
+            pos += len(free)
+            parser.advance(len(free))
+    assert len(parser.buffer) == DEFAULT_MAX_SIZE
 
 
 def test_head_too_large_with_a_larger_buffer() -> None:

@@ -707,6 +707,22 @@ class ServerRules:
 # -- the server side, per connection -------------------------------------------------------
 
 
+def _receive(handshake: Any, data: bytes | bytearray | memoryview) -> int:
+    # receive_data of either side: copy into the head buffer as much as it takes at a
+    # time (it grows as the head fills it) until the handshake is decided or data ends.
+    src = memoryview(data)
+    total = len(src)
+    taken = 0
+    while True:
+        free = handshake.parser.free()[: total - taken]
+        n = len(free)
+        free[:] = src[taken : taken + n]
+        used = handshake.buffer_updated(n)
+        if handshake.state != NEED_DATA or n == 0 or taken + n == total:
+            return int(taken + used)
+        taken += n
+
+
 class ServerHandshake:
     """One server-side opening handshake, fed the request bytes; no I/O, no clock.
 
@@ -782,10 +798,7 @@ class ServerHandshake:
 
         ``data[returned:]`` is the start of the WebSocket stream (kept by the caller).
         """
-        free = self.parser.free()[: len(data)]
-        n = len(free)
-        free[:] = data[:n] if n < len(data) else data
-        return self.buffer_updated(n)
+        return _receive(self, data)
 
     def receive_eof(self) -> None:
         """The peer ended the stream before the head was complete: ``FAILED``."""
@@ -991,10 +1004,7 @@ class ClientHandshake:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> int:
         """Copy ``data`` in and parse it; returns how many bytes belonged to the head."""
-        free = self.parser.free()[: len(data)]
-        n = len(free)
-        free[:] = data[:n] if n < len(data) else data
-        return self.buffer_updated(n)
+        return _receive(self, data)
 
     def receive_eof(self) -> None:
         """The server ended the stream before its head was complete: ``FAILED``."""

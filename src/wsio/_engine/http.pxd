@@ -4,6 +4,7 @@ cdef class HeadParser:
     cdef public bytearray buffer
     cdef object _view
     cdef bint _response
+    cdef bint _growable
     cdef Py_ssize_t _max_line
     cdef Py_ssize_t _max_headers
     cdef Py_ssize_t _max_size
@@ -23,5 +24,7 @@ cdef class HeadParser:
 
     cpdef bint advance(self, Py_ssize_t n) except -1
     cdef object _too_long(self)
+    cdef int _grow(self, Py_ssize_t need) except -1
+    cdef int _replace(self, bytearray buffer) except -1
     cdef int _parse_start(self, Py_ssize_t start, Py_ssize_t end) except -1
     cdef int _parse_field(self, Py_ssize_t start, Py_ssize_t end) except -1

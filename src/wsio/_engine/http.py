@@ -1,6 +1,8 @@
 """An incremental HTTP/1.1 request-head and response-head parser in a caller-owned buffer.
 
-The parser owns one ``bytearray`` of ``max_size`` bytes (or one the caller passes).
+The parser owns one ``bytearray``, or uses one the caller passes. Its own starts at
+4 KiB (a browser's request head fits) and doubles, up to ``max_size``, only when a head
+fills it: a server with many handshakes in flight does not hold (or zero) 64 KiB for each.
 Bytes reach it either by reading straight into it::
 
     n = sock.recv_into(parser.free())
@@ -65,6 +67,7 @@ __all__ = [
     "DEFAULT_MAX_HEADERS",
     "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_SIZE",
+    "FIRST_BUFFER_SIZE",
     "HeadError",
     "HeadParser",
     "HeadTooLargeError",
@@ -77,6 +80,9 @@ __all__ = [
 
 #: The head size limit (``max_size``): wsio's one default for every handshake layer.
 DEFAULT_MAX_SIZE = DEFAULT_MAX_HEAD_SIZE
+
+#: The size of a parser's own buffer until a head outgrows it.
+FIRST_BUFFER_SIZE = 4096
 
 # RFC 7230 §3.2.6: token = 1*tchar
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -149,8 +155,9 @@ class HeadParser:
     ) -> None:
         if max_line < 16 or max_headers < 0 or max_size < 16:
             raise ValueError("head parser limits are too small")
+        self._growable = buffer is None
         if buffer is None:
-            buffer = bytearray(max_size)
+            buffer = bytearray(min(max_size, FIRST_BUFFER_SIZE))
         elif len(buffer) < 16:
             raise ValueError("head parser buffer is too small")
         self.buffer = buffer
@@ -164,6 +171,8 @@ class HeadParser:
 
     def reset(self) -> None:
         """Forget the head parsed so far, to parse another in the same buffer."""
+        if self._growable and len(self.buffer) > FIRST_BUFFER_SIZE:
+            self._replace(bytearray(FIRST_BUFFER_SIZE))  # a big head's room is not kept
         self._filled = 0
         #: Free for a caller that peeks: how many buffered bytes it has consumed from its
         #: stream so far. The parser itself never reads it.
@@ -196,8 +205,34 @@ class HeadParser:
         return self._end
 
     def free(self) -> memoryview:
-        """The writable, unused tail of the buffer, for ``recv_into``; then call advance()."""
+        """The writable, unused tail of the buffer, for ``recv_into``; then call advance().
+
+        Empty only when the head has reached ``max_size`` (advance() has raised then).
+        """
+        if self._filled == len(self.buffer):
+            self._grow(self._filled + 1)
         return self._view[self._filled :]
+
+    def _grow(self, need: cython.Py_ssize_t) -> cython.int:
+        # Double the parser's own buffer until it holds `need` bytes or reaches max_size.
+        # Views handed out earlier keep the old buffer alive; only free()'s were live
+        # (the head is incomplete, so no name or value view exists yet).
+        size: cython.Py_ssize_t = len(self.buffer)
+        if not self._growable or size >= self._max_size:
+            return 0
+        while size < need and size < self._max_size:
+            size *= 2
+        if size > self._max_size:
+            size = self._max_size
+        grown = bytearray(size)
+        grown[: self._filled] = self._view[: self._filled]
+        self._replace(grown)
+        return 0
+
+    def _replace(self, buffer: bytearray) -> cython.int:
+        self.buffer = buffer
+        self._view = memoryview(buffer)
+        return 0
 
     def trailing(self) -> memoryview:
         """Bytes received after the head (a view into the buffer; empty until complete)."""
@@ -212,8 +247,10 @@ class HeadParser:
         room for what follows it: the caller keeps ``data[taken:]`` (after
         :meth:`trailing`). Check :attr:`complete` for the result.
         """
-        room = len(self.buffer) - self._filled
         n = len(data)
+        if n > len(self.buffer) - self._filled:
+            self._grow(self._filled + n)
+        room = len(self.buffer) - self._filled
         if n > room:
             n = room
         self._view[self._filled : self._filled + n] = data[:n] if n < len(data) else data
@@ -244,7 +281,7 @@ class HeadParser:
                 self._scan = filled
                 if filled - line > self._max_line:
                     raise self._too_long()
-                if filled >= self._max_size or filled >= len(buf):
+                if filled >= self._max_size or (filled >= len(buf) and not self._growable):
                     raise HeadTooLargeError(f"head is larger than {self._max_size} bytes")
                 return False
             if nl - line > self._max_line:

@@ -69,6 +69,36 @@ class _Config:
         self.agreed: dict[Parameters, tuple[PerMessageDeflate, ...]] = {}
         # Parsers of finished handshakes, for the next ones (see _POOLED_PARSERS).
         self.parsers: list[RequestParser] = []
+        # Connections still in their opening handshake -> their deadline. One timer
+        # sweeps them all (see _sweep), not a TimerHandle made and cancelled per
+        # connection: every deadline is start + handshake_timeout, so the dict's
+        # insertion order is the deadlines' order.
+        self.handshaking: dict[_ServerStream, float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def start_handshake(self, stream: _ServerStream, loop: asyncio.AbstractEventLoop) -> None:
+        """Give ``stream`` handshake_timeout seconds to finish its request."""
+        assert self.handshake_timeout is not None
+        self.handshaking[stream] = loop.time() + self.handshake_timeout
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.handshake_timeout, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Drop the connections whose deadline passed; come back at the next deadline,
+        # a little late rather than once per connection (at most a tenth of the timeout,
+        # and a second, late).
+        self._sweeper = None
+        now = loop.time()
+        handshaking = self.handshaking
+        while handshaking:
+            stream, deadline = next(iter(handshaking.items()))
+            if deadline > now:
+                assert self.handshake_timeout is not None
+                slack = min(self.handshake_timeout / 10, 1.0)
+                self._sweeper = loop.call_at(deadline + slack, self._sweep, loop)
+                return
+            del handshaking[stream]
+            stream._handshake_timed_out()
 
     def release(self, parser: RequestParser) -> None:
         """Keep a parser whose handshake is over for the next connection."""
@@ -79,12 +109,11 @@ class _Config:
 class _ServerStream(Stream, asyncio.BufferedProtocol):
     """One server connection: the opening handshake, then :class:`Stream`'s loop."""
 
-    __slots__ = ("_cfg", "_parser", "_timer", "_tr")
+    __slots__ = ("_cfg", "_parser", "_tr")
 
     def __init__(self, cfg: _Config) -> None:
         Stream.__init__(self, cfg.factory, False)
         self._cfg = cfg
-        self._timer: asyncio.TimerHandle | None = None
         self._tr: Any = None
         self._parser: RequestParser | None = None
 
@@ -101,13 +130,10 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
             transport.close()
             return
         if cfg.handshake_timeout is not None:
-            self._timer = asyncio.get_running_loop().call_later(
-                cfg.handshake_timeout, self._handshake_timed_out
-            )
+            cfg.start_handshake(self, asyncio.get_running_loop())
 
     def _handshake_timed_out(self) -> None:
         # A client that never finishes its request holds nothing for longer than this.
-        self._timer = None
         self._cfg.logger.info("opening handshake timed out")
         self._tr.abort()
 
@@ -125,9 +151,7 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
         hs.buffer_updated(nbytes)
         if hs.state == NEED_DATA:
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        cfg.handshaking.pop(self, None)
         response = hs.data_to_send()
         if cfg.on_request_bytes is not None:
             cfg.on_request_bytes(bytes(hs.request_head()))
@@ -179,9 +203,7 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
         if self._parser is not None:  # ended during its handshake: nothing reads it now
             self._cfg.release(self._parser)
             self._parser = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cfg.handshaking.pop(self, None)
 
 
 async def create_server(
