@@ -34,10 +34,10 @@ __all__ = ["create_server"]
 
 _BUSY = build_rejection(503, "too many connections")
 
-#: Request-head parsers a server keeps for its next handshakes: each owns a head buffer
-#: of max_head_size (64 KiB by default), zeroed when made; a handful covers the
-#: handshakes in flight at once without holding much while idle.
-_POOLED_PARSERS = 16
+#: Request-head parsers a server keeps for its next handshakes: each owns a 4 KiB head
+#: buffer (more only while a larger head is read), so 64 of them, enough for a burst of
+#: handshakes in flight at once, hold 256 KiB while idle.
+_POOLED_PARSERS = 64
 
 
 class _Config:
