@@ -91,7 +91,7 @@ cdef class Transport:
     cdef bint _closing
     cdef bint _held
     cdef bint _paused
-    cdef object _on_resume
+    cdef object _stream
     cdef object _close_timer
     cdef object _write_timer
     cdef object _loop
@@ -117,8 +117,6 @@ cdef class Stream:
     cdef object _acc
     cdef Protocol _core
     cdef Frame _frame
-    cdef object _on_frame
-    cdef object _on_message
 
     cdef int _process(self) except -1
     cdef int _deliver(self, list events) except -1

@@ -149,7 +149,7 @@ class Transport:
         self._closing = False
         self._held = False
         self._paused = False
-        self._on_resume: Any = None
+        self._stream: Any = None  # the Stream reading for this transport (resume_reading)
         self._close_timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         # Writing on the socket ourselves is only right for a plain socket transport
@@ -250,8 +250,8 @@ class Transport:
             self._paused = False
             if not self._closing:
                 self.transport.resume_reading()
-            if self._on_resume is not None:
-                self._loop.call_soon(self._on_resume)
+            if self._stream is not None:
+                self._loop.call_soon(self._stream._resumed)
 
     def get_write_buffer_size(self) -> int:
         """Bytes asyncio still holds for this connection (what ``pause_writing`` limits)."""
@@ -513,39 +513,44 @@ class Stream:
         self.ws = ws
         self.listener = listener
         self._messages = bool(listener.messages)
-        self._on_frame = listener.on_frame
-        self._on_message = listener.on_message
         self._hold_close = bool(getattr(listener, "hold_close", False))
         self._frame_pieces = bool(getattr(listener, "frame_pieces", False))
         self._hs = None
         self._connected = True
-        ws._on_resume = self._resumed
+        # No bound method kept per connection (a listener's on_frame, this _resumed):
+        # 64 bytes each on an idle connection; the calls look the methods up.
+        ws._stream = self
         if cython.compiled and ws._fd >= 0 and type(ws.transport) is _SELECTOR_TRANSPORT:
             self._read_directly(ws.transport)
         listener.on_connect(ws)
 
     def _read_directly(self, tr: Any) -> None:
-        # The selector calls _read_ready instead of the transport's read path; the
-        # transport registers it again itself on resume_reading (an instance attribute
-        # overrides its method). Skipped where asyncio's internals differ.
-        if not all(
-            hasattr(tr, name) for name in ("_conn_lost", "_fatal_error", "_read_ready__on_eof")
-        ) or not hasattr(tr, "_add_reader"):
+        # The selector calls _read_ready instead of the transport's read path. The
+        # transport's own _read_ready calls its _read_ready_cb (an attribute each
+        # transport already has): pointed here, it still lands here after
+        # pause/resume_reading registers the transport's method again. Skipped where
+        # asyncio's internals differ.
+        if not (
+            hasattr(tr, "_read_ready_cb")
+            and hasattr(tr, "_conn_lost")
+            and hasattr(tr, "_fatal_error")
+            and hasattr(tr, "_read_ready__on_eof")
+            and hasattr(tr, "_add_reader")
+        ):
             return
         reader = self._read_ready
-        tr._read_ready = reader
+        tr._read_ready_cb = reader
         # The selector already holds the transport's read handle: pointing that handle
         # at the new reader spares a new Handle and an epoll_ctl per connection (a
-        # tenth of a handshake's cost on asyncio). Where the handle is not asyncio's
-        # plain one, or reading is paused, the transport registers it again.
+        # tenth of a handshake's cost on asyncio), and a hop through the transport's
+        # _read_ready per read. Where the handle is not asyncio's plain one, or reading
+        # is paused, the transport's method stays registered (and calls the reader).
         try:
             handle = tr._loop._selector.get_key(self.ws._fd).data[0]
         except (AttributeError, KeyError, TypeError, IndexError):
             handle = None
         if type(handle) is _HANDLE and not handle.cancelled():
             handle._callback = reader
-        else:
-            tr._add_reader(self.ws._fd, reader)  # replaces the reader (not while paused)
 
     def _read_ready(self) -> None:
         """The socket is readable (asyncio's selector loop): what its transport's
@@ -642,7 +647,7 @@ class Stream:
                 frame.fin = ends and core.frame.fin
                 if op < 8 and frame.fin:
                     delivered = True  # a message ends here: someone may answer it
-                self._on_frame(ws, frame)
+                self.listener.on_frame(ws, frame)
                 self._acc = None  # a joined frame is dropped once seen
         except Exception as exc:  # a violation, or the listener's (logged; 1011)
             if not isinstance(exc, ProtocolError) and not core.close_expected():
@@ -694,5 +699,5 @@ class Stream:
         for event in events:
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
-                self._on_message(self.ws, event.data)
+                self.listener.on_message(self.ws, event.data)
         return 0
