@@ -1,15 +1,25 @@
-"""Test-wide setup: say which engine path is live, and refuse a stale compiled build."""
+"""Test-wide setup: say which engine path is live, refuse a stale compiled build, and let
+the processes tests start get Ctrl-C."""
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 import wsio
 from wsio import _engine
+
+# A run started in the background of a non-interactive shell has SIGINT ignored, and so
+# would every process a test starts (an ignored signal stays ignored across exec, and
+# Python then installs no handler): the tests that stop a server or client with Ctrl-C
+# would wait for an exit that never comes. A handled SIGINT is reset to the default in
+# a child, which Python turns into KeyboardInterrupt.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header() -> str:
