@@ -87,6 +87,7 @@ cdef class Transport:
     cdef public object write_timeout
     cdef Protocol _core
     cdef int _fd
+    cdef bint _asyncio_holds
     cdef bint _batch
     cdef bint _closing
     cdef bint _held
@@ -98,6 +99,7 @@ cdef class Transport:
 
     cdef bint _deferrable(self, object payload, Py_ssize_t queued) except -1
     cdef int _flush(self) except -1
+    cdef bint _asyncio_empty(self) except -1
     cdef int _write_list(self, list bufs) except -1
     cdef int _after(self) except -1
     cdef int _hold(self) except -1

@@ -155,6 +155,10 @@ class Transport:
         # Writing on the socket ourselves is only right for a plain socket transport
         # (not TLS, where the bytes must go through the SSL object).
         self._fd = -1
+        # Whether asyncio's write buffer may hold bytes: only then is it asked (a Python
+        # call per write otherwise). True at first: the handshake's response went
+        # through it.
+        self._asyncio_holds = True
         sock = transport.get_extra_info("socket")
         if sock is not None and transport.get_extra_info("sslcontext") is None:
             self._fd = sock.fileno()
@@ -308,7 +312,7 @@ class Transport:
             core.clear_output()
             return 0
         written: cython.Py_ssize_t = 0
-        if self._fd >= 0 and self.transport.get_write_buffer_size() == 0:
+        if self._fd >= 0 and self._asyncio_empty():
             if cython.compiled:
                 written = c_write(self._fd, PyByteArray_AS_STRING(tail), n)
             else:
@@ -322,7 +326,7 @@ class Transport:
             if written < 0:
                 written = 0  # EAGAIN, or an error asyncio's own write will report
         # asyncio keeps what it cannot send now: give it bytes of its own.
-        self.transport.write(bytes(tail[written:]))
+        self._hand_over(bytes(tail[written:]))
         core.clear_output()
         return 0
 
@@ -330,7 +334,7 @@ class Transport:
         if not bufs or self._closing:
             return 0
         written: cython.Py_ssize_t = 0
-        if self._fd >= 0 and self.transport.get_write_buffer_size() == 0:
+        if self._fd >= 0 and self._asyncio_empty():
             if cython.compiled:
                 written = wsio_writev_list(self._fd, bufs)
             if written == -2 or not cython.compiled:  # more buffers than the C path takes
@@ -346,11 +350,25 @@ class Transport:
                 written -= size
                 continue
             if written:
-                self.transport.write(bytes(memoryview(buf)[written:]))
+                self._hand_over(bytes(memoryview(buf)[written:]))
                 written = 0
             else:
-                self.transport.write(buf if type(buf) is bytes else bytes(buf))
+                self._hand_over(buf if type(buf) is bytes else bytes(buf))
         return 0
+
+    def _asyncio_empty(self) -> cython.bint:
+        # Nothing waits in asyncio's write buffer: this side may write on the socket.
+        if self._asyncio_holds:
+            if self.transport.get_write_buffer_size():
+                return False
+            self._asyncio_holds = False
+        return True
+
+    def _hand_over(self, data: bytes) -> None:
+        """Queue ``data`` in asyncio's write buffer (what cannot be written now, or a
+        frame built for many connections): later writes go behind it."""
+        self._asyncio_holds = True
+        self.transport.write(data)
 
     def _after(self) -> cython.int:
         # After the core took input: send what it answered (Pongs, the Close), and end

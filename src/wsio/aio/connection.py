@@ -772,7 +772,7 @@ def broadcast(connections: Iterable[Connection], message: _Data | bytearray | me
         if extension is None or len(data) < extension.threshold:
             if plain is None:
                 plain = _frame(opcode, 0, data)
-            transport.transport.write(plain)
+            transport._hand_over(plain)
         elif extension.parameters.server_no_context_takeover:
             key = (extension.parameters, extension.level, extension.mem_level)
             frame = compressed.get(key)
@@ -782,7 +782,7 @@ def broadcast(connections: Iterable[Connection], message: _Data | bytearray | me
                     data, True, True
                 )
                 frame = compressed[key] = _frame(opcode, extension.rsv, payload)
-            transport.transport.write(frame)
+            transport._hand_over(frame)
         else:
             transport.send(opcode, data)
 
