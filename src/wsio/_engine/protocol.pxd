@@ -95,10 +95,27 @@ cdef extern from *:
         Py_CLEAR(*acc);
         *len = 0;
     }
+
+    /* Empty the send bytearray. PyByteArray_Resize(b, 0) would give its block back (a
+       bytearray shrinks to its size when that falls under half its allocation), and
+       the next frame would allocate it again: a block of at most `keep` bytes is kept
+       (an idle connection holds no more than that). */
+    static inline int wsio_bytearray_clear(PyObject *b, Py_ssize_t keep)
+    {
+        PyByteArrayObject *o = (PyByteArrayObject *)b;
+        if (o->ob_alloc <= keep && o->ob_exports == 0 && o->ob_bytes != NULL
+                && o->ob_start == o->ob_bytes) {
+            Py_SET_SIZE(o, 0);
+            o->ob_bytes[0] = 0;
+            return 0;
+        }
+        return PyByteArray_Resize(b, 0);
+    }
     """
     int wsio_acc_append(PyObject **acc, Py_ssize_t *len, const char *src, Py_ssize_t n) except -1
     object wsio_acc_take(PyObject **acc, Py_ssize_t *len)
     void wsio_acc_clear(PyObject **acc, Py_ssize_t *len)
+    int wsio_bytearray_clear(object b, Py_ssize_t keep) except -1
 
 
 # A writable buffer over a bytes object that no one else holds yet: what a whole message

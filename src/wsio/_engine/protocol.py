@@ -96,6 +96,7 @@ if cython.compiled:
         wsio_acc_append,
         wsio_acc_clear,
         wsio_acc_take,
+        wsio_bytearray_clear,
         wsio_mask_xor,
         wsio_utf8_str,
     )
@@ -357,6 +358,9 @@ _FUSE_BLOCK = cython.declare(cython.Py_ssize_t, 8192)
 # Outgoing payloads up to this size are copied behind their header into one buffer;
 # longer ones are their own buffer in data_to_send() (not copied on the server side).
 _INLINE_MAX = cython.declare(cython.Py_ssize_t, 4096)
+# The send buffer's block kept between writes (clear_output): small frames (an echo of up
+# to a few hundred bytes) reuse it, an idle connection holds no more than this.
+_KEPT_OUTPUT = cython.declare(cython.Py_ssize_t, 512)
 # The read buffer's view before the buffer is allocated (nothing is read into it).
 _NO_VIEW = memoryview(b"")
 # Full reads double the buffer up to this; once drained, a buffer larger than this (grown
@@ -1532,10 +1536,10 @@ class Protocol:
         return self._tail
 
     def clear_output(self) -> cython.int:
-        """Empty the buffer :meth:`single_output` returned, once written (its memory is
-        kept for the next frames)."""
+        """Empty the buffer :meth:`single_output` returned, once written (up to 512
+        bytes of its memory are kept for the next frames)."""
         if cython.compiled:
-            PyByteArray_Resize(self._tail, 0)
+            wsio_bytearray_clear(self._tail, _KEPT_OUTPUT)
         else:
             self._tail.clear()
         return 0
