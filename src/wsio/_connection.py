@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any, Final, TypeVar
 
 from wsio._engine.extensions import DEFAULT_COMPRESSION_THRESHOLD, PerMessageDeflate
-from wsio._engine.handshake import _CLIENT_NAMES, _CONTENT_LENGTH, _HOST, _OWN_NAMES, _canonical
+from wsio._engine.handshake import hooked_request_headers, hooked_response_headers
 from wsio._engine.http import RequestParser, ResponseParser
 from wsio._engine.limits import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -399,15 +399,10 @@ def received_request(head: bytes) -> Request:
     size = len(head) + 16
     parser = RequestParser(max_line=size, max_headers=size, max_size=size)
     parser.feed(head)
-    headers = []
-    for i, (name, value) in enumerate(parser.headers()):
-        # The rules' own headers but Host and those they hand on_header as well
-        # (Content-Length, Transfer-Encoding, Origin: the codes from _CONTENT_LENGTH on).
-        code = parser.find_name(i, _OWN_NAMES)
-        if code == _HOST:
-            headers.append(("Host", value.decode("latin-1")))
-        elif code < 0 or code >= _CONTENT_LENGTH:
-            headers.append((_canonical(name).decode("latin-1"), value.decode("latin-1")))
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in hooked_request_headers(parser)
+    ]
     return Request(parser.target.decode("latin-1"), headers)
 
 
@@ -418,9 +413,8 @@ def sent_response(head: bytes) -> Response:
     parser = ResponseParser(max_line=size, max_headers=size, max_size=size)
     parser.feed(head)
     headers = [
-        (bytes(parser.name(i)).decode("latin-1"), bytes(parser.value(i)).decode("latin-1"))
-        for i in range(len(parser))
-        if parser.find_name(i, _CLIENT_NAMES) < 0
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in hooked_response_headers(parser)
     ]
     return Response(parser.status, headers)
 

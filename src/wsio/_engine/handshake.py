@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from wsio._engine.http import HeadError, RequestParser, ResponseParser
+from wsio._engine.http import HeadError, HeadParser, RequestParser, ResponseParser
 from wsio._engine.httphead import (
     HeaderSyntaxError,
     Option,
@@ -94,6 +94,8 @@ __all__ = [
     "check_accepted_extensions",
     "encode_headers",
     "header_pairs",
+    "hooked_request_headers",
+    "hooked_response_headers",
     "reason_phrase",
 ]
 
@@ -308,6 +310,32 @@ def _call(hook: Callable[..., Any], *args: Any) -> Any:
 def _canonical(name: bytes) -> bytes:
     # Go's textproto.CanonicalMIMEHeaderKey: upper case after "-" and at the start.
     return b"-".join([part[:1].upper() + part[1:].lower() for part in name.split(b"-")])
+
+
+def hooked_request_headers(parser: HeadParser) -> list[tuple[bytes, bytes]]:
+    """The headers of an accepted request as a server's hooks saw them, in order: Host,
+    and every header the rules hand ``on_header`` (names canonicalised, as it gets them).
+    Owned copies."""
+    headers = []
+    for i, (name, value) in enumerate(parser.headers()):
+        # The rules' own headers but Host and those they hand on_header as well
+        # (Content-Length, Transfer-Encoding, Origin: the codes from _CONTENT_LENGTH on).
+        code = parser.find_name(i, _OWN_NAMES)
+        if code == _HOST:
+            headers.append((b"Host", value))
+        elif code < 0 or code >= _CONTENT_LENGTH:
+            headers.append((_canonical(name), value))
+    return headers
+
+
+def hooked_response_headers(parser: HeadParser) -> list[tuple[bytes, bytes]]:
+    """The headers of a 101 that are not the handshake's own (those a client's
+    ``on_header`` sees), in order. Owned copies."""
+    return [
+        (bytes(parser.name(i)), parser.value_bytes(i))
+        for i in range(len(parser))
+        if parser.find_name(i, _CLIENT_NAMES) < 0
+    ]
 
 
 def _origin_set(origins: Iterable[str | None] | None) -> frozenset[bytes | None] | None:
