@@ -894,3 +894,60 @@ def test_connect_iterates_through_refused_connections() -> None:
         if server:
             server[0].shutdown()
         listener.close()
+
+
+# -- the connection's locks -------------------------------------------------------------
+
+
+def test_the_connections_lock_behaves_as_threading_lock() -> None:
+    # wsio.sync's sends and reads wait on these: held, a non-blocking acquire fails and
+    # a timed one gives up; a release from another thread wakes a waiter; releasing an
+    # unlocked lock is an error, as with threading.Lock.
+    from wsio.sync.connection import _Lock
+
+    lock = _Lock()
+    assert not lock.locked()
+    with lock:
+        assert lock.locked()
+        assert not lock.acquire(blocking=False)
+        assert not lock.acquire(timeout=0.05)
+    assert not lock.locked()
+    with pytest.raises(RuntimeError):
+        lock.release()
+    with pytest.raises(ValueError):
+        lock.acquire(False, 1.0)
+    assert lock.acquire()
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(lock.acquire(timeout=HANG)))
+    waiter.start()
+    time.sleep(0.05)
+    lock.release()  # the waiter takes it
+    waiter.join(HANG)
+    assert got == [True] and lock.locked()
+    lock.release()
+
+
+def test_a_signal_handler_runs_while_a_send_waits_for_the_lock() -> None:
+    # A thread waiting to send (another send holds the connection) still gets its signal
+    # handlers run: Ctrl-C ends the wait, as it would a threading.Lock's.
+    import signal
+
+    from wsio.sync.connection import _Lock
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted
+
+    lock = _Lock()
+    lock.acquire()
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(Interrupted):
+            lock.acquire(timeout=HANG)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        lock.release()

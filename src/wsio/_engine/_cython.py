@@ -30,7 +30,7 @@ cfunc = ccall = inline = final = cclass = _identity
 locals = returns = exceptval = boundscheck = wraparound = cdivision = _directive
 
 # C types: only ever passed to declare/cast or named in annotations.
-int = uint = longlong = ulonglong = Py_ssize_t = size_t = bint = char = uchar = object
+int = uint = longlong = ulonglong = Py_ssize_t = size_t = bint = char = uchar = double = object
 p_char = p_uchar = pointer = NULL = None
 
 

@@ -9,7 +9,17 @@
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.object cimport PyObject
+from cpython.pythread cimport (
+    PY_LOCK_ACQUIRED,
+    PY_LOCK_INTR,
+    PyLockStatus,
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_release_lock,
+    PyThread_type_lock,
+)
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 from libc.string cimport memcpy
@@ -18,20 +28,31 @@ from wsio._engine.framing cimport uchar_ptr
 from wsio._engine.mask cimport buffer_t, key_t, wsio_mask_xor
 from wsio._engine.protocol cimport Protocol, wsio_acc_append, wsio_acc_clear, wsio_acc_take
 
+cdef extern from "pythread.h":
+    # Not in Cython's cpython/pythread.pxd: the timed acquire (microseconds, < 0 for ever;
+    # intr_flag 1: a signal ends the wait with PY_LOCK_INTR).
+    PyLockStatus PyThread_acquire_lock_timed(PyThread_type_lock, long long, int) nogil
+
 cdef int _ENDED, _FLUSH
 cdef Py_ssize_t _MASK_BLOCK
+
+
+cdef class _Lock:
+    cdef PyThread_type_lock _lock
+    cdef object _py
+    cdef bint _held
+
+    cdef bint take(self, double timeout) except -1
+    cdef int give(self) except -1
 
 
 cdef class _Wire:
     cdef object conn
     cdef Protocol core
     cdef object queue
-    cdef object write_acquire
-    cdef object write_release
-    cdef object proto_acquire
-    cdef object proto_release
-    cdef object read_acquire
-    cdef object read_release
+    cdef _Lock write_lock
+    cdef _Lock proto_lock
+    cdef _Lock read_lock
     cdef object claim
     cdef object unclaim
     cdef object locked
