@@ -236,6 +236,9 @@ cdef class Protocol:
     # one output buffer (single_output()); longer ones are a buffer of their own in
     # data_to_send() (a server's not copied). 4 KiB unless the I/O layer sets it.
     cdef public Py_ssize_t inline_max
+    # The output buffer's block kept between messages (clear_output): 512 bytes unless
+    # the I/O layer sets it (an idle connection holds no more than this).
+    cdef public Py_ssize_t keep_output
     cdef bint _send_fragmented
     cdef object _pending_close
 

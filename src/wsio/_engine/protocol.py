@@ -358,8 +358,9 @@ _FUSE_BLOCK = cython.declare(cython.Py_ssize_t, 8192)
 # Outgoing payloads up to this size are copied behind their header into one buffer;
 # longer ones are their own buffer in data_to_send() (not copied on the server side).
 _INLINE_MAX = cython.declare(cython.Py_ssize_t, 4096)
-# The send buffer's block kept between writes (clear_output): small frames (an echo of up
-# to a few hundred bytes) reuse it, an idle connection holds no more than this.
+# The send buffer's block kept between writes by default (clear_output, keep_output):
+# small frames (an echo of up to a few hundred bytes) reuse it, an idle connection holds
+# no more than this.
 _KEPT_OUTPUT = cython.declare(cython.Py_ssize_t, 512)
 # The read buffer's view before the buffer is allocated (nothing is read into it).
 _NO_VIEW = memoryview(b"")
@@ -466,6 +467,7 @@ class Protocol:
         self.whole_frame_max = 0 if streaming else min(WHOLE_FRAME_MAX, self.max_frame_size)
         self.direct_max = 0
         self.inline_max = _INLINE_MAX
+        self.keep_output = _KEPT_OUTPUT
         self._buf = bytearray()  # allocated on first use
         # Until then one empty view shared by every protocol (get_buffer makes the real
         # one first): a memoryview each is ~180 bytes per idle connection.
@@ -1536,10 +1538,11 @@ class Protocol:
         return self._tail
 
     def clear_output(self) -> cython.int:
-        """Empty the buffer :meth:`single_output` returned, once written (up to 512
-        bytes of its memory are kept for the next frames)."""
+        """Empty the buffer :meth:`single_output` returned, once written (up to
+        ``keep_output`` bytes of its memory, 512 by default, are kept for the next
+        frames)."""
         if cython.compiled:
-            wsio_bytearray_clear(self._tail, _KEPT_OUTPUT)
+            wsio_bytearray_clear(self._tail, self.keep_output)
         else:
             self._tail.clear()
         return 0

@@ -99,6 +99,8 @@ _DIRECT_MAX = 1 << 26
 # Protocol.inline_max: a server copies payloads up to 16 KiB behind their header.
 _INLINE_SERVER = 16384
 _INLINE_ANY = 1 << 62
+# Protocol.keep_output: a 16 KiB payload with the longest header a client's frame has.
+_KEEP_OUTPUT = _INLINE_SERVER + 14
 # Compiled, a client masks a payload longer than this a block this size at a time into
 # a buffer of that size and sends each block from it (see _Wire._send_masked).
 _MASK_BLOCK = 262144
@@ -268,6 +270,10 @@ class Connection:
         # anyway, so it goes behind the header; a server copies a short one (cheaper
         # than a sendmsg of two buffers) and sends a long one from the caller's object.
         protocol.inline_max = _INLINE_ANY if protocol.is_client else _INLINE_SERVER
+        # The output buffer keeps its block between messages up to a 16 KiB payload's
+        # frame (an 8 KiB echo reallocated it twice per message otherwise): a thread per
+        # connection holds far more than that in its stack.
+        protocol.keep_output = _KEEP_OUTPUT
         # Pongs are sent by the thread holding the write lock (_flush), never by the
         # reading thread inside the core: then only a writer touches the core's output,
         # and a send writes the core's own buffer (single_output) without a copy.
