@@ -304,6 +304,7 @@ cdef class Protocol:
     cdef int _unmask_at(self, uchar_ptr p, Py_ssize_t n, long long pos, bint check) except -1
     cdef int _grow_pending(self) except -1
     cdef int _start_direct(self, Py_ssize_t start) except -1
+    cdef object _direct_view(self)
     cdef int _take_direct(self) except -1
     cdef Py_ssize_t _feed_direct(self, object data) except -1
     cdef int _drop_direct(self) except -1

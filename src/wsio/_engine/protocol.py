@@ -378,6 +378,8 @@ WHOLE_FRAME_MAX: Final = 1 << 20
 # of the read buffer. Shorter ones are copied (a bytes object, a view and a window per
 # message cost more than a copy of a few KiB).
 _DIRECT_MIN = cython.declare(cython.Py_ssize_t, 65536)
+# A message read in place takes at most this much per read (see Protocol._direct_view).
+_DIRECT_READ = cython.declare(cython.Py_ssize_t, 262144)
 # A frame header is a promise, not bytes: room for a frame taken whole is made as its
 # bytes arrive, at most _AHEAD times what has arrived (at least _AHEAD_MIN), so a peer
 # that announces 1 MiB and stops costs 64 KiB, not 1 MiB (gobwas/ws #223; a thousand
@@ -584,11 +586,12 @@ class Protocol:
         drained if it had grown larger than 256 KiB.
         Compiled, a whole message over 64 KiB kept as bytes (binary, or text with
         ``decode_text=False``) is read straight into the ``bytes`` its event will hold:
-        the view is the rest of it, and the message is never copied.
+        the view is the next part of it (up to 256 KiB a read, unmasked while in cache),
+        and the message is never copied.
         Calling this ends the lifetime of the views earlier :class:`Chunk` events hold.
         """
         if self._direct and self._whole_pending:
-            return self._tview[self._fill :]  # the rest of a large message, in place
+            return self._direct_view()  # the rest of a large message, in place
         capacity: cython.Py_ssize_t = len(self._buf)
         if capacity == 0:
             self._shrink()
@@ -601,7 +604,7 @@ class Protocol:
             if end == capacity:
                 self._grow_pending()
                 if self._direct:
-                    return self._tview[self._fill :]
+                    return self._direct_view()
                 end = self._end
             elif (
                 self._filled
@@ -1017,6 +1020,13 @@ class Protocol:
             self._in_frame = self._whole_pending = self._direct = True
             self._remaining = n - self._frame_pos
         return self._take_direct()
+
+    def _direct_view(self) -> Any:
+        # The next part of a large message read in place: at most _DIRECT_READ bytes, so
+        # that each read is unmasked (and checked) while its bytes are still in cache,
+        # not after a kernel buffer of several MB was copied into cold memory.
+        fill: cython.Py_ssize_t = self._fill
+        return self._tview[fill : fill + _DIRECT_READ]
 
     def _take_direct(self) -> cython.int:
         # Compiled only: _take_whole for a message read into its own bytes.
