@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from wsio.server import Backoff, ThreadedServer, ThreadingHTTPServer, accept, refuse_busy
+from wsio.server import (
+    Backoff,
+    ThreadedServer,
+    ThreadingHTTPServer,
+    accept,
+    accept_nowait,
+    refuse_busy,
+)
 
 TIMEOUT = 10.0  # seconds any single step may take (a bound on hangs, never a measure)
 
@@ -50,6 +57,26 @@ def test_accept_raises_when_the_listener_is_closed(listener: socket.socket) -> N
     listener.close()
     with pytest.raises(OSError):
         accept(listener)
+
+
+def test_accept_nowait_gives_a_connection_or_none(listener: socket.socket) -> None:
+    # For event loops: never blocks; nothing waiting is None, a waiting client its pair.
+    listener.setblocking(False)
+    backoff = Backoff()
+    assert accept_nowait(listener, backoff) is None
+    with dial(listener) as client:
+        deadline = time.monotonic() + TIMEOUT
+        got = accept_nowait(listener, backoff)
+        while got is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+            got = accept_nowait(listener, backoff)
+        assert isinstance(got, tuple)
+        sock, address = got
+        with sock:
+            assert address == client.getsockname()
+    listener.close()
+    with pytest.raises(OSError):
+        accept_nowait(listener, backoff)
 
 
 def test_backoff_doubles_to_a_second_and_logs_once_an_episode(

@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "Backoff",
     "accept",
+    "accept_nowait",
     "refuse_busy",
     "ThreadedServer",
     "ThreadingHTTPServer",
@@ -134,6 +135,27 @@ def accept(listener: socket.socket, backoff: Backoff | None = None) -> tuple[soc
             continue
         backoff.succeeded()
         return pair
+
+
+def accept_nowait(
+    listener: socket.socket, backoff: Backoff
+) -> tuple[socket.socket, Any] | float | None:
+    """One ``accept()`` on a non-blocking listener, for event loops: the new connection;
+    None when none is waiting; or, out of descriptors or buffers, the seconds to stop
+    watching the listener for (``backoff``'s delay; the episode logged once). A network
+    error of one pending connection counts as none waiting; any other error is raised."""
+    try:
+        pair = listener.accept()
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError as error:
+        if error.errno in _RETRY_AT_ONCE:
+            return None
+        if error.errno not in _EXHAUSTED:
+            raise
+        return backoff.failed(f"accept() failed with {errno.errorcode[error.errno]}")
+    backoff.succeeded()
+    return pair
 
 
 def refuse_busy(sock: socket.socket) -> None:

@@ -27,7 +27,7 @@ from wsio._engine.limits import (
 from wsio._engine.protocol import ServerProtocol
 from wsio.aio._callback import DEFAULT_WRITE_TIMEOUT, Stream, Transport
 from wsio.aio.listener import Listener
-from wsio.server import DEFAULT_MAX_CONNECTIONS
+from wsio.server import DEFAULT_MAX_CONNECTIONS, Backoff, accept_nowait
 from wsio.wsflate import Extension, Parameters
 
 __all__ = ["create_server"]
@@ -206,6 +206,85 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
         self._cfg.handshaking.pop(self, None)
 
 
+class _Acceptor:
+    """Accepts for one listening socket of a server on asyncio's selector loop and makes
+    each connection's transport at once. asyncio's own accept runs a Task (a coroutine
+    and a future) per connection before the transport exists; out of descriptors it
+    reports a traceback a second to the loop's exception handler. Here: neither, and the
+    pause that doubles from 5 ms to 1 s with one log line an episode of wsio.server."""
+
+    def __init__(
+        self,
+        loop: Any,
+        server: asyncio.Server,
+        sock: socket.socket,
+        factory: Callable[[], _ServerStream],
+        backlog: int,
+        logger: logging.Logger,
+    ) -> None:
+        self._loop = loop
+        self._server = server
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._factory = factory
+        self._backlog = backlog
+        self._logger = logger
+        self._backoff = Backoff(logger)
+
+    def watch(self) -> None:
+        """Accept from now on in place of asyncio's reader (the server is serving)."""
+        if self._server.is_serving() and self._sock.fileno() == self._fd:
+            self._loop._add_reader(self._fd, self._accept)
+
+    def _accept(self) -> None:
+        # As asyncio's accept: up to `backlog` connections per readiness of the listener.
+        for _ in range(self._backlog):
+            try:
+                got = accept_nowait(self._sock, self._backoff)
+            except OSError:
+                self._logger.exception("accept() failed on %s", self._sock)
+                return
+            if got is None:
+                return
+            if isinstance(got, float):
+                # The kernel keeps the connections waiting in the backlog meanwhile.
+                self._loop._remove_reader(self._fd)
+                self._loop.call_later(got, self.watch)
+                return
+            conn, address = got
+            try:
+                conn.setblocking(False)
+                self._loop._make_socket_transport(
+                    conn, self._factory(), extra={"peername": address}, server=self._server
+                )
+            except Exception:
+                conn.close()
+                self._logger.exception("could not set up a connection from %s", address)
+
+
+def _accept_directly(
+    loop: Any,
+    server: asyncio.Server,
+    factory: Callable[[], _ServerStream],
+    backlog: int,
+    logger: logging.Logger,
+) -> None:
+    # On asyncio's own selector loop and without TLS (a TLS transport is asyncio's
+    # business), an _Acceptor replaces asyncio's reader on each listening socket;
+    # elsewhere (uvloop, its own compiled accept) asyncio's stays.
+    sockets = getattr(server, "_sockets", None)
+    if not (
+        isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+        and hasattr(loop, "_make_socket_transport")
+        and hasattr(loop, "_add_reader")
+        and sockets
+        and server.is_serving()
+    ):
+        return
+    for sock in sockets:
+        _Acceptor(loop, server, sock, factory, backlog, logger).watch()
+
+
 async def create_server(
     listener_factory: Callable[[], Listener],
     host: str | list[str] | None = None,
@@ -277,11 +356,16 @@ async def create_server(
     def factory() -> _ServerStream:
         return _ServerStream(cfg)
 
+    server: asyncio.Server
     if path is not None or (sock is not None and sock.family == getattr(socket, "AF_UNIX", None)):
-        return await loop.create_unix_server(factory, path, sock=sock, ssl=ssl, backlog=backlog)
-    return await loop.create_server(
-        factory, host, port, sock=sock, ssl=ssl, reuse_port=reuse_port, backlog=backlog
-    )
+        server = await loop.create_unix_server(factory, path, sock=sock, ssl=ssl, backlog=backlog)
+    else:
+        server = await loop.create_server(
+            factory, host, port, sock=sock, ssl=ssl, reuse_port=reuse_port, backlog=backlog
+        )
+    if ssl is None:
+        _accept_directly(loop, server, factory, backlog, cfg.logger)
+    return server
 
 
 # -- The high level: serve() -------------------------------------------------------------
