@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import itertools
 import os
 import select
@@ -611,6 +612,16 @@ def test_unix_socket_and_existing_listener() -> None:
     with wsio_server(sock=listener) as server, connect(url_of(server)) as ws:
         ws.send(b"given socket")
         assert ws.recv(TIMEOUT) == b"given socket"
+
+
+def test_serve_closes_its_socket_when_its_options_are_refused() -> None:
+    # The Upgrader's options are checked once the listening socket exists: a refusal
+    # closes it (it was left to the garbage collector, whose ResourceWarning failed
+    # whichever later test it happened to run in).
+    for options in ({"origins": "https://app.example"}, {"nonsense": 1}, {"max_line": 1}):
+        with pytest.raises((TypeError, ValueError)):
+            serve(echo, "127.0.0.1", 0, **options)
+    gc.collect()  # an unclosed socket is reported here (warnings are errors)
 
 
 def test_options_are_checked_before_connecting() -> None:

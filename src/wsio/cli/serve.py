@@ -214,14 +214,18 @@ def serve(
     except OSError as error:
         raise listen_error(host, port, error) from None
     upgrader_options = {} if origins is None else {"origins": origins}
-    server = EchoServer(
-        functools.partial(echo, write_timeout=write_timeout),
-        listener,
-        config,
-        upgrader_options,
-        ssl=context,
-        max_connections=max_connections,
-    )
+    try:
+        server = EchoServer(
+            functools.partial(echo, write_timeout=write_timeout),
+            listener,
+            config,
+            upgrader_options,
+            ssl=context,
+            max_connections=max_connections,
+        )
+    except BaseException:
+        listener.close()
+        raise
     bound_host, bound_port = listener.getsockname()[:2]
     scheme = "wss" if context is not None else "ws"
     # Installed even where SIGINT was inherited as ignored (a job started with `&`), and

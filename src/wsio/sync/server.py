@@ -215,24 +215,36 @@ def serve(
     connection is closed when the handler returns (1000), or raises (1011).
     """
     config, upgrader_options = shared.split_options(options)
+    own = sock is None
     if sock is None:
         if unix_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 if not os.path.exists(unix_path) or _is_socket(unix_path):
                     os.unlink(unix_path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(unix_path)
-            sock.listen(backlog)
+            try:
+                sock.bind(unix_path)
+                sock.listen(backlog)
+            except BaseException:
+                sock.close()
+                raise
         else:
             sock = socket.create_server((host or "", port or 0), backlog=backlog)
-    return Server(
-        handler,
-        sock,
-        config,
-        upgrader_options,
-        ssl=ssl,
-        max_connections=max_connections,
-    )
+    try:
+        return Server(
+            handler,
+            sock,
+            config,
+            upgrader_options,
+            ssl=ssl,
+            max_connections=max_connections,
+        )
+    except BaseException:
+        # Refused options (the Upgrader's are checked here): the socket made for this
+        # server is closed, not left to the garbage collector.
+        if own:
+            sock.close()
+        raise
 
 
 def _tls_handshake(
