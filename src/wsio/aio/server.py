@@ -84,18 +84,16 @@ class _Config:
             self._sweeper = loop.call_later(self.handshake_timeout, self._sweep, loop)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Drop the connections whose deadline passed; come back at the next deadline,
-        # a little late rather than once per connection (at most a tenth of the timeout,
-        # and a second, late).
+        # Drop the connections whose deadline passed; come back at the next deadline
+        # (the dict holds only handshakes still in flight: a finished one leaves it, so
+        # the timer fires only for clients that are late).
         self._sweeper = None
         now = loop.time()
         handshaking = self.handshaking
         while handshaking:
             stream, deadline = next(iter(handshaking.items()))
             if deadline > now:
-                assert self.handshake_timeout is not None
-                slack = min(self.handshake_timeout / 10, 1.0)
-                self._sweeper = loop.call_at(deadline + slack, self._sweep, loop)
+                self._sweeper = loop.call_at(deadline, self._sweep, loop)
                 return
             del handshaking[stream]
             stream._handshake_timed_out()
