@@ -79,7 +79,12 @@ def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
     try:
         yield f"ws://127.0.0.1:{listener.getsockname()[1]}", held
     finally:
+        # Woken from accept() (a close alone does not wake it on Linux) and joined
+        # before the held sockets are closed: one it was upgrading is closed too.
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
         listener.close()
+        thread.join(HANG)
         for sock in held:
             sock.close()
 
@@ -329,7 +334,25 @@ def _send_concurrently(plan: list[list[Any]]) -> None:
 
     thread = threading.Thread(target=peer)
     thread.start()
-    ws = connect(f"ws://127.0.0.1:{listener.getsockname()[1]}", compression=None).open()
+    with listener:
+        _send_on_threads(plan, f"ws://127.0.0.1:{listener.getsockname()[1]}")
+        thread.join(HANG)
+    # The raw peer parsed every byte with wsio's parser: a frame of one message inside
+    # another's would have failed it (1002) before the Close.
+    events, close = result[0]
+    assert close is not None and close.code == 1000
+    got = [event.data for event in events if isinstance(event, (TextMessage, BinaryMessage))]
+    for index, messages in enumerate(plan):
+        prefix = f"{index}."
+        mine = [
+            m for m in got if (m if isinstance(m, str) else m.decode("latin-1")).startswith(prefix)
+        ]
+        assert mine == [_joined(_tagged(index, seq, m)) for seq, m in enumerate(messages)]
+    assert len(got) == sum(map(len, plan))
+
+
+def _send_on_threads(plan: list[list[Any]], url: str) -> None:
+    ws = connect(url, compression=None).open()
     start = threading.Barrier(len(plan))
 
     def sender(index: int, messages: list[Any]) -> None:
@@ -343,20 +366,6 @@ def _send_concurrently(plan: list[list[Any]]) -> None:
     for t in senders:
         t.join(HANG)
     ws.close()
-    thread.join(HANG)
-    listener.close()
-    # The raw peer parsed every byte with wsio's parser: a frame of one message inside
-    # another's would have failed it (1002) before the Close.
-    events, close = result[0]
-    assert close is not None and close.code == 1000
-    got = [event.data for event in events if isinstance(event, (TextMessage, BinaryMessage))]
-    for index, messages in enumerate(plan):
-        prefix = f"{index}."
-        mine = [
-            m for m in got if (m if isinstance(m, str) else m.decode("latin-1")).startswith(prefix)
-        ]
-        assert mine == [_joined(_tagged(index, seq, m)) for seq, m in enumerate(messages)]
-    assert len(got) == sum(map(len, plan))
 
 
 # -- backpressure ---------------------------------------------------------------------

@@ -182,9 +182,15 @@ class _Lingering:
 
     def __init__(self) -> None:
         self._socks: collections.deque[tuple[float, socket.socket]] = collections.deque()
+        self._closed = False
 
     def add(self, sock: socket.socket) -> None:
         self._socks.append((time.monotonic() + _LINGER, sock))
+        if self._closed:
+            # close() ran in another thread meanwhile (a shutdown racing the accept
+            # that refused this one): nothing will sweep again.
+            self.close()
+            return
         self.sweep()
 
     def sweep(self) -> None:
@@ -199,9 +205,14 @@ class _Lingering:
             sock.close()
 
     def close(self) -> None:
-        """Close every lingering socket now."""
-        while self._socks:
-            self._socks.popleft()[1].close()
+        """Close every lingering socket now, and any added later."""
+        self._closed = True
+        while True:
+            try:  # the accepting thread may be closing them too (add)
+                sock = self._socks.popleft()[1]
+            except IndexError:
+                return
+            sock.close()
 
 
 class ThreadedServer:
@@ -258,6 +269,9 @@ class ThreadedServer:
                 if self.stopping.is_set():
                     return
                 raise
+            if self.stopping.is_set():  # accepted while shutdown() ran: nobody serves it
+                sock.close()
+                return
             self._start(sock, address)
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -299,7 +313,12 @@ class ThreadedServer:
             if not self._full:
                 self.logger.warning("%d connections open: refusing more", self.max_connections)
                 self._full = True
-            self.refuse(sock)
+            try:
+                self.refuse(sock)
+            except Exception:
+                sock.close()
+                self.logger.exception("%s: refusing failed", _name(address))
+                return
             self._lingering.add(sock)
             return
         self._lingering.sweep()

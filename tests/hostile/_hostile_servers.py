@@ -121,11 +121,15 @@ def hold_tcp(port: int, count: int) -> list[socket.socket]:
     """Up to ``count`` TCP connections that send nothing, opened one after another until
     one is not accepted within 2 s: the server is full, its listen backlog too."""
     held: list[socket.socket] = []
-    for _ in range(count):
-        try:
-            held.append(socket.create_connection(("127.0.0.1", port), timeout=2.0))
-        except TimeoutError:  # noqa: PERF203 (the end of the loop)
-            break
+    try:
+        for _ in range(count):
+            try:
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=2.0))
+            except TimeoutError:  # noqa: PERF203 (the end of the loop)
+                break
+    except BaseException:
+        close_all(held)
+        raise
     return held
 
 

@@ -59,6 +59,7 @@ COMPILED_MODULE_NAMES: tuple[str, ...] = (
     "wsio.wsutil.reader",
     "wsio.wsutil.writer",
     "wsio.aio._callback",
+    "wsio.aio._socket",
     "wsio.sync.connection",
 )
 

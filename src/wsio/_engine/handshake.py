@@ -55,6 +55,7 @@ from wsio._engine.httphead import (
     HeaderSyntaxError,
     Option,
     accept_key,
+    accept_key_bytes,
     check_value,
     format_options,
     has_token,
@@ -199,15 +200,24 @@ def build_response(
     ``accept`` is the Sec-WebSocket-Accept value (:func:`wsio.accept_key` of the key).
     Raises LocalProtocolError for a value that cannot be written safely.
     """
-    parts = [_HEAD_101, check_value(accept, "Sec-WebSocket-Accept").encode("ascii"), _CRLF]
+    accepted = check_value(accept, "Sec-WebSocket-Accept").encode("ascii")
+    return _response_101(accepted, subprotocol, extensions, encode_headers(headers))
+
+
+def _response_101(
+    accept: bytes, subprotocol: str | None, extensions: Sequence[Option], header_lines: bytes
+) -> bytes:
+    # build_response once its inputs are checked: ``accept`` computed here or checked,
+    # ``header_lines`` encoded by encode_headers.
+    parts = [_HEAD_101, accept, _CRLF]
     if subprotocol is not None:
         if not is_token(subprotocol):
             raise LocalProtocolError(f"subprotocol is not a token: {subprotocol!r}")
         parts += (_PROTOCOL_LINE, subprotocol.encode("ascii"), _CRLF)
     if extensions:
         parts += (_EXTENSIONS_LINE, format_options(extensions).encode("latin-1"), _CRLF)
-    if headers:
-        parts.append(encode_headers(headers))
+    if header_lines:
+        parts.append(header_lines)
     parts.append(_CRLF)
     return b"".join(parts)
 
@@ -654,11 +664,11 @@ class ServerRules:
         if self.on_before_upgrade is not None:
             extra = _call(self.on_before_upgrade)
         try:
-            response = build_response(
-                accept_key(key),
-                subprotocol=subprotocol,
-                extensions=accepted,
-                headers=self._header + encode_headers(extra) if extra else self._header,
+            response = _response_101(
+                accept_key_bytes(key),
+                subprotocol,
+                accepted,
+                self._header + encode_headers(extra) if extra else self._header,
             )
         except LocalProtocolError as exc:
             # A hook returned something that cannot be written: a server bug (500).

@@ -61,7 +61,10 @@ if cython.compiled:
     from cython.cimports.cpython.bytearray import (  # type: ignore[import-untyped]
         PyByteArray_AS_STRING,
     )
-    from cython.cimports.cpython.bytes import PyBytes_AS_STRING  # type: ignore[import-untyped]
+    from cython.cimports.cpython.bytes import (  # type: ignore[import-untyped]
+        PyBytes_AS_STRING,
+        PyBytes_FromStringAndSize,
+    )
 
 __all__ = [
     "DEFAULT_MAX_HEADERS",
@@ -330,7 +333,7 @@ class HeadParser:
             if len(parts) != 3:
                 raise MalformedHeadError(f"malformed request line {_shown(line)}")
             method, target, version = parts
-            if _TOKEN.fullmatch(method) is None:
+            if method != b"GET" and _TOKEN.fullmatch(method) is None:
                 raise MalformedHeadError(f"bad method in request line {_shown(line)}")
             if not target or _TARGET_BAD.search(target) is not None:
                 raise MalformedHeadError(f"bad request-target in {_shown(line)}")
@@ -458,10 +461,17 @@ class HeadParser:
         lowered = self.buffer[start : start + size].lower()
         return names.index(lowered) if lowered in names else -1
 
-    def value_bytes(self, i: int) -> bytes:
+    def value_bytes(self, i: cython.Py_ssize_t) -> bytes:
         """Header ``i``'s value as a new ``bytes``."""
         spans = self._spans
-        return bytes(self.buffer[spans[4 * i + 2] : spans[4 * i + 3]])
+        start: cython.Py_ssize_t = spans[4 * i + 2]
+        end: cython.Py_ssize_t = spans[4 * i + 3]
+        if cython.compiled:
+            # One copy, straight out of the buffer (no intermediate bytearray slice).
+            return PyBytes_FromStringAndSize(
+                PyByteArray_AS_STRING(self.buffer) + start, end - start
+            )
+        return bytes(self.buffer[start:end])
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """Every header as ``(name, value)`` ``bytes`` copies, in order, names as received."""
@@ -522,7 +532,12 @@ class ResponseParser(HeadParser):
         )
 
 
+_HTTP_11 = (1, 1)
+
+
 def _parse_version(text: bytes) -> tuple[int, int]:
+    if text == b"HTTP/1.1":  # nearly every head: no match object
+        return _HTTP_11
     match = _VERSION.fullmatch(text)
     if match is None:
         raise MalformedHeadError(f"bad HTTP version {_shown(text)}")

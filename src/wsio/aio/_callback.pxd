@@ -6,65 +6,9 @@
 # when asyncio's buffer is empty.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING
-from cpython.object cimport PyObject
 from posix.unistd cimport write as c_write
 
-cdef extern from *:
-    """
-    #include <sys/uio.h>
-
-    /* One writev(2) of the buffers in a list (at most WSIO_IOV_MAX of them; the
-       caller falls back past that): what os.writev does, without its argument
-       parsing. Bytes written, 0 when the socket took nothing (EAGAIN, or an error
-       asyncio's own write reports), -1 with an exception set, -2 for too many. */
-    #define WSIO_IOV_MAX 16
-    static Py_ssize_t wsio_writev_list(int fd, PyObject *bufs)
-    {
-        Py_buffer views[WSIO_IOV_MAX];
-        struct iovec iov[WSIO_IOV_MAX];
-        Py_ssize_t count = PyList_GET_SIZE(bufs), i, done;
-        if (count > WSIO_IOV_MAX)
-            return -2;
-        for (i = 0; i < count; i++) {
-            if (PyObject_GetBuffer(PyList_GET_ITEM(bufs, i), &views[i], PyBUF_SIMPLE) < 0) {
-                while (i--)
-                    PyBuffer_Release(&views[i]);
-                return -1;
-            }
-            iov[i].iov_base = views[i].buf;
-            iov[i].iov_len = (size_t)views[i].len;
-        }
-        done = writev(fd, iov, (int)count);
-        for (i = 0; i < count; i++)
-            PyBuffer_Release(&views[i]);
-        return done < 0 ? 0 : done;
-    }
-    """
-    Py_ssize_t wsio_writev_list(int fd, list bufs) except -1
-
-cdef extern from *:
-    """
-    #include <errno.h>
-    #include <sys/socket.h>
-
-    /* recv(2) into a writable buffer: the bytes read (0 at the end of the stream);
-       -1 with an exception set if the buffer is not writable; -2 on a failed recv,
-       its errno in *err. */
-    static Py_ssize_t wsio_recv_into(int fd, PyObject *buf, int *err)
-    {
-        Py_buffer view;
-        Py_ssize_t got;
-        if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0)
-            return -1;
-        got = recv(fd, view.buf, (size_t)view.len, 0);
-        *err = got < 0 ? errno : 0;
-        PyBuffer_Release(&view);
-        return got < 0 ? -2 : got;
-    }
-    """
-    Py_ssize_t wsio_recv_into(int fd, object buf, int *err) except -1
-    enum: EAGAIN  # EWOULDBLOCK is the same number on Linux, macOS and the BSDs
-    enum: EINTR
+from wsio.aio._sockio cimport EAGAIN, EINTR, wsio_recv_into, wsio_writev_list
 
 from wsio._engine.protocol cimport Protocol
 

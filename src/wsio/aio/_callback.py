@@ -20,6 +20,7 @@ from typing import Any
 
 from wsio._engine.limits import DEFAULT_CLOSE_TIMEOUT
 from wsio._engine.protocol import WHOLE_FRAME_MAX, BinaryMessage, Protocol, TextMessage
+from wsio.aio._socket import SocketTransport
 from wsio.exceptions import LocalProtocolError, ProtocolError
 
 try:
@@ -29,10 +30,12 @@ except ImportError:  # pure mode without Cython installed
 
 if cython.compiled:
     from cython.cimports.wsio.aio._callback import (  # type: ignore[import-untyped]
-        EAGAIN,
-        EINTR,
         PyByteArray_AS_STRING,
         c_write,
+    )
+    from cython.cimports.wsio.aio._sockio import (  # type: ignore[import-untyped]
+        EAGAIN,
+        EINTR,
         wsio_recv_into,
         wsio_writev_list,
     )
@@ -159,9 +162,12 @@ class Transport:
         # call per write otherwise). True at first: the handshake's response went
         # through it.
         self._asyncio_holds = True
-        sock = transport.get_extra_info("socket")
-        if sock is not None and transport.get_extra_info("sslcontext") is None:
-            self._fd = sock.fileno()
+        if type(transport) is SocketTransport:
+            self._fd = transport._fd
+        else:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and transport.get_extra_info("sslcontext") is None:
+                self._fd = sock.fileno()
 
     # -- sending -------------------------------------------------------------------
 
@@ -538,7 +544,12 @@ class Stream:
         # No bound method kept per connection (a listener's on_frame, this _resumed):
         # 64 bytes each on an idle connection; the calls look the methods up.
         ws._stream = self
-        if cython.compiled and ws._fd >= 0 and type(ws.transport) is _SELECTOR_TRANSPORT:
+        kind = type(ws.transport)
+        if (
+            cython.compiled
+            and ws._fd >= 0
+            and (kind is SocketTransport or kind is _SELECTOR_TRANSPORT)
+        ):
             self._read_directly(ws.transport)
         listener.on_connect(ws)
 
@@ -553,7 +564,6 @@ class Stream:
             and hasattr(tr, "_conn_lost")
             and hasattr(tr, "_fatal_error")
             and hasattr(tr, "_read_ready__on_eof")
-            and hasattr(tr, "_add_reader")
         ):
             return
         reader = self._read_ready

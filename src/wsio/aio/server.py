@@ -26,6 +26,7 @@ from wsio._engine.limits import (
 )
 from wsio._engine.protocol import ServerProtocol
 from wsio.aio._callback import DEFAULT_WRITE_TIMEOUT, Stream, Transport
+from wsio.aio._socket import SocketTransport
 from wsio.aio.listener import Listener
 from wsio.server import DEFAULT_MAX_CONNECTIONS, Backoff, accept_nowait
 from wsio.wsflate import Extension, Parameters
@@ -205,9 +206,10 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
 
 
 class _Acceptor:
-    """Accepts for one listening socket of a server on asyncio's selector loop and makes
-    each connection's transport at once. asyncio's own accept runs a Task (a coroutine
-    and a future) per connection before the transport exists; out of descriptors it
+    """Accepts for one listening socket of a server on asyncio's selector loop and gives
+    each connection wsio's compiled transport (wsio.aio._socket) at once. asyncio's own
+    accept runs a Task (a coroutine and a future) per connection, then its Python
+    transport; out of descriptors it
     reports a traceback a second to the loop's exception handler. Here: neither, and the
     pause that doubles from 5 ms to 1 s with one log line an episode of wsio.server."""
 
@@ -252,9 +254,7 @@ class _Acceptor:
             conn, address = got
             try:
                 conn.setblocking(False)
-                self._loop._make_socket_transport(
-                    conn, self._factory(), extra={"peername": address}, server=self._server
-                )
+                SocketTransport(self._loop, conn, self._factory(), address, self._server)
             except Exception:
                 conn.close()
                 self._logger.exception("could not set up a connection from %s", address)

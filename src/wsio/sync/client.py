@@ -79,20 +79,24 @@ class connect:  # lowercase: used as a function, `with connect(url) as ws`, as i
             rest["accept_extensions"] = extension.accept_extensions
         dialer = Dialer(timeout=config.open_timeout, on_header=on_header, **rest)
         conn, handshake = dialer.dial(self.url, sock=sock)
-        agreed = extension.accepted() if extension is not None else None
-        split = urllib.parse.urlsplit(self.url)
-        path = (split.path or "/") + (f"?{split.query}" if split.query else "")
-        headers = rest.get("headers")
-        request_headers = list(headers.items()) if isinstance(headers, Mapping) else []
-        return Connection(
-            conn.socket,
-            shared.new_protocol(True, config, agreed, streaming=True),
-            config,
-            request=Request(path, request_headers),
-            response=Response(101, response_headers),
-            subprotocol=handshake.subprotocol,
-            read_ahead=conn.take_read_ahead(),
-        )
+        try:
+            agreed = extension.accepted() if extension is not None else None
+            split = urllib.parse.urlsplit(self.url)
+            path = (split.path or "/") + (f"?{split.query}" if split.query else "")
+            headers = rest.get("headers")
+            request_headers = list(headers.items()) if isinstance(headers, Mapping) else []
+            return Connection(
+                conn.socket,
+                shared.new_protocol(True, config, agreed, streaming=True),
+                config,
+                request=Request(path, request_headers),
+                response=Response(101, response_headers),
+                subprotocol=handshake.subprotocol,
+                read_ahead=conn.take_read_ahead(),
+            )
+        except BaseException:
+            conn.socket.close()  # upgraded, but no Connection owns it
+            raise
 
     def __enter__(self) -> Connection:
         self._connection = self.open()

@@ -165,6 +165,12 @@ class Server:
             with contextlib.suppress(OSError):
                 stream.close()
             return
+        except BaseException:
+            # A bug (logged by the server): the TLS socket, if any, is ours to close;
+            # the server closes only the plain one it accepted.
+            with contextlib.suppress(OSError):
+                stream.close()
+            raise
         agreed = capture.extension.accepted() if capture.extension is not None else None
         connection = Connection(
             stream,
