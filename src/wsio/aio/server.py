@@ -99,6 +99,18 @@ class _Config:
             del handshaking[stream]
             stream._handshake_timed_out()
 
+    def end_handshake(self, stream: _ServerStream) -> None:
+        """``stream``'s handshake is over (done, or the connection ended)."""
+        handshaking = self.handshaking
+        if handshaking.pop(stream, None) is not None and not handshaking:
+            # None left in flight: no timer either. A pending timer makes every turn
+            # of asyncio's loop compute a select timeout (five Python calls an echo on
+            # an otherwise idle server); the next handshake starts one again.
+            sweeper = self._sweeper
+            if sweeper is not None:
+                self._sweeper = None
+                sweeper.cancel()
+
     def release(self, parser: RequestParser) -> None:
         """Keep a parser whose handshake is over for the next connection."""
         if len(self.parsers) < _POOLED_PARSERS:
@@ -150,7 +162,7 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
         hs.buffer_updated(nbytes)
         if hs.state == NEED_DATA:
             return
-        cfg.handshaking.pop(self, None)
+        cfg.end_handshake(self)
         response = hs.data_to_send()
         if cfg.on_request_bytes is not None:
             cfg.on_request_bytes(bytes(hs.request_head()))
@@ -202,7 +214,7 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
         if self._parser is not None:  # ended during its handshake: nothing reads it now
             self._cfg.release(self._parser)
             self._parser = None
-        self._cfg.handshaking.pop(self, None)
+        self._cfg.end_handshake(self)
 
 
 class _Acceptor:
