@@ -52,9 +52,9 @@ _ATTACH_TAKES_TRANSPORT = cython.declare(cython.bint, sys.version_info >= (3, 13
 class SocketTransport:
     """A plain socket's ``asyncio.Transport`` on asyncio's selector loop, compiled.
 
-    Made for an accepted socket: ``protocol.connection_made`` is called and reading
-    starts before the constructor returns. ``protocol`` is an
-    ``asyncio.BufferedProtocol``.
+    Made for an accepted socket (``tcp``: a TCP one, given TCP_NODELAY):
+    ``protocol.connection_made`` is called and reading starts before the constructor
+    returns. ``protocol`` is an ``asyncio.BufferedProtocol``.
     """
 
     def __init__(
@@ -64,6 +64,7 @@ class SocketTransport:
         protocol: Any,
         peername: Any,
         server: Any = None,
+        tcp: bool = True,
     ) -> None:
         self._loop = loop
         self._sock: Any = sock  # None once closed
@@ -85,7 +86,7 @@ class SocketTransport:
         except OSError:
             sockname = None
         self._extra = {"peername": peername, "sockname": sockname}
-        if sock.family != getattr(socket, "AF_UNIX", None):
+        if tcp:
             # asyncio sets it on every TCP transport: a frame is not held back waiting
             # for the peer's acknowledgement of the previous one (Nagle).
             try:

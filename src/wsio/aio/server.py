@@ -238,6 +238,8 @@ class _Acceptor:
         self._server = server
         self._sock = sock
         self._fd = sock.fileno()
+        # Asked once: the family is the listener's (an enum made per call otherwise).
+        self._tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
         self._factory = factory
         self._backlog = backlog
         self._logger = logger
@@ -266,7 +268,9 @@ class _Acceptor:
             conn, address = got
             try:
                 conn.setblocking(False)
-                SocketTransport(self._loop, conn, self._factory(), address, self._server)
+                SocketTransport(
+                    self._loop, conn, self._factory(), address, self._server, self._tcp
+                )
             except Exception:
                 conn.close()
                 self._logger.exception("could not set up a connection from %s", address)
