@@ -268,9 +268,7 @@ class _Acceptor:
             conn, address = got
             try:
                 conn.setblocking(False)
-                SocketTransport(
-                    self._loop, conn, self._factory(), address, self._server, self._tcp
-                )
+                SocketTransport(self._loop, conn, self._factory(), address, self._server, self._tcp)
             except Exception:
                 conn.close()
                 self._logger.exception("could not set up a connection from %s", address)
