@@ -335,14 +335,7 @@ class SocketTransport:
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.pause_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+            self._report("protocol.pause_writing() failed", exc)
         return 0
 
     def _maybe_resume_protocol(self) -> cython.int:
@@ -353,15 +346,15 @@ class SocketTransport:
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._loop.call_exception_handler(
-                    {
-                        "message": "protocol.resume_writing() failed",
-                        "exception": exc,
-                        "transport": self,
-                        "protocol": self._protocol,
-                    }
-                )
+                self._report("protocol.resume_writing() failed", exc)
         return 0
+
+    def _report(self, message: str, exc: BaseException) -> None:
+        # A bug in the protocol: the loop's exception handler hears of it, as from
+        # asyncio's own transports.
+        self._loop.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )
 
     # -- ending ---------------------------------------------------------------------
 
@@ -390,14 +383,7 @@ class SocketTransport:
             if self._loop.get_debug():
                 logger.debug("%r: %s", self, message, exc_info=True)
         else:
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+            self._report(message, exc)
         self._force_close(exc)
 
     def _force_close(self, exc: Any) -> cython.int:
