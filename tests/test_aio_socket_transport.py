@@ -267,7 +267,8 @@ class Echo(aio.Listener):
 
 
 def test_a_server_connection_gets_it_and_wait_closed_waits_for_the_connections() -> None:
-    # On asyncio's selector loop a plain server gives its connections this transport;
+    # On asyncio's selector loop a plain server gives its connections this transport (and
+    # a client its connection);
     # the asyncio Server counts them (close() then wait_closed() returns once the last
     # one ended).
     async def main() -> None:
@@ -283,6 +284,7 @@ def test_a_server_connection_gets_it_and_wait_closed_waits_for_the_connections()
         while not seen:
             await asyncio.sleep(0.001)
         assert type(seen[0]) is SocketTransport
+        assert type(client.transport) is SocketTransport  # the client's side too
         # (Python 3.11's wait_closed waits only when called before close.)
         waiting = asyncio.ensure_future(server.wait_closed())
         await asyncio.sleep(0)

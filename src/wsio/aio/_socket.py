@@ -7,9 +7,9 @@ callback server under bench test 4's load: 319,000 instructions a handshake with
 247,000 with this one). :class:`SocketTransport` is the same transport (asyncio's
 ``Transport`` interface: writes buffered past what the socket takes, flow control with
 high and low water marks, EOF, pause/resume, ``connection_lost`` once, soon after the
-end) compiled, and started in the call that makes it. wsio.aio's servers give it to
-their plain-socket connections when they accept on asyncio's loop themselves; TLS,
-uvloop and clients keep the loop's transport.
+end) compiled, and started in the call that makes it. On asyncio's loop, wsio.aio's
+servers give it to the plain-socket connections they accept, and its clients to the
+plain TCP connections they open; TLS and uvloop keep the loop's transport.
 """
 
 # mypy: disable-error-code="unreachable"
@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 import warnings
-from asyncio import trsock
+from asyncio import selector_events, trsock
 from typing import Any
 
 try:
@@ -38,7 +38,7 @@ if cython.compiled:
         wsio_send_list,
     )
 
-__all__ = ["SocketTransport"]
+__all__ = ["SocketTransport", "fits"]
 
 logger = logging.getLogger("wsio.aio")
 
@@ -49,10 +49,21 @@ _HIGH_WATER = cython.declare(cython.Py_ssize_t, 64 * 1024)
 _ATTACH_TAKES_TRANSPORT = cython.declare(cython.bint, sys.version_info >= (3, 13))
 
 
+def fits(loop: Any) -> bool:
+    """Whether :class:`SocketTransport` can serve on ``loop``: asyncio's own selector loop
+    (the internals it registers with), not uvloop or another loop of its own."""
+    return (
+        isinstance(loop, selector_events.BaseSelectorEventLoop)
+        and hasattr(loop, "_add_reader")
+        and hasattr(loop, "_add_writer")
+        and hasattr(loop, "_transports")
+    )
+
+
 class SocketTransport:
     """A plain socket's ``asyncio.Transport`` on asyncio's selector loop, compiled.
 
-    Made for an accepted socket (``tcp``: a TCP one, given TCP_NODELAY):
+    Made for a connected socket (``tcp``: a TCP one, given TCP_NODELAY):
     ``protocol.connection_made`` is called and reading starts before the constructor
     returns. ``protocol`` is an ``asyncio.BufferedProtocol``.
     """

@@ -1,4 +1,6 @@
-"""``create_connection``: a callback-level WebSocket client on asyncio's ``create_connection``."""
+"""``create_connection``: a callback-level WebSocket client (plain TCP on asyncio's own
+loop on wsio's compiled transport; TLS, Unix sockets and other loops through the loop's
+``create_connection``)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from wsio._engine.limits import (
 )
 from wsio._engine.protocol import ClientProtocol
 from wsio.aio._callback import DEFAULT_WRITE_TIMEOUT, Stream, Transport
+from wsio.aio._socket import SocketTransport, fits
 from wsio.aio.listener import Listener
 from wsio.dialer import (
     Dialer,
@@ -246,6 +249,18 @@ async def create_connection(
         proxy = None if connected is not None else dialer.proxy_for(target)
         if proxy is not None:
             connected = await _tunnel(dialer, proxy, target)
+        if context is None and fits(loop):
+            # Plain TCP on asyncio's own loop: wsio's compiled transport, as its servers.
+            if connected is None:
+                connected = await _connect_tcp(loop, target.host, target.port)
+            try:
+                connected.setblocking(False)
+                peer = connected.getpeername()
+            except BaseException:
+                connected.close()
+                raise
+            SocketTransport(loop, connected, stream, peer)
+            return await stream._done
         address: tuple[Any, Any] = (
             (None, None) if connected is not None else (target.host, target.port)
         )

@@ -26,7 +26,7 @@ from wsio._engine.limits import (
 )
 from wsio._engine.protocol import ServerProtocol
 from wsio.aio._callback import DEFAULT_WRITE_TIMEOUT, Stream, Transport
-from wsio.aio._socket import SocketTransport
+from wsio.aio._socket import SocketTransport, fits
 from wsio.aio.listener import Listener
 from wsio.server import DEFAULT_MAX_CONNECTIONS, Backoff, accept_nowait
 from wsio.wsflate import Extension, Parameters
@@ -285,13 +285,7 @@ def _accept_directly(
     # business), an _Acceptor replaces asyncio's reader on each listening socket;
     # elsewhere (uvloop, its own compiled accept) asyncio's stays.
     sockets = getattr(server, "_sockets", None)
-    if not (
-        isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
-        and hasattr(loop, "_make_socket_transport")
-        and hasattr(loop, "_add_reader")
-        and sockets
-        and server.is_serving()
-    ):
+    if not (fits(loop) and sockets and server.is_serving()):
         return
     for sock in sockets:
         _Acceptor(loop, server, sock, factory, backlog, logger).watch()
