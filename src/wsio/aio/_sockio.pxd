@@ -44,13 +44,15 @@ cdef extern from *:
     static inline Py_ssize_t wsio_writev_list(int fd, PyObject *bufs)
     {
         Py_buffer views[WSIO_IOV_MAX];
-        struct iovec iov[WSIO_IOV_MAX];
+        struct iovec iov[WSIO_IOV_MAX] = {{0}};  /* (gcc cannot see wsio_hold_views fill it) */
         Py_ssize_t count = PyList_GET_SIZE(bufs), done;
         if (count > WSIO_IOV_MAX)
             return -2;
+        if (count == 0)
+            return 0;
         if (wsio_hold_views(bufs, count, views, iov) < 0)
             return -1;
-        done = count ? writev(fd, iov, (int)count) : 0;
+        done = writev(fd, iov, (int)count);
         wsio_release_views(views, count);
         return done < 0 ? 0 : done;
     }
