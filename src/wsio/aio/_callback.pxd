@@ -3,7 +3,7 @@
 # The receive loop drives wsio.protocol's public C API (protocol.pxd: get_buffer /
 # add_bytes / next_piece / the piece fields) with no Python object per frame; sends are
 # built by the core in one buffer (single_output) and written straight on the socket
-# when asyncio's buffer is empty.
+# when the transport's buffer is empty.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from posix.unistd cimport write as c_write

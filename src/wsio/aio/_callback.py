@@ -5,7 +5,7 @@
 the core's buffer, :meth:`Stream.buffer_updated` walks the frames with the core's C path
 (``next_piece``) and calls the listener once per frame with one reused :class:`Frame`.
 :class:`Transport` is what the listener sends with: each frame is built by the core in
-one buffer and written straight on the socket when asyncio's write buffer is empty; the
+one buffer and written straight on the socket when the transport's write buffer is empty; the
 answers to one read's frames are written together, with one writev, once it is parsed.
 """
 
@@ -42,7 +42,7 @@ if cython.compiled:
 
 __all__ = ["DEFAULT_WRITE_TIMEOUT", "Frame", "Stream", "Transport"]
 
-#: Seconds asyncio's write buffer may stay over its high-water mark before the
+#: Seconds the transport's write buffer may stay over its high-water mark before the
 #: connection is dropped (the shared Options' ``write_timeout`` default).
 DEFAULT_WRITE_TIMEOUT: float = DEFAULT_CLOSE_TIMEOUT
 
@@ -116,14 +116,14 @@ class Transport:
     """A WebSocket connection as the listener sees it: sends, closes, backpressure.
 
     Every ``send*`` builds its frame with one header write and writes it on the socket
-    at once (or queues it behind what asyncio still holds); data frames sent from
+    at once (or queues it behind what the transport still holds); data frames sent from
     ``on_frame``/``on_message`` go out together once the read that called them is
     parsed (one write for all its answers). A payload may be changed or reused once
     the call returns (only ``bytes``, short payloads the core copied and views of the
     read buffer wait for the end of the read), so a received ``frame.payload`` may be
     sent back as it is.
     ``write_timeout`` (seconds, or None for no bound; settable, e.g. in ``on_connect``)
-    bounds a peer that stops reading: when asyncio's write buffer stays over its
+    bounds a peer that stops reading: when the transport's write buffer stays over its
     high-water mark that long (``pause_writing`` without ``resume_writing``), the
     connection is dropped and ``on_close`` gets 1006.
     """
@@ -158,7 +158,7 @@ class Transport:
         # Writing on the socket ourselves is only right for a plain socket transport
         # (not TLS, where the bytes must go through the SSL object).
         self._fd = -1
-        # Whether asyncio's write buffer may hold bytes: only then is it asked (a Python
+        # Whether the transport's write buffer may hold bytes: only then is it asked (a Python
         # call per write otherwise). True at first: the handshake's response went
         # through it.
         self._asyncio_holds = True
@@ -264,7 +264,7 @@ class Transport:
                 self._loop.call_soon(self._stream._resumed)
 
     def get_write_buffer_size(self) -> int:
-        """Bytes asyncio still holds for this connection (what ``pause_writing`` limits)."""
+        """Bytes the transport still holds for this connection (what ``pause_writing`` limits)."""
         if self._batch:
             self._flush()  # what this read's answers queued counts too
         return int(self.transport.get_write_buffer_size())
@@ -287,7 +287,7 @@ class Transport:
             self.abort()
 
     def _write_paused(self) -> None:
-        # asyncio's buffer went over its high-water mark: the peer has this long to
+        # The transport's buffer went over its high-water mark: the peer has this long to
         # read enough of it (one timer per paused connection, none otherwise).
         if self._write_timer is None and self.write_timeout is not None:
             self._write_timer = self._loop.call_later(self.write_timeout, self._write_stuck)
@@ -363,7 +363,7 @@ class Transport:
         return 0
 
     def _asyncio_empty(self) -> cython.bint:
-        # Nothing waits in asyncio's write buffer: this side may write on the socket.
+        # Nothing waits in the transport's write buffer: this side may write on the socket.
         if self._asyncio_holds:
             if self.transport.get_write_buffer_size():
                 return False
@@ -371,7 +371,7 @@ class Transport:
         return True
 
     def _hand_over(self, data: bytes) -> None:
-        """Queue ``data`` in asyncio's write buffer (what cannot be written now, or a
+        """Queue ``data`` in the transport's write buffer (what cannot be written now, or a
         frame built for many connections): later writes go behind it."""
         self._asyncio_holds = True
         self.transport.write(data)
@@ -488,14 +488,14 @@ class Stream:
         return None
 
     def pause_writing(self) -> None:
-        """asyncio's write buffer is over its high-water mark: start the transport's
+        """The transport's write buffer is over its high-water mark: start the transport's
         ``write_timeout``, tell the listener."""
         if self.listener is not None:
             self.ws._write_paused()
             self.listener.pause_writing()
 
     def resume_writing(self) -> None:
-        """asyncio's write buffer drained below its low-water mark: stop the timeout,
+        """The transport's write buffer drained below its low-water mark: stop the timeout,
         tell the listener."""
         if self.listener is not None:
             self.ws._write_resumed()

@@ -399,12 +399,12 @@ class Connection(Listener):
             self._server._ended(self)
 
     def pause_writing(self) -> None:
-        """(Listener) asyncio holds more than ``write_limit``: sends wait."""
+        """(Listener) the transport holds more than ``write_limit``: sends wait."""
         if self._write_paused is None:
             self._write_paused = self._loop.create_future()
 
     def resume_writing(self) -> None:
-        """(Listener) asyncio's buffer drained to the low mark: sends go on."""
+        """(Listener) the transport's buffer drained to the low mark: sends go on."""
         waiter, self._write_paused = self._write_paused, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -597,7 +597,7 @@ class Connection(Listener):
         return kind_now
 
     async def _drain(self) -> None:
-        # asyncio holds more than write_limit: wait until it drained to the low mark.
+        # The transport holds more than write_limit: wait until it drained to the low mark.
         waiter = self._write_paused
         if waiter is not None:
             await asyncio.shield(waiter)

@@ -61,7 +61,7 @@ class Listener:
         side failed the connection with (1002, 1007, 1009, 1011), or 1006 without a Close."""
 
     def pause_writing(self) -> None:
-        """asyncio's write buffer passed its high-water mark: stop sending for a while."""
+        """The transport's write buffer passed its high-water mark: stop sending for a while."""
 
     def resume_writing(self) -> None:
         """The write buffer drained below its low-water mark: sending may go on."""
