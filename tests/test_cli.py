@@ -8,6 +8,7 @@ in this process. Mistakes in the command line are checked in-process through ``m
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -35,12 +36,37 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0  # seconds any single step may take before the test fails (never a measure)
 
 
+def _signal_state(pid: int) -> str:
+    """What a hung process's threads block, ignore, catch and have pending (Linux)."""
+    lines = []
+    for status in sorted(Path(f"/proc/{pid}/task").glob("*/status")):
+        with contextlib.suppress(OSError):
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+            lines.append(
+                f"thread {status.parent.name}: "
+                + " ".join(
+                    f"{k}={fields.get(k, '?')}"
+                    for k in ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+                )
+            )
+    return "; ".join(lines) or "no /proc"
+
+
 class Process:
     """``python -m wsio ARGS`` with pipes for stdin, stdout and stderr."""
 
-    def __init__(self, *args: str, executable: list[str] | None = None) -> None:
+    def __init__(
+        self, *args: str, executable: list[str] | None = None, blocked: tuple[int, ...] = ()
+    ) -> None:
+        # ``blocked``: signals the process starts with blocked, as a parent's mask is
+        # inherited across exec.
         self.proc = subprocess.Popen(
             [*(executable or [sys.executable, "-m", "wsio"]), *args],
+            preexec_fn=(lambda: signal.pthread_sigmask(signal.SIG_BLOCK, blocked))
+            if blocked
+            else None,
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -58,6 +84,7 @@ class Process:
         try:
             self.proc.wait(timeout)  # the outputs are a few lines: no pipe fills up
         except subprocess.TimeoutExpired:
+            signals = _signal_state(self.proc.pid)
             self.proc.send_signal(signal.SIGABRT)
             try:
                 self.proc.wait(TIMEOUT)
@@ -65,7 +92,9 @@ class Process:
             except subprocess.TimeoutExpired:
                 stacks = "(no stacks: SIGABRT did not end it)"
             self.kill()
-            raise AssertionError(f"still running after {timeout} s:\n{stacks}") from None
+            raise AssertionError(
+                f"still running after {timeout} s ({signals}):\n{stacks}"
+            ) from None
         out, err = self.stdout.read(), self.stderr.read()
         self.close_pipes()
         return self.proc.returncode, out, err
@@ -172,6 +201,21 @@ def test_serve_stops_on_sigterm_with_nobody_connected(
     server.proc.send_signal(signal.SIGTERM)
     code, _, err = server.finish()
     assert code == 0, err
+
+
+def test_serve_stops_on_sigint_even_if_its_parent_blocked_it() -> None:
+    # A supervisor (or a thread of a test runner) that starts wsio with SIGINT and
+    # SIGTERM blocked hands that mask down: Ctrl-C must still stop the server, not stay
+    # pending while it waits in accept().
+    server = Process("serve", "--port", "0", blocked=(signal.SIGINT, signal.SIGTERM))
+    try:
+        assert server.stdout.readline().startswith("listening on ")
+        code, _, err = server.stop()
+        assert code == 0, err
+        assert "shutting down" in err
+    finally:
+        server.kill()
+        server.close_pipes()
 
 
 def test_serve_logs_each_connection_and_its_close(wsio_process: Callable[..., Process]) -> None:

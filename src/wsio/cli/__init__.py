@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -73,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for command in (serve, connect, bench):
         command.add_parser(commands)
     args = parser.parse_args(argv)
+    if hasattr(signal, "pthread_sigmask"):
+        # Ctrl-C and SIGTERM stop every command. A signal mask survives exec: a parent
+        # that had them blocked (in the thread that started us) would leave them pending
+        # for ever, and the commands would never hear them.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
     try:
         return int(args.run(args))
     except UsageError as error:
