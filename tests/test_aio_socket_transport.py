@@ -74,6 +74,17 @@ def _pair(small: bool = False) -> tuple[socket.socket, socket.socket]:
     return ours, peer
 
 
+def _open(
+    protocol: Recorder | None = None, small: bool = False
+) -> tuple[SocketTransport, Recorder, socket.socket, socket.socket]:
+    """A SocketTransport started on a fresh pair (see _pair): the transport, its protocol,
+    its socket and the test's peer."""
+    ours, peer = _pair(small)
+    proto = protocol if protocol is not None else Recorder()
+    transport = SocketTransport(asyncio.get_running_loop(), ours, proto, peer.getsockname())
+    return transport, proto, ours, peer
+
+
 async def _recv_until(peer: socket.socket, size: int) -> bytes:
     loop = asyncio.get_running_loop()
     got = bytearray()
@@ -88,9 +99,7 @@ async def _recv_until(peer: socket.socket, size: int) -> bytes:
 def test_a_lagging_peer_gets_every_byte_in_order_and_the_protocol_is_paused_and_resumed() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        ours, peer = _pair(small=True)
-        proto = Recorder()
-        transport = SocketTransport(loop, ours, proto, peer.getsockname())
+        transport, proto, ours, peer = _open(small=True)
         assert proto.calls == ["made"] and proto.transport is transport
         # Writes of every buffer type, far more than the socket takes at once; the
         # bytearray is changed after write returns (the transport kept its own copy).
@@ -120,10 +129,7 @@ def test_a_lagging_peer_gets_every_byte_in_order_and_the_protocol_is_paused_and_
 
 def test_close_sends_what_is_buffered_first_and_abort_drops_it() -> None:
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        ours, peer = _pair()
-        proto = Recorder()
-        transport = SocketTransport(loop, ours, proto, None)
+        transport, proto, _ours, peer = _open()
         payload = b"z" * (4 << 20)
         transport.write(payload)
         transport.close()
@@ -132,9 +138,7 @@ def test_close_sends_what_is_buffered_first_and_abort_drops_it() -> None:
         assert await proto.lost is None
         peer.close()
 
-        ours, peer = _pair()
-        proto = Recorder()
-        transport = SocketTransport(loop, ours, proto, None)
+        transport, proto, _ours, peer = _open()
         transport.write(payload)
         assert transport.get_write_buffer_size() > 0
         transport.abort()
@@ -151,9 +155,7 @@ def test_close_sends_what_is_buffered_first_and_abort_drops_it() -> None:
 def test_eof_closes_unless_the_protocol_keeps_the_connection_open_and_write_eof() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        ours, peer = _pair()
-        proto = Recorder()
-        SocketTransport(loop, ours, proto, None)
+        _, proto, _ours, peer = _open()
         await loop.sock_sendall(peer, b"last words")
         peer.shutdown(socket.SHUT_WR)
         assert await proto.lost is None
@@ -161,9 +163,7 @@ def test_eof_closes_unless_the_protocol_keeps_the_connection_open_and_write_eof(
         assert proto.calls == ["made", "eof", "lost"]
         peer.close()
 
-        ours, peer = _pair()
-        proto = Recorder(eof_keeps_open=True)
-        transport = SocketTransport(loop, ours, proto, None)
+        transport, proto, _ours, peer = _open(Recorder(eof_keeps_open=True))
         peer.shutdown(socket.SHUT_WR)
         while "eof" not in proto.calls:
             await asyncio.sleep(0.001)
@@ -184,9 +184,7 @@ def test_eof_closes_unless_the_protocol_keeps_the_connection_open_and_write_eof(
 def test_paused_reading_leaves_the_bytes_in_the_kernel_until_resumed() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        ours, peer = _pair()
-        proto = Recorder()
-        transport = SocketTransport(loop, ours, proto, None)
+        transport, proto, _ours, peer = _open()
         transport.pause_reading()
         assert not transport.is_reading()
         await loop.sock_sendall(peer, b"held")
@@ -209,9 +207,7 @@ def test_a_reset_peer_and_a_failing_protocol_end_the_connection_once() -> None:
         reported: list[dict[str, Any]] = []
         loop.set_exception_handler(lambda loop, context: reported.append(context))
 
-        ours, peer = _pair()
-        proto = Recorder()
-        SocketTransport(loop, ours, proto, None)
+        _, proto, _ours, peer = _open()
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         peer.close()  # RST
         exc = await proto.lost
@@ -223,9 +219,7 @@ def test_a_reset_peer_and_a_failing_protocol_end_the_connection_once() -> None:
             def buffer_updated(self, nbytes: int) -> None:
                 raise ValueError("a bug in the protocol")
 
-        ours, peer = _pair()
-        proto = Broken()
-        SocketTransport(loop, ours, proto, None)
+        _, proto, _ours, peer = _open(Broken())
         await loop.sock_sendall(peer, b"x")
         exc = await proto.lost
         assert isinstance(exc, ValueError)
@@ -238,9 +232,7 @@ def test_a_reset_peer_and_a_failing_protocol_end_the_connection_once() -> None:
 def test_limits_extra_info_and_protocol() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        ours, peer = _pair()
-        proto = Recorder()
-        transport = SocketTransport(loop, ours, proto, peer.getsockname())
+        transport, proto, ours, peer = _open()
         assert transport.get_write_buffer_limits() == (16384, 65536)
         transport.set_write_buffer_limits(high=1000)
         assert transport.get_write_buffer_limits() == (250, 1000)

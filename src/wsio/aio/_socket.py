@@ -1,4 +1,4 @@
-"""wsio.aio's own transport for a server connection on asyncio's selector loop.
+"""wsio.aio's own transport for a plain socket's connection on asyncio's selector loop.
 
 asyncio's ``_SelectorSocketTransport`` is Python: made, started (two callbacks
 scheduled), written through once and ended per connection, it was a quarter of the
@@ -239,8 +239,7 @@ class SocketTransport:
         if sent == size:
             return
         self._loop._add_writer(self._fd, self._write_ready)
-        with memoryview(data) as view:
-            self._write_buffered(view.cast("B")[sent:] if sent else data)
+        self._write_buffered(memoryview(data).cast("B")[sent:] if sent else data)
 
     def writelines(self, list_of_data: Any) -> None:
         """:meth:`write` each buffer in turn."""
@@ -249,8 +248,17 @@ class SocketTransport:
 
     def _write_buffered(self, data: Any) -> cython.int:
         # Kept until the socket is writable: bytes of its own (the caller may reuse a
-        # bytearray or a view's buffer once write returns).
-        chunk = data if type(data) is bytes else bytes(data)
+        # bytearray or a view's buffer once write returns); bytes, or the unsent tail
+        # of a bytes object, cannot change and are kept as they are.
+        if type(data) is bytes or (
+            type(data) is memoryview
+            and type(data.obj) is bytes
+            and data.format == "B"
+            and data.c_contiguous
+        ):
+            chunk = data
+        else:
+            chunk = bytes(data)
         self._buffer.append(chunk)
         self._buffered += len(chunk)
         self._maybe_pause_protocol()
@@ -338,27 +346,25 @@ class SocketTransport:
         self._maybe_pause_protocol()
 
     def _maybe_pause_protocol(self) -> cython.int:
-        if self._buffered <= self._high or self._writing_paused:
-            return 0
-        self._writing_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._report("protocol.pause_writing() failed", exc)
+        if self._buffered > self._high and not self._writing_paused:
+            self._tell_writing(True)
         return 0
 
     def _maybe_resume_protocol(self) -> cython.int:
         if self._writing_paused and self._buffered <= self._low:
-            self._writing_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._report("protocol.resume_writing() failed", exc)
+            self._tell_writing(False)
         return 0
+
+    def _tell_writing(self, paused: bool) -> None:
+        # pause_writing/resume_writing; one that raises is the protocol's bug, reported.
+        self._writing_paused = paused
+        name = "pause_writing" if paused else "resume_writing"
+        try:
+            getattr(self._protocol, name)()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._report(f"protocol.{name}() failed", exc)
 
     def _report(self, message: str, exc: BaseException) -> None:
         # A bug in the protocol: the loop's exception handler hears of it, as from
