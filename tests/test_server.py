@@ -274,3 +274,45 @@ def test_a_ctrl_c_is_never_handed_to_a_connections_thread(listener: socket.socke
         assert not {"SIGSEGV", "SIGBUS", "SIGFPE", "SIGABRT"} & set(names)
     # The thread that starts them keeps its own mask.
     assert signal.pthread_sigmask(signal.SIG_BLOCK, ()) == accepting_mask
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise _Stop(signum)
+
+
+def test_serve_forever_runs_a_signal_handler_that_no_accept_saw(listener: socket.socket) -> None:
+    # A signal the kernel hands to a thread of the application's own (or that lands just
+    # before accept(2)) interrupts no system call. Its handler must still end
+    # serve_forever in the main thread, with no client coming: `wsio serve` sat in
+    # accept() after a Ctrl-C that way.
+    server = ThreadedServer(listener, lambda sock, address: None)
+    serving = threading.Event()
+    returned = threading.Event()
+    stopped_it = threading.Event()
+
+    def signal_this_thread() -> None:
+        serving.wait(TIMEOUT)
+        time.sleep(0.2)  # into accept(); were it sooner, the handler ran before it
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+        if not returned.wait(TIMEOUT):  # the old hang: end it
+            stopped_it.set()
+            server.shutdown(TIMEOUT)
+
+    previous = signal.signal(signal.SIGUSR1, _raise_stop)
+    signaller = threading.Thread(target=signal_this_thread)
+    signaller.start()
+    try:
+        serving.set()
+        with pytest.raises(_Stop):
+            server.serve_forever()
+        returned.set()
+        assert not stopped_it.is_set(), "the handler ran only once shutdown() woke accept()"
+    finally:
+        returned.set()
+        signaller.join(TIMEOUT)
+        signal.signal(signal.SIGUSR1, previous)
+        server.shutdown(TIMEOUT)

@@ -51,6 +51,10 @@ log = logging.getLogger("wsio.server")
 #: Connections served at once before new ones are refused (each costs a thread).
 DEFAULT_MAX_CONNECTIONS = 1000
 
+#: The longest :meth:`ThreadedServer.serve_forever` waits in accept() before it looks
+#: at pending signal handlers again (socketserver's ``poll_interval``).
+_POLL_INTERVAL = 0.5
+
 #: accept() errors that mean "out of resources now", not "the listener is broken".
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # accept(2) on Linux: "accept() passes already-pending network errors on the new socket
@@ -261,10 +265,23 @@ class ThreadedServer:
         return len(self._open)
 
     def serve_forever(self) -> None:
-        """Accept and start connections until :meth:`shutdown` (or the listener fails)."""
+        """Accept and start connections until :meth:`shutdown` (or the listener fails).
+
+        A signal handler (Ctrl-C's KeyboardInterrupt) raises out of it within
+        :data:`_POLL_INTERVAL` seconds, even when no client comes.
+        """
+        # CPython runs a Python signal handler between bytecodes of the main thread. A
+        # signal that arrives after the last such check before accept(2), or that the
+        # kernel hands to another thread (one of the application's own), interrupts no
+        # system call: a blocking accept() would sleep on with the handler pending until
+        # the next client. So each wait is bounded, as socketserver's is.
+        self.listener.settimeout(_POLL_INTERVAL)
         while not self.stopping.is_set():
             try:
                 sock, address = accept(self.listener, self._backoff)
+            except TimeoutError:  # nobody came: the handlers run, the refused close
+                self._lingering.sweep()
+                continue
             except OSError:
                 if self.stopping.is_set():
                     return

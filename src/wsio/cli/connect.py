@@ -15,6 +15,7 @@ connection was lost) or a failed connection, 2 for a mistake in the command line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import queue
 import ssl
 import sys
@@ -34,6 +35,9 @@ LINGER = 2.0
 RECEIVER_EXIT = 1.0
 #: Seconds a /ping waits for its pong.
 PING_TIMEOUT = 10.0
+
+#: The longest the main thread waits for input before it looks at signal handlers.
+_WAKE = 0.5
 
 _COMMANDS = "/ping, /close [CODE [REASON]], or // to send a line starting with /"
 
@@ -59,6 +63,15 @@ class _Session:
                 self.lines.put(line)
         finally:
             self.lines.put(None)
+
+    def next_line(self) -> str | None:
+        """The next line of input; None at its end or the connection's (main thread)."""
+        # A bounded wait: a Ctrl-C that lands just before the lock wait interrupts
+        # nothing, and its KeyboardInterrupt is raised only when the main thread runs
+        # Python again (as in wsio.server's accept loop).
+        while True:
+            with contextlib.suppress(queue.Empty):
+                return self.lines.get(timeout=_WAKE)
 
     def receive(self) -> None:
         """Print every message until the connection closes (the receiving thread)."""
@@ -163,7 +176,7 @@ def connect(
         receiver.start()
         reader.start()
     try:
-        while (line := session.lines.get()) is not None and session.ended is None:
+        while (line := session.next_line()) is not None and session.ended is None:
             if not session.handle(line.rstrip("\r\n")):
                 break
         else:
