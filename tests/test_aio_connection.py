@@ -401,6 +401,39 @@ def test_message_before_a_bad_frame_is_answered_before_the_close() -> None:
     run(main())
 
 
+def test_answers_to_messages_read_together_arrive_in_order_even_if_the_handler_stalls() -> None:
+    # Messages read together are answered in one write (Connection.send defers while more
+    # are queued): in order, and the loop's next turn writes what is deferred even when
+    # the handler then waits on something else instead of answering the rest.
+    stall = asyncio.Event()
+
+    async def answer_then_stall(ws: aio.Connection) -> None:
+        async for message in ws:
+            await ws.send(message.upper())
+            if message == "b":  # "c" is queued: this answer was deferred
+                await stall.wait()
+
+    async def main() -> None:
+        async with server(answer_then_stall, compression=None) as (_, url):
+            port = int(url.rsplit(":", 1)[1])
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            key = base64.b64encode(os.urandom(16)).decode()
+            writer.write(
+                f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+            zero_mask = b"\0\0\0\0"
+            writer.write(b"".join(b"\x81\x81" + zero_mask + c for c in (b"a", b"b", b"c")))
+            assert await reader.readexactly(6) == b"\x81\x01A\x81\x01B"
+            stall.set()
+            assert await reader.readexactly(3) == b"\x81\x01C"
+            writer.close()
+
+    run(main())
+
+
 async def echo_until_failed(listener: asyncio.Server) -> None:
     """Connect to a raw server, echo its messages until it makes the client fail."""
     port = listener.sockets[0].getsockname()[1]

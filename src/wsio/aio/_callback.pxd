@@ -33,6 +33,7 @@ cdef class Transport:
     cdef int _fd
     cdef bint _asyncio_holds
     cdef bint _batch
+    cdef bint _soon
     cdef bint _closing
     cdef bint _held
     cdef bint _paused

@@ -149,6 +149,8 @@ class Transport:
         # written together at the end of the read pass (one writev for the answers to
         # all the frames of one read, not one per frame).
         self._batch = False
+        # Frames queued by _send_soon wait for a write that is due on the loop's next turn.
+        self._soon = False
         self._closing = False
         self._held = False
         self._paused = False
@@ -204,6 +206,39 @@ class Transport:
         self._flush()
         if self._held:
             self.release_close()  # the Close went out behind this frame: end the stream
+
+    def _send_soon(self, opcode: int, payload: Any) -> None:
+        """Send a whole data frame (opcode 1 or 2) that may go out with the next ones:
+        the next send writes them together, or the loop's next turn at the latest.
+
+        For wsio.aio.Connection, whose handler answers queued messages in one task step:
+        one write for the answers to all the messages of one read, as the callback
+        level's read pass does (_batch). The payload is referenced only during the call.
+        """
+        if self._batch or self._held:
+            self.send(opcode, payload)  # a read pass writes it; a held Close goes out
+            return
+        core = self._core
+        if opcode == 1 and isinstance(payload, str):
+            payload = payload.encode()
+        queued: cython.Py_ssize_t = len(core._out)
+        core.send_data(opcode, payload, True)
+        if (
+            self._deferrable(payload, queued)
+            and len(core._out) <= _BATCH_BUFFERS
+            and len(core._tail) <= _BATCH_BYTES
+        ):
+            if not self._soon:
+                self._soon = True
+                self._loop.call_soon(self._write_soon)
+            return
+        self._flush()
+
+    def _write_soon(self) -> None:
+        # The loop's next turn after _send_soon: what no send has written yet goes now.
+        if self._soon:
+            self._soon = False
+            self._flush()
 
     def _deferrable(self, payload: Any, queued: cython.Py_ssize_t) -> cython.bint:
         # Whether the frame just queued may wait for the end of the read pass without
@@ -265,8 +300,8 @@ class Transport:
 
     def get_write_buffer_size(self) -> int:
         """Bytes the transport still holds for this connection (what ``pause_writing`` limits)."""
-        if self._batch:
-            self._flush()  # what this read's answers queued counts too
+        if self._batch or self._soon:
+            self._flush()  # what this read's answers (or _send_soon) queued counts too
         return int(self.transport.get_write_buffer_size())
 
     @property
@@ -308,6 +343,7 @@ class Transport:
         # The core built the frames in one buffer (short ones, header and payload
         # together), or, with long payloads or a pending Close, in a list of buffers.
         core = self._core
+        self._soon = False  # every frame queued goes now: a _write_soon due finds none
         tail = core.single_output()
         if tail is None:
             return self._write_list(core.data_to_send())

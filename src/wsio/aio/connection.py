@@ -556,13 +556,22 @@ class Connection(Listener):
             raise self._closed_error()  # not _open: the property, inlined on the hot path
         kind = type(message)
         if kind is str:
-            self.transport.send(1, message)
+            opcode = 1
         elif kind is bytes or isinstance(message, (bytes, bytearray, memoryview)):
-            self.transport.send(2, message)
+            opcode = 2
         elif isinstance(message, str):
-            self.transport.send(1, message)
+            opcode = 1
         else:
+            opcode = 0  # an (async) iterable: one fragmented message
+        if opcode == 0:
             await self._send_fragments(message)
+        elif self._next is None:
+            self.transport.send(opcode, message)
+        else:
+            # More messages were read with the one this likely answers: their answers
+            # go out with it in one write (the last send of the turn, or the loop's
+            # next turn), not in a system call each.
+            self.transport._send_soon(opcode, message)
         if self._write_paused is not None:
             await self._drain()
 
