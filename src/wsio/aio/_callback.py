@@ -136,6 +136,7 @@ class Transport:
         extensions: Any,
         close_timeout: float,
         write_timeout: float | None = DEFAULT_WRITE_TIMEOUT,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._core = core
         self.transport = transport
@@ -156,7 +157,7 @@ class Transport:
         self._paused = False
         self._stream: Any = None  # the Stream reading for this transport (resume_reading)
         self._close_timer: asyncio.TimerHandle | None = None
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
         # Writing on the socket ourselves is only right for a plain socket transport
         # (not TLS, where the bytes must go through the SSL object).
         self._fd = -1

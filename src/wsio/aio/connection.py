@@ -177,7 +177,8 @@ class Connection(Listener):
         #: The subprotocol the handshake agreed on, or None.
         self.subprotocol: str | None = None
         self.transport: Transport = None  # type: ignore[assignment]
-        self._loop = asyncio.get_running_loop()
+        # (A server's loop is known: asyncio.get_running_loop() costs a getpid(2).)
+        self._loop = (server._loop if server is not None else None) or asyncio.get_running_loop()
         # The received messages not yet taken: the oldest in _next (a message is never
         # None), the later ones in _more, a deque made only when messages pile up (an
         # empty deque is 600 bytes; an echo never needs one).

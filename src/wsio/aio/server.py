@@ -62,6 +62,9 @@ class _Config:
 
     def __init__(self, **options: Any) -> None:
         self.__dict__.update(options)
+        # The server's loop: asyncio.get_running_loop() costs a getpid(2) a call (it
+        # checks for a fork), twice a connection otherwise.
+        self.loop = asyncio.get_running_loop()
         self.active = 0
         # The permessage-deflate agreements made so far, each with the extensions tuple
         # every connection that made it shares (each binds its own codec in its core):
@@ -141,7 +144,7 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
             transport.close()
             return
         if cfg.handshake_timeout is not None:
-            cfg.start_handshake(self, asyncio.get_running_loop())
+            cfg.start_handshake(self, cfg.loop)
 
     def _handshake_timed_out(self) -> None:
         # A client that never finishes its request holds nothing for longer than this.
@@ -203,7 +206,13 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
             extensions=extensions,
         )
         ws = Transport(
-            core, self._tr, result.subprotocol, extensions, cfg.close_timeout, cfg.write_timeout
+            core,
+            self._tr,
+            result.subprotocol,
+            extensions,
+            cfg.close_timeout,
+            cfg.write_timeout,
+            cfg.loop,
         )
         self._start(core, ws, listener)
         if trailing:
@@ -357,7 +366,7 @@ async def create_server(
         on_request_bytes=on_request_bytes,
         on_response_bytes=on_response_bytes,
     )
-    loop = asyncio.get_running_loop()
+    loop = cfg.loop
 
     def factory() -> _ServerStream:
         return _ServerStream(cfg)
@@ -441,10 +450,12 @@ class Server:
         self._task_done = self._handler_done
         self._connections: set[Connection] = set()
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # start()'s
 
     async def start(self) -> Server:
         """Listen (``async with`` does it); returns the server."""
         config = self.options
+        self._loop = asyncio.get_running_loop()
         self._server = await create_server(
             self._new_listener,
             *self._where,
@@ -482,7 +493,7 @@ class Server:
         # frame would stay for as long as the handler waits) and a shared name and
         # callback context (not a string and a Context per connection): the end of the
         # handler is handled by a done callback.
-        task = asyncio.get_running_loop().create_task(handler, name=_TASK_NAME)
+        task = connection._loop.create_task(handler, name=_TASK_NAME)
         self._tasks[task] = connection
         task.add_done_callback(self._task_done, context=_CONTEXT)
 
