@@ -214,7 +214,8 @@ class Transport:
 
         For wsio.aio.Connection, whose handler answers queued messages in one task step:
         one write for the answers to all the messages of one read, as the callback
-        level's read pass does (_batch). The payload is referenced only during the call.
+        level's read pass does (_batch). The payload may be changed or reused once the
+        call returns: what waits is the core's copy, or a ``bytes``, which cannot change.
         """
         if self._batch or self._held:
             self.send(opcode, payload)  # a read pass writes it; a held Close goes out
