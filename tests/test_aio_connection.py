@@ -374,21 +374,27 @@ def test_uvloop() -> None:
     uvloop.run(main())
 
 
+async def raw_upgrade(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw TCP client that has done the opening handshake with the server at ``url``."""
+    port = int(url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+    return reader, writer
+
+
 def test_message_before_a_bad_frame_is_answered_before_the_close() -> None:
     # RFC 6455 §5.5.1: data owed before a Close may still be sent. A message and a bad
     # frame (RSV2 set, no extension) in one write: the handler's echo of the message
     # goes out, then the Close 1002 (Autobahn 3.2 grades the reverse NON-STRICT).
     async def main() -> None:
         async with server(compression=None) as (_, url):
-            port = int(url.rsplit(":", 1)[1])
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            key = base64.b64encode(os.urandom(16)).decode()
-            writer.write(
-                f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-            )
-            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+            reader, writer = await raw_upgrade(url)
             zero_mask = b"\0\0\0\0"
             writer.write(b"\x81\x82" + zero_mask + b"hi" + b"\xa1\x82" + zero_mask + b"no")
             assert await reader.readexactly(4) == b"\x81\x02hi"
@@ -415,15 +421,7 @@ def test_answers_to_messages_read_together_arrive_in_order_even_if_the_handler_s
 
     async def main() -> None:
         async with server(answer_then_stall, compression=None) as (_, url):
-            port = int(url.rsplit(":", 1)[1])
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            key = base64.b64encode(os.urandom(16)).decode()
-            writer.write(
-                f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-            )
-            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+            reader, writer = await raw_upgrade(url)
             zero_mask = b"\0\0\0\0"
             writer.write(b"".join(b"\x81\x81" + zero_mask + c for c in (b"a", b"b", b"c")))
             assert await reader.readexactly(6) == b"\x81\x01A\x81\x01B"
