@@ -267,8 +267,8 @@ class ThreadedServer:
     def serve_forever(self) -> None:
         """Accept and start connections until :meth:`shutdown` (or the listener fails).
 
-        A signal handler (Ctrl-C's KeyboardInterrupt) raises out of it within
-        :data:`_POLL_INTERVAL` seconds, even when no client comes.
+        A signal handler's exception (Ctrl-C's KeyboardInterrupt) raises out of it within
+        half a second, even when no client comes.
         """
         # CPython runs a Python signal handler between bytecodes of the main thread. A
         # signal that arrives after the last such check before accept(2), or that the
