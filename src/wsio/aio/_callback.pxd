@@ -42,6 +42,7 @@ cdef class Transport:
     cdef object _write_timer
     cdef object _loop
 
+    cdef bint _queue_data(self, int opcode, object payload, bint fin, bint may_wait) except -1
     cdef bint _deferrable(self, object payload, Py_ssize_t queued) except -1
     cdef int _flush(self) except -1
     cdef bint _asyncio_empty(self) except -1

@@ -183,17 +183,7 @@ class Transport:
         """
         core = self._core
         if opcode <= 2:
-            if opcode == 1 and isinstance(payload, str):
-                payload = payload.encode()
-            queued: cython.Py_ssize_t = len(core._out)
-            core.send_data(opcode, payload, fin)
-            if (
-                self._batch
-                and not self._held
-                and self._deferrable(payload, queued)
-                and len(core._out) <= _BATCH_BUFFERS
-                and len(core._tail) <= _BATCH_BYTES
-            ):
+            if self._queue_data(opcode, payload, fin, self._batch):
                 return  # written with the read pass's other answers (Stream._process)
         elif opcode == 9:
             core.send_ping(payload)
@@ -220,16 +210,7 @@ class Transport:
         if self._batch or self._held:
             self.send(opcode, payload)  # a read pass writes it; a held Close goes out
             return
-        core = self._core
-        if opcode == 1 and isinstance(payload, str):
-            payload = payload.encode()
-        queued: cython.Py_ssize_t = len(core._out)
-        core.send_data(opcode, payload, True)
-        if (
-            self._deferrable(payload, queued)
-            and len(core._out) <= _BATCH_BUFFERS
-            and len(core._tail) <= _BATCH_BYTES
-        ):
+        if self._queue_data(opcode, payload, True, True):
             if not self._soon:
                 self._soon = True
                 self._loop.call_soon(self._write_soon)
@@ -241,6 +222,25 @@ class Transport:
         if self._soon:
             self._soon = False
             self._flush()
+
+    def _queue_data(
+        self, opcode: cython.int, payload: Any, fin: cython.bint, may_wait: cython.bint
+    ) -> cython.bint:
+        # Queue a data frame in the core (a str payload encoded); True if it may wait
+        # there for a later write (may_wait, and within the batch's bounds), False if
+        # the caller writes it now.
+        core = self._core
+        if opcode == 1 and isinstance(payload, str):
+            payload = payload.encode()
+        queued: cython.Py_ssize_t = len(core._out)
+        core.send_data(opcode, payload, fin)
+        return (
+            may_wait
+            and not self._held
+            and self._deferrable(payload, queued)
+            and len(core._out) <= _BATCH_BUFFERS
+            and len(core._tail) <= _BATCH_BYTES
+        )
 
     def _deferrable(self, payload: Any, queued: cython.Py_ssize_t) -> cython.bint:
         # Whether the frame just queued may wait for the end of the read pass without
