@@ -259,10 +259,9 @@ class Echo(aio.Listener):
 
 
 def test_a_server_connection_gets_it_and_wait_closed_waits_for_the_connections() -> None:
-    # On asyncio's selector loop a plain server gives its connections this transport (and
-    # a client its connection);
-    # the asyncio Server counts them (close() then wait_closed() returns once the last
-    # one ended).
+    # On asyncio's selector loop a plain server gives its connections this transport, and
+    # a client its connection; the asyncio Server counts them (close() then wait_closed()
+    # returns once the last one ended).
     async def main() -> None:
         seen: list[Any] = []
 
