@@ -563,6 +563,19 @@ class Stream:
             self.listener.on_close(ws, code, reason)
         except Exception:
             logger.exception("Listener.on_close raised")
+        finally:
+            # Nothing calls this stream again. Its links back to the connection
+            # (transport, listener) would close cycles with the application's own (a
+            # listener keeps its transport), and objects in cycles wait for the garbage
+            # collector: 15 per connection, collected only a few hundred handshakes
+            # later, in cache-cold passes. Without them, reference counting frees the
+            # connection as soon as the application lets go of it.
+            ws._stream = None
+            self.ws = None
+            self.listener = None
+            # asyncio's transport clears its protocol but not its reader (_read_directly).
+            if getattr(ws.transport, "_read_ready_cb", None) is not None:
+                ws.transport._read_ready_cb = None
 
     # -- the WebSocket phase -------------------------------------------------------
 

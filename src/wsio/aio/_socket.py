@@ -423,7 +423,8 @@ class SocketTransport:
         finally:
             self._sock.close()
             self._sock = None
-            self._protocol = None
+            # The protocol's reader too (Stream._read_directly): no link back to it.
+            self._protocol = self._read_ready_cb = None
             server = self._server
             if server is not None:
                 self._server = None

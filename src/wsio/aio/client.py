@@ -132,6 +132,7 @@ class _ClientStream(Stream, asyncio.BufferedProtocol):
         self._tr.close()
 
     def _connection_ended(self) -> None:
+        self._tr = None  # a link back to the transport that holds this protocol: no cycle
         if not self._done.done():
             self._done.set_exception(
                 IncompleteHandshakeError("the connection closed during the opening handshake")

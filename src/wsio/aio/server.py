@@ -219,6 +219,7 @@ class _ServerStream(Stream, asyncio.BufferedProtocol):
             self._feed(trailing)
 
     def _connection_ended(self) -> None:
+        self._tr = None  # a link back to the transport that holds this protocol: no cycle
         self._cfg.active -= 1
         if self._parser is not None:  # ended during its handshake: nothing reads it now
             self._cfg.release(self._parser)
