@@ -547,7 +547,9 @@ class Protocol:
         return closed
 
     def _transition(self, event: str) -> None:
-        self._state = TRANSITIONS[(ConnectionState(self._state), event)]
+        # Looked up by the plain int: an IntEnum member hashes and compares as its value
+        # (and ConnectionState(...) is a Python-level call, twice per connection).
+        self._state = TRANSITIONS[(self._state, event)]
 
     # -- bytes in -------------------------------------------------------------------
 
