@@ -635,6 +635,8 @@ class Stream:
         """The socket is readable (asyncio's selector loop): what its transport's
         ``_read_ready__get_buffer`` does, compiled: recv(2) into the core's buffer."""
         ws = self.ws
+        if ws is None:
+            return  # connection_lost has run (it unlinks the stream)
         tr = ws.transport
         if tr._conn_lost:
             return
