@@ -30,10 +30,10 @@ import sys
 import time
 import zlib
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 import aiohttp
-import websockets
 from aiohttp.compression_utils import ZLibCompressor, ZLibDecompressor
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame as WSFrame, Opcode
@@ -51,7 +51,7 @@ def text_message(size: int, seed: int) -> bytes:
     """JSON records such as an API or a chat would send, cut to ``size`` bytes."""
     rng = random.Random(seed)
     words = ["alpha", "beta", "gamma", "delta", "status", "ok", "pending", "user", "price"]
-    records = []
+    records: list[str] = []
     while sum(len(r) for r in records) < size:
         record = {
             "id": rng.randrange(10**6),
@@ -90,11 +90,11 @@ def websockets_codec(bits: int = 12, mem_level: int = 5, takeover: bool = True) 
     receiver = PerMessageDeflate(not takeover, False, bits, 15, {"memLevel": mem_level})
 
     def compress(message: bytes) -> bytes:
-        return sender.encode(WSFrame(Opcode.BINARY, message)).data
+        return sender.encode(WSFrame(Opcode.BINARY, message)).data  # type: ignore[return-value]
 
     def decompress(payload: bytes) -> bytes:
         frame = WSFrame(Opcode.BINARY, payload, rsv1=True)
-        return receiver.decode(frame, max_size=LIMIT).data
+        return receiver.decode(frame, max_size=LIMIT).data  # type: ignore[return-value]
 
     return compress, decompress
 
@@ -245,7 +245,7 @@ def _probe_states(name: str) -> Callable[[], object]:
             data, self.data = self.data, b""
             return data
 
-    def make() -> object:
+    def make() -> object:  # type: ignore[no-redef]
         writer = wsflate.Writer(Sink(), parameters=params, mem_level=mem_level)
         writer.write(message)
         writer.close()
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, zlib {zlib.ZLIB_RUNTIME_VERSION}, "
-        f"websockets {websockets.__version__}, aiohttp {aiohttp.__version__}"
+        f"websockets {version('websockets')}, aiohttp {aiohttp.__version__}"
     )
     print(machine)
     load = _load()

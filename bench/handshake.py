@@ -94,7 +94,7 @@ def websockets_socketpair(n: int) -> float:
             protocol = ServerProtocol()
             protocol.receive_data(server.recv(65536))
             (request,) = protocol.events_received()
-            protocol.send_response(protocol.accept(request))
+            protocol.send_response(protocol.accept(request))  # type: ignore[arg-type]
             for data in protocol.data_to_send():
                 server.sendall(data)
             _read_response(client)
@@ -167,7 +167,7 @@ def serve_picows(listener: socket.socket) -> None:
     import uvloop
     from picows import WSListener, ws_create_server
 
-    class Listener(WSListener):  # type: ignore[misc]
+    class Listener(WSListener):
         pass
 
     async def main() -> None:

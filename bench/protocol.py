@@ -38,9 +38,9 @@ import gc
 import os
 import sys
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
-import h11
 import wsproto
 from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol as WsServerProtocol
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{', '.join(f'{x:.2f}' for x in load_after)}; the machine is shared, so "
         "compare ratios within this run, not runs.\n",
         "# The sans-I/O protocol\n",
-        f"wsproto {wsproto.__version__} (h11 {h11.__version__}).\n",
+        f"wsproto {wsproto.__version__} (h11 {version('h11')}).\n",
         __doc__.split("\n\n", 1)[1],
     ]
     out += [table.markdown() for table in tables]

@@ -39,7 +39,7 @@ def handle(conn: socket.socket, address: Any = None) -> None:
                 # Over DEFAULT_MAX_FRAME_SIZE raises PayloadTooBigError before a byte is
                 # read; the buffer grows with the bytes that arrive, not as declared.
                 payload = wsio.read_payload(conn, header)
-                if header.masked:
+                if header.masked and header.mask:
                     wsio.cipher(payload, header.mask, 0)
                 # RFC 6455 §5.1: "A server MUST NOT mask any frames that it sends to the
                 # client." Reset the flag and write the frame back.
