@@ -87,7 +87,12 @@ def test_frames_held_by_pause_reading_come_in_order_after_resume(loop: str) -> N
             with connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
                 for message in messages:
                     ws.send(message)
-                return [bytes(ws.recv(timeout=HANG)) for _ in messages]
+                got = []
+                for _ in messages:
+                    echo = ws.recv(timeout=HANG)
+                    assert isinstance(echo, bytes)
+                    got.append(echo)
+                return got
 
         echoes = asyncio.get_running_loop().run_in_executor(None, client)
         while not listeners or not listeners[0].payloads:
@@ -131,7 +136,7 @@ def test_reads_after_a_full_one_take_the_frames_behind_a_large_frame() -> None:
     # kernel are taken in one read once the buffer has grown (not one read per frame,
     # as when the room offered ended at the frame being read whole), and the buffer
     # stays within the size a drained connection keeps.
-    from wsio._engine.protocol import WHOLE_FRAME_MAX, ServerProtocol
+    from wsio._engine.protocol import WHOLE_FRAME_MAX, BinaryMessage, ServerProtocol
 
     core = ServerProtocol()
     core.whole_frame_max = WHOLE_FRAME_MAX
@@ -149,7 +154,9 @@ def test_reads_after_a_full_one_take_the_frames_behind_a_large_frame() -> None:
             pos += n
             reads += 1
             core.buffer_updated(n)
-            received += [e.data for e in core.events_received()]
+            for event in core.events_received():
+                assert isinstance(event, BinaryMessage)
+                received.append(event.data)
         assert received == payloads
     assert reads == 1
     assert core.buffer_size <= 1 << 18

@@ -100,7 +100,7 @@ def test_client_with_aiohttp_server() -> None:
 
 
 def test_client_with_picows_server() -> None:
-    class Echo(picows.WSListener):  # type: ignore[misc]
+    class Echo(picows.WSListener):
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
             if frame.msg_type == picows.WSMsgType.CLOSE:
                 transport.send_close(frame.get_close_code(), frame.get_close_message())
@@ -162,7 +162,7 @@ def test_server_with_aiohttp_client() -> None:
 
 
 def test_server_with_picows_client() -> None:
-    class Client(picows.WSListener):  # type: ignore[misc]
+    class Client(picows.WSListener):
         def __init__(self) -> None:
             self.got: asyncio.Queue[bytes] = asyncio.Queue()
 
@@ -173,11 +173,12 @@ def test_server_with_picows_client() -> None:
     async def main() -> None:
         srv, url = await serving()
         transport, client = await picows.ws_connect(Client, url)
+        assert isinstance(client, Client)
         transport.send(picows.WSMsgType.TEXT, "hello ✓".encode())
         assert await client.got.get() == "hello ✓".encode()
         transport.send(picows.WSMsgType.BINARY, b"\x00" * 70000)
         assert await client.got.get() == b"\x00" * 70000
-        transport.send_close(1000, b"done")
+        transport.send_close(picows.WSCloseCode.OK, b"done")
         await transport.wait_disconnected()
         await srv.close()
 

@@ -157,6 +157,7 @@ def test_callback_client_connections_leave_no_cycles(loop: str, cycles: list[Any
                 transport, listener = await aio.create_connection(
                     KeepingCollector, f"ws://127.0.0.1:{port}/"
                 )
+                assert isinstance(listener, KeepingCollector)
                 transport.send(1, "hello")
                 await listener.answered
                 transport.send_close(1000)

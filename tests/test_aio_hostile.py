@@ -14,10 +14,11 @@ import socket
 import struct
 import tracemalloc
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from wsio import aio
 from wsio.exceptions import ConnectionClosed, HandshakeTimeoutError
@@ -124,7 +125,18 @@ async def _finish(server: Any, listeners: list[Recorder]) -> None:
 
 # -- violations: the Close frame that answers each, then the end ---------------------------
 
-CASES = {
+
+def _over_max_message_size(c: RawClient) -> None:
+    c.frame(2, b"x" * 900, fin=False)
+    c.frame(0, b"x" * 900)
+
+
+def _too_many_fragments(c: RawClient) -> None:
+    for i in range(10):
+        c.frame(2 if i == 0 else 0, b"x", fin=False)
+
+
+CASES: dict[str, tuple[Callable[[RawClient], None], int]] = {
     # RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that
     # is not masked."
     "unmasked": (lambda c: c.frame(2, b"x", masked=False), 1002),
@@ -140,14 +152,8 @@ CASES = {
     "text ends mid-character": (lambda c: c.frame(1, "é".encode()[:1]), 1007),
     # The limits: 1009 (RFC 6455 §7.4.1: "a message that is too big for it to process").
     "frame over max_frame_size": (lambda c: c.frame(2, b"x" * 2000), 1009),
-    "message over max_message_size": (
-        lambda c: [c.frame(2, b"x" * 900, fin=False), c.frame(0, b"x" * 900)],
-        1009,
-    ),
-    "too many fragments": (
-        lambda c: [c.frame(2 if i == 0 else 0, b"x", fin=False) for i in range(10)],
-        1009,
-    ),
+    "message over max_message_size": (_over_max_message_size, 1009),
+    "too many fragments": (_too_many_fragments, 1009),
 }
 
 
@@ -361,10 +367,12 @@ def test_origins_refused_with_403() -> None:
     async def main() -> None:
         server, port, listeners = await _server(origins=["https://good.example"])
         with pytest.raises(websockets.InvalidStatus) as info:
-            await websockets.connect(f"ws://127.0.0.1:{port}/", origin="https://evil.example")
+            await websockets.connect(
+                f"ws://127.0.0.1:{port}/", origin=Origin("https://evil.example")
+            )
         assert info.value.response.status_code == 403
         async with websockets.connect(
-            f"ws://127.0.0.1:{port}/", origin="https://good.example"
+            f"ws://127.0.0.1:{port}/", origin=Origin("https://good.example")
         ) as ws:
             await ws.send("ok")
             assert await ws.recv() == "ok"
@@ -513,7 +521,7 @@ def test_broadcast_skips_a_peer_that_stopped_reading() -> None:
         url = f"ws://127.0.0.1:{port}"
         fast = [await aio.connect(url, max_queue=None, compression=None) for _ in range(2)]
         slow = await RawClient.open(port)
-        slow.writer.transport.pause_reading()
+        cast(asyncio.ReadTransport, slow.writer.transport).pause_reading()
         slow.writer.transport.get_extra_info("socket").setsockopt(
             socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
         )

@@ -19,6 +19,7 @@ import uvloop
 import websockets
 from aiohttp import web
 from websockets.asyncio.server import serve as ws_serve
+from websockets.typing import Subprotocol
 
 from wsio import aio
 
@@ -219,7 +220,7 @@ async def _serve_picows(run_client: Callable[[str], Awaitable[None]]) -> None:
         server.close()
 
 
-SERVERS: dict[str, Callable[[Callable[[str], Awaitable[None]]], Awaitable[None]]] = {
+SERVERS: dict[str, Callable[[Callable[[str], Awaitable[None]]], Coroutine[Any, Any, None]]] = {
     "websockets": _serve_websockets,
     "aiohttp": _serve_aiohttp,
     "picows": _serve_picows,
@@ -260,7 +261,8 @@ def test_server_compression_and_subprotocol_with_websockets() -> None:
 
         server = await aio.create_server(Echo, "127.0.0.1", 0, subprotocols=["chat"])
         port = server.sockets[0].getsockname()[1]
-        async with websockets.connect(f"ws://127.0.0.1:{port}/", subprotocols=["chat"]) as ws:
+        chat = [Subprotocol("chat")]
+        async with websockets.connect(f"ws://127.0.0.1:{port}/", subprotocols=chat) as ws:
             assert ws.subprotocol == "chat"
             await ws.send("x" * 5000)
             assert await ws.recv() == "x" * 5000

@@ -201,7 +201,7 @@ def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
     stride = width * channels
     assert len(raw) == height * (stride + 1)
     previous = bytearray(stride)
-    pixels = []
+    pixels: list[bytes] = []
     for row in range(height):
         start = row * (stride + 1)
         line = bytearray(raw[start + 1 : start + 1 + stride])

@@ -6,11 +6,21 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from types import BuiltinMethodType
+from typing import TYPE_CHECKING, cast
 
 import pytest
 import trustme
 
 from wsio.conn import Conn
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+
+def bound_to(method: object) -> object:
+    """The object a bound method was taken from (a socket's are built-in methods)."""
+    return cast(BuiltinMethodType, method).__self__
 
 
 @pytest.fixture
@@ -102,10 +112,10 @@ def test_drained_conn_calls_the_socket_methods_directly(
     assert conn.recv_into.__func__ is Conn.recv_into  # type: ignore[attr-defined]
     conn.recv(2)
     # Once drained, the bound methods are the socket's own: no Python frame in between.
-    assert conn.recv_into.__self__ is a
-    assert conn.recv.__self__ is a
-    assert conn.sendall.__self__ is a
-    assert conn.sendmsg.__self__ is a
+    assert bound_to(conn.recv_into) is a
+    assert bound_to(conn.recv) is a
+    assert bound_to(conn.sendall) is a
+    assert bound_to(conn.sendmsg) is a
 
 
 def test_empty_read_ahead_binds_the_socket_at_once(
@@ -114,7 +124,7 @@ def test_empty_read_ahead_binds_the_socket_at_once(
     a, b = pair
     conn = Conn(a)
     assert conn.pending == 0
-    assert conn.recv_into.__self__ is a
+    assert bound_to(conn.recv_into) is a
     b.sendall(b"hi")
     assert conn.recv(2) == b"hi"
 
@@ -173,7 +183,8 @@ def test_socket_methods(pair: tuple[socket.socket, socket.socket]) -> None:
         assert conn.gettimeout() == 1.5
         assert a.gettimeout() == 1.5
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-        assert conn.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) > 0
+        sndbuf = conn.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        assert isinstance(sndbuf, int) and sndbuf > 0
         assert isinstance(conn.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8), bytes)
         assert conn.getpeername() == a.getpeername()
         assert conn.getsockname() == a.getsockname()
@@ -201,26 +212,26 @@ class _Counting:
         self.sock = sock
         self.received = 0
 
-    def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0, flags: int = 0) -> int:
+    def recv_into(self, buffer: Buffer, nbytes: int = 0, flags: int = 0, /) -> int:
         n = self.sock.recv_into(buffer, nbytes, flags)
         self.received += n
         return n
 
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         data = self.sock.recv(bufsize, flags)
         self.received += len(data)
         return data
 
-    def send(self, data: bytes, flags: int = 0) -> int:
+    def send(self, data: Buffer, flags: int = 0, /) -> int:
         return self.sock.send(data, flags)
 
-    def sendall(self, data: bytes, flags: int = 0) -> None:
+    def sendall(self, data: Buffer, flags: int = 0, /) -> None:
         self.sock.sendall(data, flags)
 
     def close(self) -> None:
         self.sock.close()
 
-    def shutdown(self, how: int) -> None:
+    def shutdown(self, how: int, /) -> None:
         self.sock.shutdown(how)
 
     def fileno(self) -> int:

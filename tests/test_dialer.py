@@ -141,6 +141,7 @@ def websockets_sync_server(
     seen = Seen()
 
     def handler(ws: websockets.sync.server.ServerConnection) -> None:
+        assert ws.request is not None
         seen.headers = list(ws.request.headers.raw_items())
         seen.path = ws.request.path
         seen.subprotocol = ws.subprotocol
@@ -184,6 +185,7 @@ def websockets_asyncio_server(
     seen = Seen()
 
     async def handler(ws: websockets.asyncio.server.ServerConnection) -> None:
+        assert ws.request is not None
         seen.headers = list(ws.request.headers.raw_items())
         seen.path = ws.request.path
         seen.subprotocol = ws.subprotocol
@@ -192,9 +194,10 @@ def websockets_asyncio_server(
                 await ws.send(message)
 
     async def start() -> websockets.asyncio.server.Server:
-        return await websockets.asyncio.server.serve(
+        started: websockets.asyncio.server.Server = await websockets.asyncio.server.serve(
             handler, "127.0.0.1", 0, ssl=ssl_context, **kwargs
         )
+        return started
 
     with event_loop_thread() as loop:
         server = asyncio.run_coroutine_threadsafe(start(), loop).result()
@@ -1588,7 +1591,8 @@ def test_raw_header_lines() -> None:
 
 
 def test_headers_from_an_iterator_are_kept() -> None:
-    dialer = Dialer(headers=iter([("X-One", "1"), ("X-Two", b"2")]))
+    headers: list[tuple[str, str | bytes]] = [("X-One", "1"), ("X-Two", b"2")]
+    dialer = Dialer(headers=iter(headers))
     with raw_server(ok_then_echo()) as server:
         for each in (dialer, dialer, dataclasses.replace(dialer, timeout=5)):
             conn, _ = each.dial(server.url)

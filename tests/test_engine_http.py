@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING, TypedDict
 
 import pytest
 from hypothesis import given, strategies as st
@@ -19,6 +20,9 @@ from wsio._engine.http import (
     ResponseParser,
     TooManyHeadersError,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 REQUEST = (
     b"GET /chat?x=1 HTTP/1.1\r\n"
@@ -51,7 +55,13 @@ EXPECTED_HEADERS = [
 ]
 
 
-def _parse_request(head: bytes, **limits: int) -> RequestParser:
+class _Limits(TypedDict, total=False):
+    max_line: int
+    max_headers: int
+    max_size: int
+
+
+def _parse_request(head: bytes, **limits: Unpack[_Limits]) -> RequestParser:
     parser = RequestParser(**limits)
     parser.feed(head)
     return parser

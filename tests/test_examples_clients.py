@@ -59,7 +59,9 @@ def _default_port(path: Path) -> int | None:
         ):
             for keyword in node.keywords:
                 if keyword.arg == "default" and isinstance(keyword.value, ast.Constant):
-                    return int(keyword.value.value)
+                    default = keyword.value.value
+                    assert isinstance(default, (int, str)), default
+                    return int(default)
     return None
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -50,15 +51,13 @@ class Server:
         assert self.proc.stdout is not None
         return self.proc.stdout.readline()
 
-    def connect(self, host: str = "127.0.0.1", **kwargs: object) -> ClientConnection:
+    def connect(self, host: str = "127.0.0.1", **kwargs: Any) -> ClientConnection:
         """A websockets client whose request says ``Host: host:port``, over loopback."""
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
-        return connect(
-            f"ws://{host}:{self.port}/chat",
-            sock=sock,
-            open_timeout=TIMEOUT,
-            **kwargs,  # type: ignore[arg-type]
+        client: ClientConnection = connect(
+            f"ws://{host}:{self.port}/chat", sock=sock, open_timeout=TIMEOUT, **kwargs
         )
+        return client
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -123,6 +122,7 @@ def test_on_header_logs_every_non_websocket_header(serve: Callable[..., Server])
 def test_checks_accept_the_wanted_host_and_add_the_version(serve: Callable[..., Server]) -> None:
     server = serve("upgrade_checks.py")
     with server.connect("github.com", additional_headers={"Cookie": 'a=1; b="2"'}) as ws:
+        assert ws.response is not None
         assert ws.response.headers["X-Python-Version"] == platform.python_version()
         ws.send("checked")
         assert ws.recv(TIMEOUT) == "checked"

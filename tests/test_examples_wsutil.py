@@ -36,6 +36,8 @@ ALL_ECHO = [*CHECKING, "echo_raw_frames.py"]
 class Server:
     """An example script running as a subprocess, and the URL it listens on."""
 
+    stderr: str  # what the script wrote, once stopped
+
     def __init__(self, script: str, *args: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(EXAMPLES / script), "--port", "0", *args],

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 import wsio
+import wsio.wsutil
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_write_header_is_one_write() -> None:
     writes: list[bytes] = []
 
     class Sink:
-        def write(self, data: memoryview) -> int:
+        def write(self, data: bytes | bytearray | memoryview, /) -> int:
             writes.append(bytes(data))
             return len(data)
 

@@ -23,8 +23,9 @@ import trustme
 import websockets.sync.client
 from hypothesis import given, settings, strategies as st
 from websockets.datastructures import Headers
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 import wsio
 from wsio import (
@@ -517,7 +518,7 @@ def test_hooks_see_the_right_values() -> None:
         on_request=lambda uri: calls.append(("request", bytes(uri))),
         on_host=lambda host: calls.append(("host", bytes(host))),
         on_header=on_header,
-        on_before_upgrade=lambda: calls.append(("before",)) and None,
+        on_before_upgrade=lambda: calls.append(("before",)),
     )
     data = request(
         add=[
@@ -909,13 +910,14 @@ def test_websockets_client(
         serving(upgrader, server_ctx if secure else None, deflate=True) as (url, outcomes),
         websockets.sync.client.connect(
             url,
-            subprotocols=["superchat", "chat"],
+            subprotocols=[Subprotocol("superchat"), Subprotocol("chat")],
             ssl=client_ctx if secure else None,
             open_timeout=10,
             close_timeout=10,
         ) as ws,
     ):
         assert ws.subprotocol == "superchat"
+        assert ws.response is not None
         extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
         if accept_deflate:
             assert extensions == "permessage-deflate; client_no_context_takeover"
@@ -1041,13 +1043,14 @@ def test_websockets_sans_io_request_is_accepted() -> None:
     from websockets.client import ClientProtocol
     from websockets.uri import parse_uri
 
-    client = ClientProtocol(parse_uri("ws://example.com/chat"), subprotocols=["chat"])
+    client = ClientProtocol(parse_uri("ws://example.com/chat"), subprotocols=[Subprotocol("chat")])
     client.send_request(client.connect())
     (data,) = client.data_to_send()
     result = run(Upgrader(protocol=["chat"]), data)
     assert result.handshake == Handshake("chat", [])
     client.receive_data(result.response)
     (event,) = client.events_received()
+    assert isinstance(event, Response)
     assert event.status_code == 101
     assert client.handshake_exc is None
 
@@ -1112,7 +1115,7 @@ def test_upgrade_http_with_websockets_client(base: type[_Handler]) -> None:
     with (
         http_server(Upgrader(protocol=["chat"]), base) as (port, outcomes),
         websockets.sync.client.connect(
-            f"ws://127.0.0.1:{port}/chat", subprotocols=["chat"], open_timeout=10
+            f"ws://127.0.0.1:{port}/chat", subprotocols=[Subprotocol("chat")], open_timeout=10
         ) as ws,
     ):
         assert ws.subprotocol == "chat"

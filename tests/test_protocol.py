@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -18,6 +19,7 @@ from wsio.protocol import (
     ClientProtocol,
     Close,
     ConnectionState,
+    Event,
     PerMessageDeflate,
     Ping,
     Pong,
@@ -370,6 +372,12 @@ def test_limits_fail_with_1009(kwargs: dict[str, int], wire: bytes, code: int) -
     assert server.error is not None and server.error.close_code == code  # type: ignore[attr-defined]
 
 
+def _raw_deflate(data: bytes) -> bytes:
+    # zlib.compress(data, wbits=-15), which Python 3.10 does not take.
+    compressor = zlib.compressobj(wbits=-15)
+    return compressor.compress(data) + compressor.flush()
+
+
 DEFLATE_VIOLATIONS = [
     ("RSV1 on a continuation", frame(1, b"\xf2", fin=False, rsv=4) + frame(0, b"x", rsv=4), 1002),
     ("RSV1 on a ping", frame(9, b"", rsv=4), 1002),
@@ -377,7 +385,7 @@ DEFLATE_VIOLATIONS = [
     ("corrupt deflate data", frame(2, b"\xff\xff\xff\xff", rsv=4), 1002),
     (
         "inflated text not UTF-8",
-        frame(1, zlib.compress(b"\xff", wbits=-15)[: -0 or None], rsv=4),
+        frame(1, _raw_deflate(b"\xff")[: -0 or None], rsv=4),
         1007,
     ),
 ]
@@ -483,15 +491,16 @@ _messages = st.lists(
 )
 
 
-def _wire(messages: list[tuple[str, object, int]], bad: bytes) -> bytes:
+def _wire(messages: list[tuple[str, str | bytes, int]], bad: bytes) -> bytes:
     out = b""
     for kind, data, parts in messages:
         if kind == "ping":
-            out += frame(9, data)  # type: ignore[arg-type]
+            assert isinstance(data, bytes)
+            out += frame(9, data)
             continue
         payload = data.encode() if isinstance(data, str) else data
-        step = max(1, len(payload) // parts)  # type: ignore[arg-type]
-        cuts = [payload[i : i + step] for i in range(0, len(payload), step)] or [b""]  # type: ignore[index]
+        step = max(1, len(payload) // parts)
+        cuts = [payload[i : i + step] for i in range(0, len(payload), step)] or [b""]
         for i, cut in enumerate(cuts):
             op = (1 if kind == "text" else 2) if i == 0 else 0
             out += frame(op, cut, fin=i == len(cuts) - 1)
@@ -515,7 +524,11 @@ class SplitFeed(RuleBasedStateMachine):
         streaming=st.booleans(),
     )
     def feed(
-        self, messages: list[tuple[str, object, int]], bad: bytes, cuts: list[int], streaming: bool
+        self,
+        messages: list[tuple[str, str | bytes, int]],
+        bad: bytes,
+        cuts: list[int],
+        streaming: bool,
     ) -> None:
         wire = _wire(messages, bad)
         reference = ServerProtocol(streaming=streaming)
@@ -543,7 +556,7 @@ class SplitFeed(RuleBasedStateMachine):
             assert self.proto.close_expected()
 
 
-def _copied(events: list[object]) -> list[object]:
+def _copied(events: Sequence[object]) -> list[object]:
     return [
         (e.opcode, bytes(e.data), e.message_finished) if isinstance(e, Chunk) else e for e in events
     ]
@@ -622,6 +635,15 @@ def test_a_large_frame_gets_room_as_it_arrives_then_at_its_header_once_proven() 
         assert server.events_received() == [TextMessage("hi")]
 
 
+def _joined(events: list[Event]) -> bytes:
+    # The data of a binary message's events, in one.
+    pieces = []
+    for event in events:
+        assert isinstance(event, (Chunk, BinaryMessage))
+        pieces.append(bytes(event.data))
+    return b"".join(pieces)
+
+
 def test_a_message_read_in_place_can_go_on_in_pieces_at_any_point() -> None:
     # wsio.sync reads a whole message into its own bytes (direct_max) and, when
     # recv_streaming starts in the middle of it, takes what arrived and the rest in
@@ -635,7 +657,7 @@ def test_a_message_read_in_place_can_go_on_in_pieces_at_any_point() -> None:
             server.direct_max = 1 << 26
             if proven:  # a message as long went through whole before
                 server.receive_data(wire)
-                assert b"".join(bytes(e.data) for e in server.events_received()) == payload
+                assert _joined(server.events_received()) == payload
             got = bytearray()
             pos = 0
             while pos < cut:
@@ -644,13 +666,13 @@ def test_a_message_read_in_place_can_go_on_in_pieces_at_any_point() -> None:
                 view[:n] = wire[pos : pos + n]
                 server.buffer_updated(n)
                 pos += n
-                got += b"".join(bytes(e.data) for e in server.events_received())
+                got += _joined(server.events_received())
             first = server.leave_direct()
             assert (first is None) == (bool(got) or pos == len(wire))
             got += first or b""
             assert server.leave_direct() is None  # now in pieces
             server.receive_data(wire[pos:])
-            got += b"".join(bytes(e.data) for e in server.events_received())
+            got += _joined(server.events_received())
             assert bytes(got) == payload
 
 
@@ -792,7 +814,9 @@ def test_large_messages_arrive_whole_however_the_reads_fall(cuts: list[int], int
     for decode_text in (True, False):
         server = ServerProtocol(decode_text=decode_text)
         events = _feed_in_reads(server, wire, cuts, into)
-        as_text = (lambda t: t) if decode_text else (lambda t: t.encode())
+        as_text: Callable[[str], str | bytes] = (
+            (lambda t: t) if decode_text else (lambda t: t.encode())
+        )
         assert events == [
             TextMessage(as_text("first")),
             BinaryMessage(blob),
@@ -818,7 +842,7 @@ def test_fragmented_text_of_every_width_becomes_the_same_str(name: str) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(unit=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200))
+@given(unit=st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=200))
 def test_text_over_a_piece_becomes_the_str_sent(unit: str) -> None:
     # Any code points (surrogates are not UTF-8), repeated past 4 KiB (where the str is
     # built from the bytes checked as they arrived): whole, and in 3 reads.

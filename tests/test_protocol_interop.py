@@ -10,6 +10,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -96,7 +97,8 @@ def test_wsio_client_to_websockets_server(deflate: bool) -> None:
         port = server.socket.getsockname()[1]
         url = f"ws://127.0.0.1:{port}/"
         extension = wsflate.Extension() if deflate else None
-        options = (
+        # Dialer options, as dial(**options: Any) takes them (not its own `sock`).
+        options: dict[str, Any] = (
             {"extensions": [extension.offer()], "accept_extensions": extension.accept_extensions}
             if extension
             else {}

@@ -19,7 +19,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trustme
@@ -681,7 +681,7 @@ def _header(opcode: int, length: int, fin: bool = True) -> bytes:
 def test_recv_streaming_a_16_mib_message_keeps_memory_bounded() -> None:
     size = 16 << 20
     payload = memoryview(os.urandom(size))
-    frames = [_header(2, size), payload]
+    frames: list[bytes | memoryview] = [_header(2, size), payload]
     with raw_sender(frames) as url, connect(url, compression=None, max_message_size=None) as ws:
         tracemalloc.start()
         try:
@@ -771,7 +771,7 @@ def test_recv_streaming_takes_over_a_message_being_read_whole() -> None:
                 ws.recv(0.3)
             go.set()
             pieces = list(ws.recv_streaming())
-            assert b"".join(pieces) == payload
+            assert b"".join(cast("list[bytes]", pieces)) == payload  # a str raises TypeError
             assert len(pieces) > 1
             ws.send("ok")
     finally:
@@ -825,7 +825,7 @@ def test_recv_streaming_text_cut_inside_characters_and_fragments() -> None:
     with raw_sender(frames) as url, connect(url, compression=None) as ws:
         pieces = list(ws.recv_streaming())
         assert all(isinstance(piece, str) for piece in pieces)
-        assert "".join(pieces) == text
+        assert "".join(cast("list[str]", pieces)) == text
         assert ws.recv(TIMEOUT) == b"abc"
 
 

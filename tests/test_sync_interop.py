@@ -18,6 +18,7 @@ import websockets.asyncio.client
 import websockets.asyncio.server
 import websockets.sync.client
 import websockets.sync.server
+from websockets.typing import Origin, Subprotocol
 
 import wsio
 from wsio.sync import Connection, connect, serve
@@ -158,10 +159,12 @@ def test_client_sees_server_close_code() -> None:
 def test_server_with_websockets_sync_client(compression: str | None) -> None:
     with wsio_server(compression=compression) as url:
         with websockets.sync.client.connect(url) as ws:
+            assert ws.response is not None
             assert (ws.response.headers.get("Sec-WebSocket-Extensions") is not None) == (
                 compression == "deflate"
             )
-            for message in ["héllo", b"\x01\x02", BIG, "y" * 100000]:
+            messages: list[str | bytes] = ["héllo", b"\x01\x02", BIG, "y" * 100000]
+            for message in messages:
                 ws.send(message)
                 assert ws.recv(TIMEOUT) == message
             ws.send(["a", "b"])
@@ -174,7 +177,8 @@ def test_server_with_websockets_asyncio_client() -> None:
     async def run(url: str) -> list[Any]:
         async with websockets.asyncio.client.connect(url) as ws:
             got = []
-            for message in ["text", b"bin", BIG]:
+            messages: list[str | bytes] = ["text", b"bin", BIG]
+            for message in messages:
                 await ws.send(message)
                 got.append(await ws.recv())
             await ws.close(4001, "done")
@@ -196,7 +200,9 @@ def test_server_request_subprotocol_and_headers() -> None:
     with (
         wsio_server(handler, protocol=["chat"]) as url,
         websockets.sync.client.connect(
-            url + "/room?x=1", subprotocols=["chat"], additional_headers={"X-Token": "t"}
+            url + "/room?x=1",
+            subprotocols=[Subprotocol("chat")],
+            additional_headers={"X-Token": "t"},
         ) as ws,
     ):
         assert ws.recv(TIMEOUT) == "ok"
@@ -224,9 +230,9 @@ def test_server_with_websocket_client() -> None:
 def test_server_origins_refuses_foreign_browser_pages() -> None:
     with wsio_server(origins=["https://app.example"]) as url:
         with pytest.raises(websockets.exceptions.InvalidStatus) as info:
-            websockets.sync.client.connect(url, origin="https://evil.example")  # type: ignore[arg-type]
+            websockets.sync.client.connect(url, origin=Origin("https://evil.example"))
         assert info.value.response.status_code == 403
-        with websockets.sync.client.connect(url, origin="https://app.example") as ws:  # type: ignore[arg-type]
+        with websockets.sync.client.connect(url, origin=Origin("https://app.example")) as ws:
             ws.send("ok")
             assert ws.recv(TIMEOUT) == "ok"
 

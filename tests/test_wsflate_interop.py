@@ -104,7 +104,8 @@ def stream_example(request: pytest.FixtureRequest) -> Iterator[int]:
 def test_frames_example_with_websockets_client(frames_example: int) -> None:
     with connect(f"ws://127.0.0.1:{frames_example}/", compression="deflate") as ws:
         assert ws.protocol.extensions, "compression was not negotiated"
-        for message in ["Hello", "Hello", b"\x00" * 50_000, ""]:
+        messages: list[str | bytes] = ["Hello", "Hello", b"\x00" * 50_000, ""]
+        for message in messages:
             ws.send(message)
             assert ws.recv() == "this is an acknowledgement"
 

@@ -6,12 +6,13 @@ import io
 import json
 import socket
 import threading
+from typing import TypedDict
 
 import pytest
 
 import wsio
 from wsio import Header, OpCode, State, wsutil
-from wsio.protocol import ServerProtocol
+from wsio.protocol import BinaryMessage, ServerProtocol, TextMessage
 
 SERVER = State.SERVER_SIDE
 CLIENT = State.CLIENT_SIDE
@@ -300,7 +301,12 @@ def test_many_tiny_fragments_cost_their_size_not_their_count() -> None:
 
 # The Reader and the protocol core take each message rule from one place
 # (wsio._engine.message): the same hostile message gets the same answer from both.
-SAME_RULES = [
+class _Limits(TypedDict, total=False):
+    max_message_size: int
+    max_fragments: int
+
+
+SAME_RULES: list[tuple[bytes, _Limits, str | bytes | int]] = [
     # (wire, limits, the message, or the close code that answers it)
     (frame(1, b"\xc3", fin=False) + frame(0, b"\xa9"), {}, "é"),
     (frame(1, b"ok", fin=False) + frame(0, b"\xff"), {}, 1007),
@@ -322,7 +328,7 @@ SAME_RULES = [
 
 @pytest.mark.parametrize(("wire", "limits", "expected"), SAME_RULES)
 def test_reader_and_protocol_agree(
-    wire: bytes, limits: dict[str, int], expected: str | bytes | int, buffer_size: int
+    wire: bytes, limits: _Limits, expected: str | bytes | int, buffer_size: int
 ) -> None:
     reader = wsutil.Reader(io.BytesIO(wire), SERVER, buffer_size=buffer_size, **limits)
     try:
@@ -337,7 +343,9 @@ def test_reader_and_protocol_agree(
         assert isinstance(server.error, wsio.ProtocolError)
         core: str | bytes | int = server.error.close_code
     else:
-        core = events[0].data
+        message = events[0]
+        assert isinstance(message, (TextMessage, BinaryMessage))
+        core = message.data
     if isinstance(expected, str):
         assert got == expected.encode() and core == expected
     else:

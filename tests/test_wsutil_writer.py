@@ -20,7 +20,7 @@ class Recorder:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
 
-    def write(self, data: memoryview) -> int:
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
         self.writes.append(bytes(data))
         return len(data)
 

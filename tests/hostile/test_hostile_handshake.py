@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import pytest
 import websockets.exceptions
 import websockets.sync.client
+from websockets.typing import Origin
 
 import wsio
 from wsio import (
@@ -288,12 +289,13 @@ def test_a_browser_like_client_from_another_origin_is_refused() -> None:
     with upgrade_server(serve) as (port, _):
         with pytest.raises(websockets.exceptions.InvalidStatus) as info:
             websockets.sync.client.connect(
-                f"ws://127.0.0.1:{port}/", origin="https://evil.example", open_timeout=10
+                f"ws://127.0.0.1:{port}/", origin=Origin("https://evil.example"), open_timeout=10
             )
         assert info.value.response.status_code == 403
         with websockets.sync.client.connect(
-            f"ws://127.0.0.1:{port}/", origin=ALLOWED, open_timeout=10
+            f"ws://127.0.0.1:{port}/", origin=Origin(ALLOWED), open_timeout=10
         ) as ws:
+            assert ws.response is not None
             assert ws.response.status_code == 101
 
 
@@ -401,6 +403,7 @@ def test_upgrade_http_still_upgrades_a_good_request(handler: type[BaseHTTPReques
         http_server(handler) as port,
         websockets.sync.client.connect(f"ws://127.0.0.1:{port}/", open_timeout=10) as ws,
     ):
+        assert ws.response is not None
         assert ws.response.status_code == 101
 
 
