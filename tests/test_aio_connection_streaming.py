@@ -100,9 +100,7 @@ def test_text_cut_inside_characters_decodes_piece_by_piece() -> None:
                 raw.append(piece)  # type: ignore[arg-type]
                 await ws.send("next")
             dropped: list[str] = []
-            # recv_streaming is an async generator, typed in src as an AsyncIterator
-            # (which has no aclose): the annotation there is the one to fix.
-            async with contextlib.aclosing(ws.recv_streaming()) as pieces:  # type: ignore[type-var]
+            async with contextlib.aclosing(ws.recv_streaming()) as pieces:
                 async for piece in pieces:
                     dropped.append(piece)  # type: ignore[arg-type]
                     await ws.send("next")

@@ -19,7 +19,7 @@ import contextvars
 import logging
 import math
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from wsio import _connection as shared
@@ -462,7 +462,7 @@ class Connection(Listener):
             return message if isinstance(message, str) else message.decode()
         return message.encode() if isinstance(message, str) else message
 
-    async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[_Data]:
+    async def recv_streaming(self, decode: bool | None = None) -> AsyncGenerator[_Data, None]:
         """The next message as an async iterator of its pieces (owned ``str`` or
         ``bytes``; ``decode`` as in :meth:`recv`), each given as it arrives: a message
         in many frames never has to fit in memory (``max_queue`` pieces at most).
